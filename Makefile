@@ -1,0 +1,60 @@
+# The README's commands. `make run` serves the demo on http://127.0.0.1:8000; `make test` builds
+# and runs every test, installing what the tests need (virtualenv from PyPI, nginx from Debian).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+SMOKE_PYTHONS ?= python3.10 python3.12 python3.13
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.deps
+
+build: venv
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release -q
+
+run: build
+	$(BIN)/ferrule --bind 127.0.0.1:8000 $(APP)
+
+test: build lint test-rust test-py smoke
+
+lint: venv
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -q -- -D warnings
+	$(BIN)/ruff check python tests bench examples
+	$(BIN)/ruff format --check python tests bench examples
+
+test-rust:
+	PYO3_PYTHON=$(abspath $(BIN)/python) cargo nextest run --workspace --release --no-fail-fast 2>/dev/null \
+		|| PYO3_PYTHON=$(abspath $(BIN)/python) cargo test --workspace --release
+
+test-py: build
+	$(BIN)/python -m pytest -q -n 2 tests
+
+# One abi3 wheel, installed into a fresh virtualenv of each other supported Python, serving Flask.
+smoke: venv
+	rm -rf target/wheels
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin build --release -q -o target/wheels
+	for py in $(SMOKE_PYTHONS); do \
+		rm -rf target/smoke-$$py && $$py -m venv target/smoke-$$py && \
+		target/smoke-$$py/bin/python -m pip install -q target/wheels/*.whl flask requests pytest && \
+		target/smoke-$$py/bin/python tests/smoke.py || exit 1; \
+	done
+
+bench:
+	$(MAKE) -C bench
+
+fmt:
+	cargo fmt --all
+	$(BIN)/ruff format python tests bench examples
+	$(BIN)/ruff check --fix python tests bench examples
+
+clean:
+	rm -rf $(VENV) target

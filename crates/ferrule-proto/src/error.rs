@@ -1,0 +1,88 @@
+//! One error type for everything a client can get wrong, and its HTTP status.
+use std::fmt;
+
+/// Why a request was refused. Each variant maps to one status in [`ParseError::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The request line or a header line is not valid HTTP/1.x syntax.
+    Syntax(&'static str),
+    /// The request line is longer than the limit.
+    RequestLineTooLong,
+    /// A header line is longer than the limit, or there are too many of them.
+    HeaderTooLarge,
+    TooManyHeaders,
+    /// The version is not HTTP/1.0 or HTTP/1.1.
+    Version,
+    /// Host is missing on HTTP/1.1, repeated, or not a valid host.
+    Host,
+    /// Content-Length is not one plain decimal number, or copies disagree.
+    ContentLength,
+    /// Transfer-Encoding is malformed, on HTTP/1.0, or sent with Content-Length.
+    TransferEncoding,
+    /// A transfer coding other than chunked.
+    UnsupportedTransferCoding,
+    /// An `Expect` other than `100-continue`.
+    Expectation,
+    /// The body is over `--limit-request-body`.
+    BodyTooLarge,
+    /// Chunked framing is malformed (size, extension, CRLF, trailer).
+    Chunked(&'static str),
+    /// The method cannot be served (CONNECT).
+    Method,
+}
+
+impl ParseError {
+    /// The HTTP status a server answers with before closing the connection.
+    #[must_use]
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Syntax(_)
+            | Self::Host
+            | Self::ContentLength
+            | Self::TransferEncoding
+            | Self::Chunked(_) => 400,
+            Self::RequestLineTooLong => 414,
+            Self::HeaderTooLarge | Self::TooManyHeaders => 431,
+            Self::Version => 505,
+            Self::UnsupportedTransferCoding | Self::Method => 501,
+            Self::Expectation => 417,
+            Self::BodyTooLarge => 413,
+        }
+    }
+
+    /// The status line text for [`ParseError::status`].
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self.status() {
+            414 => "URI Too Long",
+            431 => "Request Header Fields Too Large",
+            505 => "HTTP Version Not Supported",
+            501 => "Not Implemented",
+            417 => "Expectation Failed",
+            413 => "Content Too Large",
+            _ => "Bad Request",
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Syntax(what) => write!(f, "malformed request: {what}"),
+            Self::RequestLineTooLong => f.write_str("request line over --limit-request-line"),
+            Self::HeaderTooLarge => f.write_str("header field over --limit-request-field_size"),
+            Self::TooManyHeaders => f.write_str("more header fields than --limit-request-fields"),
+            Self::Version => f.write_str("unsupported HTTP version"),
+            Self::Host => f.write_str("missing, repeated or invalid Host header"),
+            Self::ContentLength => f.write_str("invalid Content-Length"),
+            Self::TransferEncoding => f.write_str("invalid Transfer-Encoding"),
+            Self::UnsupportedTransferCoding => f.write_str("transfer coding other than chunked"),
+            Self::Expectation => f.write_str("unsupported Expect"),
+            Self::BodyTooLarge => f.write_str("body over --limit-request-body"),
+            Self::Chunked(what) => write!(f, "malformed chunked body: {what}"),
+            Self::Method => f.write_str("method not supported"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}

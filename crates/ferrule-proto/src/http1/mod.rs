@@ -1,0 +1,126 @@
+//! HTTP/1.x: request heads ([`request`]), body framing ([`chunked`]) and response encoding
+//! ([`response`]).
+use std::ops::Range;
+
+use bytes::Bytes;
+
+pub mod chunked;
+pub mod request;
+pub mod response;
+
+pub use chunked::ChunkedDecoder;
+pub use request::parse_request;
+
+/// The protocol version a request was sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    /// `SERVER_PROTOCOL` as sent.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http10 => "HTTP/1.0",
+            Self::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: neither Content-Length nor Transfer-Encoding.
+    Empty,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed, validated request head. Names and values are spans into `buf`.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub buf: Bytes,
+    pub method: Range<usize>,
+    pub target: Range<usize>,
+    pub version: Version,
+    /// (name, value) spans, in the order sent.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    pub body: BodyKind,
+    /// The client allows the connection to stay open after this request.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1.
+    pub expect_continue: bool,
+    /// Index in `headers` of the Host field.
+    pub host: Option<usize>,
+}
+
+impl RequestHead {
+    #[must_use]
+    pub fn method(&self) -> &[u8] {
+        self.buf.get(self.method.clone()).unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn target(&self) -> &[u8] {
+        self.buf.get(self.target.clone()).unwrap_or_default()
+    }
+
+    /// The header fields as (name, value) byte slices.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers.iter().map(|(n, v)| {
+            (
+                self.buf.get(n.clone()).unwrap_or_default(),
+                self.buf.get(v.clone()).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// The Host header's value, if sent.
+    #[must_use]
+    pub fn host(&self) -> Option<&[u8]> {
+        let (_, v) = self.headers.get(self.host?)?;
+        self.buf.get(v.clone())
+    }
+
+    #[must_use]
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+}
+
+/// Whether `b` is a valid token (RFC 9110 section 5.6.2), as header names and methods are.
+#[must_use]
+pub fn is_token(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(|&c| is_tchar(c))
+}
+
+#[must_use]
+pub fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// Whether `b` may be sent as a field value: no CR, LF, NUL or other control but HTAB.
+#[must_use]
+pub fn is_field_value(b: &[u8]) -> bool {
+    b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) that a WSGI app must not set (PEP 3333).
+#[must_use]
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 8] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) || name.eq_ignore_ascii_case(b"trailers")
+}

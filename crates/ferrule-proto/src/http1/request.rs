@@ -1,0 +1,275 @@
+//! Request head parsing: `httparse` for the syntax, then the stricter checks RFC 9112 asks of a
+//! server (Host, Content-Length, Transfer-Encoding, Expect, request target).
+use std::ops::Range;
+
+use bytes::BytesMut;
+
+use super::{BodyKind, RequestHead, Version};
+use crate::cgi::valid_host;
+use crate::{Limits, ParseError};
+
+/// Headers parsed on the stack when the field limit allows; beyond it, on the heap.
+const STACK_HEADERS: usize = 128;
+
+/// Parses one request head from the front of `buf`.
+///
+/// `Ok(None)`: the head is not complete yet (read more). `Ok(Some(head))`: the head's bytes were
+/// split off `buf`, which now starts with the body or the next request. `Err`: refuse the request
+/// with [`ParseError::status`] and close the connection.
+pub fn parse_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<RequestHead>, ParseError> {
+    // Empty lines before a request line are ignored (RFC 9112 section 2.2).
+    let skip = buf
+        .iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count();
+    if skip > 0 {
+        let _ = buf.split_to(skip);
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    match memchr::memchr(b'\n', buf) {
+        Some(end) if end > limits.request_line + 1 => return Err(ParseError::RequestLineTooLong),
+        None if buf.len() > limits.request_line + 1 => return Err(ParseError::RequestLineTooLong),
+        _ => {}
+    }
+    let parsed = if limits.request_fields < STACK_HEADERS {
+        let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        parse_with(buf, limits, &mut headers[..=limits.request_fields])?
+    } else {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.request_fields + 1];
+        parse_with(buf, limits, &mut headers)?
+    };
+    let Some((mut head, len)) = parsed else {
+        if buf.len() > limits.max_head() {
+            return Err(ParseError::HeaderTooLarge);
+        }
+        return Ok(None);
+    };
+    head.buf = buf.split_to(len).freeze();
+    Ok(Some(head))
+}
+
+fn span(base: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    start..start + part.len()
+}
+
+fn parse_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(map_httparse(e, buf, limits)),
+    };
+    // More fields than the limit: the array holds one spare slot to tell.
+    if req.headers.len() > limits.request_fields {
+        return Err(ParseError::TooManyHeaders);
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::Syntax("incomplete request line"));
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let method_b = method.as_bytes();
+    check_target(method_b, target.as_bytes())?;
+
+    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut host = None;
+    let mut length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut chunked = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for (i, h) in req.headers.iter().enumerate() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        if name.len() + 2 + value.len() > limits.field_size {
+            return Err(ParseError::HeaderTooLarge);
+        }
+        if !super::is_field_value(value) {
+            return Err(ParseError::Syntax("control character in a header value"));
+        }
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                if host.is_some() || !valid_host(value) {
+                    return Err(ParseError::Host);
+                }
+                host = Some(i);
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                for item in value.split(|&c| c == b',') {
+                    let n = parse_decimal(trim_ows(item)).ok_or(ParseError::ContentLength)?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(ParseError::ContentLength);
+                    }
+                    length = Some(n);
+                }
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                if version == Version::Http10 {
+                    return Err(ParseError::TransferEncoding);
+                }
+                te_seen = true;
+                for item in value.split(|&c| c == b',') {
+                    let coding = trim_ows(item);
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        // Anything after chunked, or chunked twice.
+                        return Err(ParseError::TransferEncoding);
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        chunked = true;
+                    } else if super::is_token(coding) {
+                        return Err(ParseError::UnsupportedTransferCoding);
+                    } else {
+                        return Err(ParseError::TransferEncoding);
+                    }
+                }
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for item in value.split(|&c| c == b',') {
+                    let token = trim_ows(item);
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            6 if name.eq_ignore_ascii_case(b"expect") => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(ParseError::Expectation);
+                }
+                expect_continue = version == Version::Http11;
+            }
+            _ => {}
+        }
+        fields.push((span(buf, name), span(buf, value)));
+    }
+    if version == Version::Http11 && host.is_none() {
+        return Err(ParseError::Host);
+    }
+    if te_seen && !chunked {
+        return Err(ParseError::TransferEncoding);
+    }
+    let body = match (chunked, length) {
+        (true, Some(_)) => return Err(ParseError::TransferEncoding),
+        (true, None) => BodyKind::Chunked,
+        (false, Some(0) | None) => BodyKind::Empty,
+        (false, Some(n)) => BodyKind::Length(n),
+    };
+    if let BodyKind::Length(n) = body {
+        if limits.body_too_large(n) {
+            return Err(ParseError::BodyTooLarge);
+        }
+    }
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive_token && !close,
+    };
+    let head = RequestHead {
+        buf: bytes::Bytes::new(),
+        method: span(buf, method_b),
+        target: span(buf, target.as_bytes()),
+        version,
+        headers: fields,
+        body,
+        keep_alive,
+        expect_continue,
+        host,
+    };
+    Ok(Some((head, len)))
+}
+
+fn map_httparse(e: httparse::Error, buf: &[u8], limits: &Limits) -> ParseError {
+    match e {
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::Version => {
+            // "HTTP/2.0", "HTTP/1.2", "HTTP/3": a version we do not speak. Anything else is junk.
+            let line = buf.split(|&c| c == b'\n').next().unwrap_or_default();
+            if line.windows(5).any(|w| w == b"HTTP/") {
+                ParseError::Version
+            } else {
+                ParseError::Syntax("invalid request line")
+            }
+        }
+        httparse::Error::HeaderName => {
+            ParseError::Syntax("invalid header name (whitespace, obs-fold or non-token)")
+        }
+        httparse::Error::HeaderValue => ParseError::Syntax("invalid header value"),
+        httparse::Error::NewLine => ParseError::Syntax("invalid line ending"),
+        httparse::Error::Token => ParseError::Syntax("invalid method"),
+        _ if buf.len() > limits.max_head() => ParseError::HeaderTooLarge,
+        httparse::Error::Status => ParseError::Syntax("invalid request line"),
+    }
+}
+
+/// The request target forms of RFC 9112 section 3.2 that an origin server serves.
+fn check_target(method: &[u8], target: &[u8]) -> Result<(), ParseError> {
+    if method == b"CONNECT" {
+        return Err(ParseError::Method);
+    }
+    match target.first() {
+        Some(b'/') => Ok(()),
+        Some(b'*') if target.len() == 1 && method == b"OPTIONS" => Ok(()),
+        _ => {
+            let (scheme_ok, rest) =
+                if target.len() > 7 && target[..7].eq_ignore_ascii_case(b"http://") {
+                    (true, &target[7..])
+                } else if target.len() > 8 && target[..8].eq_ignore_ascii_case(b"https://") {
+                    (true, &target[8..])
+                } else {
+                    (false, target)
+                };
+            let authority = rest
+                .split(|&c| c == b'/' || c == b'?')
+                .next()
+                .unwrap_or_default();
+            if scheme_ok && valid_host(authority) && !authority.is_empty() {
+                Ok(())
+            } else {
+                Err(ParseError::Syntax("invalid request target"))
+            }
+        }
+    }
+}
+
+/// Optional whitespace (SP, HTAB) trimmed from both ends.
+#[must_use]
+pub fn trim_ows(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t')
+        .map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
+}
+
+/// `1*DIGIT` that fits in a u64; no sign, no whitespace, no hex.
+#[must_use]
+pub fn parse_decimal(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    b.iter().try_fold(0u64, |acc, &c| {
+        if c.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}

@@ -1,0 +1,77 @@
+//! Limits on what a client may send. Each default is gunicorn's where gunicorn has the knob.
+
+/// Longest request line (method, target and version), in bytes, without the CRLF.
+/// Default 4094 (gunicorn's); `--limit-request-line`, 0 means the maximum (65535).
+/// A longer line is answered 414 URI Too Long.
+pub const DEFAULT_REQUEST_LINE: usize = 4094;
+
+/// Most header fields in one request. Default 100; `--limit-request-fields`, at most 32768.
+/// More fields are answered 431.
+pub const DEFAULT_REQUEST_FIELDS: usize = 100;
+
+/// Longest single header line (name, colon, value), in bytes. Default 8190;
+/// `--limit-request-field_size`, 0 means the maximum (65535). A longer one is answered 431.
+pub const DEFAULT_FIELD_SIZE: usize = 8190;
+
+/// Largest request body, in bytes. Default 0: no limit (frameworks apply their own).
+/// `--limit-request-body`; a larger declared or streamed body is answered 413.
+pub const DEFAULT_REQUEST_BODY: u64 = 0;
+
+/// Hard ceiling for the line-length knobs.
+pub const MAX_LINE: usize = 65535;
+/// Hard ceiling for the field-count knob.
+pub const MAX_FIELDS: usize = 32768;
+/// Longest chunk-size line (size, extensions) accepted in a chunked body. Fixed at 4096.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
+/// The limits one server applies to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub request_line: usize,
+    pub request_fields: usize,
+    pub field_size: usize,
+    /// 0: unlimited.
+    pub request_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_line: DEFAULT_REQUEST_LINE,
+            request_fields: DEFAULT_REQUEST_FIELDS,
+            field_size: DEFAULT_FIELD_SIZE,
+            request_body: DEFAULT_REQUEST_BODY,
+        }
+    }
+}
+
+impl Limits {
+    /// Builds limits from the command-line values, where 0 means "the maximum".
+    #[must_use]
+    pub fn new(
+        request_line: usize,
+        request_fields: usize,
+        field_size: usize,
+        request_body: u64,
+    ) -> Self {
+        let clamp = |v: usize, max: usize| if v == 0 || v > max { max } else { v };
+        Self {
+            request_line: clamp(request_line, MAX_LINE),
+            request_fields: clamp(request_fields, MAX_FIELDS),
+            field_size: clamp(field_size, MAX_LINE),
+            request_body,
+        }
+    }
+
+    /// The most bytes a complete request head may take: beyond this it is refused (431).
+    #[must_use]
+    pub fn max_head(&self) -> usize {
+        self.request_line + 2 + self.request_fields.saturating_mul(self.field_size + 2) + 2
+    }
+
+    /// Whether a body of `len` bytes is over the body limit.
+    #[must_use]
+    pub fn body_too_large(&self, len: u64) -> bool {
+        self.request_body != 0 && len > self.request_body
+    }
+}

@@ -1,0 +1,113 @@
+//! The command line. Names follow gunicorn's wherever gunicorn has the option.
+use std::path::PathBuf;
+
+use clap::Parser;
+use ferrule_proto::limits;
+
+use crate::log::Level;
+
+/// Ferrule: a WSGI server written in Rust.
+///
+/// Serves APP, a PEP 3333 application given as `module:attr`, `module:factory()` (called once,
+/// literal arguments allowed), a bare `module` (its `application`, else `app`), or
+/// `path/to/file.py:attr`. Without APP it serves a built-in page showing the request.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ferrule", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// The WSGI application: `module:attr`, `module:factory()`, `module` or `file.py:attr`.
+    #[arg(value_name = "APP")]
+    pub app: Option<String>,
+
+    /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `unix:/path`, or `http://HOST:PORT`.
+    /// Repeat for several. Port 0 picks a free port (logged at start).
+    #[arg(
+        short = 'b',
+        long = "bind",
+        value_name = "ADDRESS",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub bind: Vec<String>,
+
+    /// Worker processes.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+
+    /// Application threads per worker. With 1 the app runs on the I/O thread itself.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: u32,
+
+    /// Change to this directory before loading the app; it goes first on `sys.path`.
+    #[arg(long, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Extra directories for `sys.path`, comma-separated.
+    #[arg(long, value_name = "DIRS")]
+    pub pythonpath: Option<String>,
+
+    /// URL prefix the app is mounted at: SCRIPT_NAME. Requests outside it get 404.
+    #[arg(long = "root-path", value_name = "PREFIX", default_value = "")]
+    pub root_path: String,
+
+    /// Pending-connection queue length of each listening socket.
+    #[arg(long, default_value_t = 2048)]
+    pub backlog: u32,
+
+    /// Seconds an idle keep-alive connection is kept open. 0 disables keep-alive.
+    #[arg(long = "keep-alive", value_name = "SECONDS", default_value_t = 2)]
+    pub keep_alive: u64,
+
+    /// Longest request line in bytes (414 beyond); 0 means 65535.
+    #[arg(long = "limit-request-line", value_name = "BYTES", default_value_t = limits::DEFAULT_REQUEST_LINE)]
+    pub limit_request_line: usize,
+
+    /// Most header fields in a request (431 beyond); at most 32768.
+    #[arg(long = "limit-request-fields", value_name = "N", default_value_t = limits::DEFAULT_REQUEST_FIELDS)]
+    pub limit_request_fields: usize,
+
+    /// Longest header field in bytes (431 beyond); 0 means 65535.
+    #[arg(
+        long = "limit-request-field_size",
+        alias = "limit-request-field-size",
+        value_name = "BYTES",
+        default_value_t = limits::DEFAULT_FIELD_SIZE
+    )]
+    pub limit_request_field_size: usize,
+
+    /// Largest request body in bytes (413 beyond); 0 means no limit.
+    #[arg(long = "limit-request-body", value_name = "BYTES", default_value_t = limits::DEFAULT_REQUEST_BODY)]
+    pub limit_request_body: u64,
+
+    /// Do not send a `Server` header.
+    #[arg(long = "no-server-header")]
+    pub no_server_header: bool,
+
+    /// Seconds a client may take to send a request head, or to accept or send one block of
+    /// a body, before its connection is closed.
+    #[arg(long = "client-timeout", value_name = "SECONDS", default_value_t = 30)]
+    pub client_timeout: u64,
+
+    /// Seconds workers get to finish in-flight requests after TERM.
+    #[arg(
+        long = "graceful-timeout",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    pub graceful_timeout: u64,
+
+    /// Error log verbosity.
+    #[arg(long = "log-level", value_enum, default_value_t = Level::Info, ignore_case = true)]
+    pub log_level: Level,
+
+    /// Where the error log goes: a file, or `-` for stderr.
+    #[arg(
+        long = "error-logfile",
+        alias = "log-file",
+        value_name = "FILE",
+        default_value = "-"
+    )]
+    pub error_logfile: String,
+
+    /// Where the access log goes (Apache combined format): a file, or `-` for stdout. Off by default.
+    #[arg(long = "access-logfile", value_name = "FILE")]
+    pub access_logfile: Option<String>,
+}

@@ -1,0 +1,187 @@
+//! One `Config`, built from the command line and checked before anything starts.
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferrule_proto::Limits;
+
+use crate::cli::Cli;
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+}
+
+impl Protocol {
+    #[must_use]
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub protocol: Protocol,
+    pub addr: BindAddr,
+    /// As the user wrote it, for messages.
+    pub spec: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app: Option<String>,
+    pub binds: Vec<Bind>,
+    pub workers: u32,
+    pub threads: u32,
+    pub chdir: Option<PathBuf>,
+    pub pythonpath: Vec<String>,
+    pub root_path: String,
+    pub backlog: u32,
+    pub keep_alive: Duration,
+    pub limits: Limits,
+    pub server_header: bool,
+    pub client_timeout: Duration,
+    pub graceful_timeout: Duration,
+    pub cli: Cli,
+}
+
+impl Config {
+    /// Checks the command line; the error names the bad option and the fix.
+    pub fn from_cli(cli: Cli) -> Result<Self, String> {
+        let binds = cli
+            .bind
+            .iter()
+            .map(|b| parse_bind(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let root_path = cli.root_path.trim_end_matches('/').to_owned();
+        if !root_path.is_empty() && !root_path.starts_with('/') {
+            return Err(format!(
+                "--root-path {:?}: a prefix must start with '/', as in /app",
+                cli.root_path
+            ));
+        }
+        if cli.limit_request_fields > ferrule_proto::limits::MAX_FIELDS {
+            return Err(format!(
+                "--limit-request-fields {}: at most {}",
+                cli.limit_request_fields,
+                ferrule_proto::limits::MAX_FIELDS
+            ));
+        }
+        Ok(Self {
+            app: cli.app.clone(),
+            binds,
+            workers: cli.workers,
+            threads: cli.threads,
+            chdir: cli.chdir.clone(),
+            pythonpath: cli
+                .pythonpath
+                .as_deref()
+                .map(|p| {
+                    p.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            root_path,
+            backlog: cli.backlog,
+            keep_alive: Duration::from_secs(cli.keep_alive),
+            limits: Limits::new(
+                cli.limit_request_line,
+                cli.limit_request_fields,
+                cli.limit_request_field_size,
+                cli.limit_request_body,
+            ),
+            server_header: !cli.no_server_header,
+            client_timeout: Duration::from_secs(cli.client_timeout.max(1)),
+            graceful_timeout: Duration::from_secs(cli.graceful_timeout),
+            cli,
+        })
+    }
+}
+
+/// `HOST:PORT`, `[v6]:PORT`, `HOST` (port 8000), `unix:/path`, each optionally `http://`-prefixed.
+pub fn parse_bind(spec: &str) -> Result<Bind, String> {
+    let (protocol, rest) = match spec.split_once("://") {
+        Some(("http", rest)) => (Protocol::Http, rest),
+        Some((other, _)) => {
+            return Err(format!(
+                "--bind {spec}: unknown protocol {other:?}; use http:// or none"
+            ));
+        }
+        None => (Protocol::Http, spec),
+    };
+    let addr = if let Some(path) = rest.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(format!(
+                "--bind {spec}: give a socket path, as in unix:/run/app.sock"
+            ));
+        }
+        BindAddr::Unix(PathBuf::from(path))
+    } else {
+        let with_port = if rest.ends_with(']') || !rest.contains(':') {
+            format!("{rest}:8000")
+        } else {
+            rest.to_owned()
+        };
+        let host = with_port.rsplit_once(':').map_or("", |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = with_port.rsplit_once(':').map_or("", |(_, p)| p);
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("--bind {spec}: {port:?} is not a port number (0-65535)"))?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("--bind {spec}: cannot resolve {host:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--bind {spec}: {host:?} has no address"))?;
+        BindAddr::Tcp(addr)
+    };
+    Ok(Bind {
+        protocol,
+        addr,
+        spec: spec.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds() {
+        assert_eq!(
+            parse_bind("127.0.0.1:0").unwrap().addr,
+            BindAddr::Tcp("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind("[::1]:80").unwrap().addr,
+            BindAddr::Tcp("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind("http://127.0.0.1").unwrap().addr,
+            BindAddr::Tcp("127.0.0.1:8000".parse().unwrap())
+        );
+        assert_eq!(
+            parse_bind("unix:/tmp/x.sock").unwrap().addr,
+            BindAddr::Unix("/tmp/x.sock".into())
+        );
+        assert!(parse_bind("127.0.0.1:http")
+            .unwrap_err()
+            .contains("not a port"));
+        assert!(parse_bind("ftp://x:1")
+            .unwrap_err()
+            .contains("unknown protocol"));
+    }
+}

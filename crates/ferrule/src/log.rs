@@ -1,0 +1,203 @@
+//! The one logging module: the error log (stderr by default, `--error-logfile`) and the access
+//! log (`--access-logfile`, `-` for stdout), in gunicorn's formats.
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[repr(u8)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Warning = 2,
+    Error = 3,
+    Critical = 4,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warning => "WARNING",
+            Self::Error => "ERROR",
+            Self::Critical => "CRITICAL",
+        }
+    }
+}
+
+struct Sinks {
+    error_path: Option<String>,
+    error: Box<dyn Write + Send>,
+    access_path: Option<String>,
+    access: Option<Box<dyn Write + Send>>,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static SINKS: OnceLock<Mutex<Sinks>> = OnceLock::new();
+
+fn open_sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        "-" => Box::new(io::stdout()),
+        "stderr" => Box::new(io::stderr()),
+        p => Box::new(OpenOptions::new().create(true).append(true).open(p)?),
+    })
+}
+
+/// Opens the log files. `error`: None or `-`... for the error log, None means stderr.
+pub fn init(level: Level, error: Option<&str>, access: Option<&str>) -> io::Result<()> {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    let error_sink: Box<dyn Write + Send> = match error {
+        None | Some("-" | "stderr") => Box::new(io::stderr()),
+        Some(p) => open_sink(p)?,
+    };
+    let access_sink = access.map(open_sink).transpose()?;
+    let sinks = Sinks {
+        error_path: error.map(str::to_owned),
+        error: error_sink,
+        access_path: access.map(str::to_owned),
+        access: access_sink,
+    };
+    if let Err(m) = SINKS.set(Mutex::new(sinks)) {
+        // Already initialised (a second serve() in one process): replace the sinks.
+        if let (Some(cur), Ok(new)) = (SINKS.get(), m.into_inner()) {
+            *cur.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = new;
+        }
+    }
+    Ok(())
+}
+
+/// Reopens the log files (after rotation).
+pub fn reopen() {
+    let Some(sinks) = SINKS.get() else { return };
+    let mut s = sinks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = s.error_path.clone().filter(|p| p != "-" && p != "stderr") {
+        if let Ok(w) = open_sink(&p) {
+            s.error = w;
+        }
+    }
+    if let Some(p) = s.access_path.clone() {
+        if let Ok(w) = open_sink(&p) {
+            s.access = Some(w);
+        }
+    }
+}
+
+#[must_use]
+pub fn enabled(level: Level) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+/// Writes one error-log record: `[time] [pid] [LEVEL] message`.
+pub fn log(level: Level, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let line = format!(
+        "[{}] [{}] [{}] {}\n",
+        timestamp(false),
+        std::process::id(),
+        level.label(),
+        msg.trim_end()
+    );
+    write_error_raw(line.as_bytes());
+}
+
+/// Writes bytes as they are to the error log (`wsgi.errors`).
+pub fn write_error_raw(data: &[u8]) {
+    match SINKS.get() {
+        Some(s) => {
+            let mut s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = s.error.write_all(data);
+            let _ = s.error.flush();
+        }
+        None => {
+            let _ = io::stderr().write_all(data);
+        }
+    }
+}
+
+pub fn flush() {
+    if let Some(s) = SINKS.get() {
+        let mut s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = s.error.flush();
+        if let Some(a) = s.access.as_mut() {
+            let _ = a.flush();
+        }
+    }
+}
+
+#[must_use]
+pub fn access_enabled() -> bool {
+    SINKS
+        .get()
+        .is_some_and(|s| s.lock().is_ok_and(|s| s.access.is_some()))
+}
+
+/// Writes one access-log line (already formatted, without the newline).
+pub fn access(line: &str) {
+    if let Some(s) = SINKS.get() {
+        let mut s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = s.access.as_mut() {
+            let _ = a.write_all(line.as_bytes());
+            let _ = a.write_all(b"\n");
+            let _ = a.flush();
+        }
+    }
+}
+
+macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, &format!($($t)*)) } }
+macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, &format!($($t)*)) } }
+macro_rules! error { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Error, &format!($($t)*)) } }
+macro_rules! debug { ($($t:tt)*) => { if $crate::log::enabled($crate::log::Level::Debug) { $crate::log::log($crate::log::Level::Debug, &format!($($t)*)) } } }
+pub(crate) use {debug, error, info, warning};
+
+/// `2026-11-22 09:15:07 +0000` for the error log, or `22/Nov/2026:09:15:07 +0000` for the
+/// access log (Apache's `%t` without brackets).
+#[must_use]
+pub fn timestamp(apache: bool) -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, mo, d) = civil_from_days((secs / 86400) as i64);
+    let rem = secs % 86400;
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if apache {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let m = MONTHS.get((mo as usize).wrapping_sub(1)).unwrap_or(&"Jan");
+        format!("{d:02}/{m}/{y}:{h:02}:{mi:02}:{s:02} +0000")
+    } else {
+        format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000")
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_414), (2025, 11, 22));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,223 @@
+//! Accepting connections and serving requests on each: read a head in the event loop, hand the
+//! request to the app (inline or on an app thread), repeat while keep-alive allows.
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ferrule_proto::http1::{parse_request, response as enc, RequestHead};
+use ferrule_proto::ParseError;
+use socket2::Socket;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use super::listener::Listener;
+use super::{date, io as sio, ConnInfo, Worker};
+use crate::log::{debug, error};
+use crate::wsgi;
+
+/// Initial read buffer per connection.
+const READ_BUF: usize = 8 * 1024;
+/// How long a closing connection reads (and discards) what the client still sends, so that
+/// our last response is not lost to a reset.
+const LINGER: Duration = Duration::from_secs(1);
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        buf.reserve(READ_BUF);
+        match self {
+            Self::Tcp(s) => s.read_buf(buf).await,
+            Self::Unix(s) => s.read_buf(buf).await,
+        }
+    }
+
+    fn fd(&self) -> i32 {
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+enum AnyListener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl AnyListener {
+    async fn accept(
+        &self,
+        scheme: &'static str,
+        local: Option<std::net::SocketAddr>,
+    ) -> io::Result<(Stream, ConnInfo)> {
+        match self {
+            Self::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                let _ = s.set_nodelay(true);
+                let info = ConnInfo {
+                    fd: s.as_raw_fd(),
+                    peer: Some(peer),
+                    local: s.local_addr().ok().or(local),
+                    scheme,
+                };
+                Ok((Stream::Tcp(s), info))
+            }
+            Self::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                let info = ConnInfo {
+                    fd: s.as_raw_fd(),
+                    peer: None,
+                    local: None,
+                    scheme,
+                };
+                Ok((Stream::Unix(s), info))
+            }
+        }
+    }
+}
+
+/// Starts the accept loop for one listener on the current runtime.
+pub fn spawn_acceptor(
+    socket: Socket,
+    l: &Listener,
+    worker: Arc<Worker>,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    socket.set_nonblocking(true)?;
+    let scheme = l.bind.protocol.scheme();
+    let local = l.local;
+    let listener = if local.is_some() {
+        AnyListener::Tcp(TcpListener::from_std(std::net::TcpListener::from(socket))?)
+    } else {
+        AnyListener::Unix(UnixListener::from_std(
+            std::os::unix::net::UnixListener::from(socket),
+        )?)
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = listener.accept(scheme, local) => match r {
+                    Ok((stream, info)) => {
+                        let guard = worker.enter();
+                        let worker = Arc::clone(&worker);
+                        let stop = stop.clone();
+                        tokio::spawn(async move {
+                            serve_connection(&worker, stream, info, stop).await;
+                            drop(guard);
+                        });
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        error!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    Ok(())
+}
+
+enum HeadRead {
+    Head(RequestHead),
+    Closed,
+    Refused(ParseError),
+}
+
+async fn read_head(
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    worker: &Worker,
+    idle: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> HeadRead {
+    loop {
+        if !rbuf.is_empty() {
+            match parse_request(rbuf, &worker.app.limits) {
+                Ok(Some(head)) => return HeadRead::Head(head),
+                Ok(None) => {}
+                Err(e) => return HeadRead::Refused(e),
+            }
+        }
+        let waiting = rbuf.is_empty();
+        let timeout = if waiting { idle } else { worker.client_timeout };
+        let read = tokio::time::timeout(timeout, stream.read_buf(rbuf));
+        tokio::select! {
+            r = read => match r {
+                Ok(Ok(0) | Err(_)) | Err(_) => return HeadRead::Closed,
+                Ok(Ok(_)) => {}
+            },
+            _ = stop.changed(), if waiting => return HeadRead::Closed,
+        }
+    }
+}
+
+async fn serve_connection(
+    worker: &Arc<Worker>,
+    mut stream: Stream,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    // The first request may take the client timeout to arrive; later ones the keep-alive time.
+    let mut idle = worker.client_timeout;
+    loop {
+        let head = match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop).await {
+            HeadRead::Head(h) => h,
+            HeadRead::Closed => return,
+            HeadRead::Refused(e) => {
+                debug!("refused request from {:?}: {e}", info.peer);
+                let resp = date::with(|d| {
+                    enc::simple_response(
+                        e.status(),
+                        true,
+                        d,
+                        worker.app.server_header.then_some(&b"ferrule"[..]),
+                        false,
+                    )
+                });
+                let fd = stream.fd();
+                let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
+                linger(&mut stream).await;
+                return;
+            }
+        };
+        let w = Arc::clone(worker);
+        let buf = std::mem::take(&mut rbuf);
+        let outcome = worker
+            .run_app(move || wsgi::serve(&w.app, &info, head, buf))
+            .await;
+        let Some(outcome) = outcome else { return };
+        rbuf = outcome.rbuf;
+        if !outcome.keep_alive || worker.keep_alive.is_zero() || *stop.borrow() {
+            linger(&mut stream).await;
+            return;
+        }
+        idle = worker.keep_alive;
+    }
+}
+
+/// Half-closes and discards what the client still sends for a moment, so that it reads our
+/// last response before seeing the connection close.
+async fn linger(stream: &mut Stream) {
+    sio::shutdown_write(stream.fd());
+    let mut sink = BytesMut::with_capacity(READ_BUF);
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            sink.clear();
+            match stream.read_buf(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}

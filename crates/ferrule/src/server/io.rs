@@ -1,0 +1,159 @@
+//! Blocking-style I/O on a non-blocking socket, for the part of a request that runs outside the
+//! event loop (the app's body reads and the response writes): try the syscall, and on
+//! `EWOULDBLOCK` wait in `poll(2)` up to a deadline. Callers release the GIL around anything
+//! that may wait.
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// Waits until `fd` is readable (`write` false) or writable, or `deadline` passes.
+fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "client timed out"));
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: `pfd` is one valid pollfd on our stack, and we pass a count of 1.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+        if n > 0 {
+            return Ok(());
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One `read(2)` into `buf`'s spare capacity (reserving `want` bytes). `Ok(None)`: would block.
+pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result<Option<usize>> {
+    buf.reserve(want);
+    loop {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; read(2)
+        // writes at most that many and we only mark as initialised the `n` bytes it reports.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(Some(n));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Reads at least one byte (or EOF: 0) into `buf`, waiting up to `timeout`.
+pub fn read_some(
+    fd: RawFd,
+    buf: &mut bytes::BytesMut,
+    want: usize,
+    timeout: Duration,
+) -> io::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(n) = try_read(fd, buf, want)? {
+            return Ok(n);
+        }
+        wait(fd, false, deadline)?;
+    }
+}
+
+/// One non-blocking `writev(2)` of `parts`; returns bytes written (0 if it would block).
+pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        let cnt = parts.len().min(64) as libc::c_int;
+        // SAFETY: IoSlice is ABI-compatible with iovec (std guarantees it on Unix); `parts`
+        // outlives the call and `cnt` is at most its length.
+        let n = unsafe { libc::writev(fd, parts.as_ptr().cast(), cnt) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(0),
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Writes all of `parts`, skipping the first `skip` bytes (already written), waiting for the
+/// socket up to `timeout` each time it is full.
+pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration) -> io::Result<()> {
+    let mut idx = 0;
+    while idx < parts.len() {
+        // Drop parts already fully written.
+        while idx < parts.len() && skip >= parts[idx].len() {
+            skip -= parts[idx].len();
+            idx += 1;
+        }
+        if idx == parts.len() {
+            break;
+        }
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() - idx);
+        iov.push(IoSlice::new(&parts[idx][skip..]));
+        iov.extend(parts[idx + 1..].iter().map(|p| IoSlice::new(p)));
+        let n = try_writev(fd, &iov)?;
+        if n == 0 {
+            wait(fd, true, Instant::now() + timeout)?;
+        }
+        skip += n;
+    }
+    Ok(())
+}
+
+/// Sends `count` bytes of `file` from `offset` with sendfile(2); returns bytes sent (short only
+/// if the file is shorter than expected).
+pub fn sendfile(
+    fd: RawFd,
+    file: RawFd,
+    mut offset: u64,
+    count: u64,
+    timeout: Duration,
+) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < count {
+        let mut off = offset as libc::off_t;
+        let chunk = (count - sent).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the duration of the call; `off` is a valid
+        // pointer to our local offset.
+        let n = unsafe { libc::sendfile(fd, file, &raw mut off, chunk) };
+        if n > 0 {
+            sent += n as u64;
+            offset += n as u64;
+            continue;
+        }
+        if n == 0 {
+            break; // the file ended early
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => wait(fd, true, Instant::now() + timeout)?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+    Ok(sent)
+}
+
+/// Half-closes the write side, so the client sees EOF after everything sent.
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor we own; errors (already closed peer) are ignored.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+}

@@ -1,0 +1,178 @@
+//! The worker's I/O: listeners, the event loop, connection tasks, and the app thread pool.
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::log::{error, info};
+use crate::wsgi::App;
+
+pub mod conn;
+pub mod date;
+pub mod io;
+pub mod listener;
+
+/// What the WSGI bridge knows of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub fd: RawFd,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub scheme: &'static str,
+}
+
+/// A job for an app thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Everything a worker's connection tasks share.
+pub struct Worker {
+    pub app: App,
+    pub keep_alive: Duration,
+    pub client_timeout: Duration,
+    /// App threads, when `--threads` > 1; None runs the app on the I/O thread.
+    pub pool: Option<async_channel::Sender<Job>>,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts a connection as active while it lives.
+pub struct ActiveGuard(Arc<Worker>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Worker {
+    fn enter(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(Arc::clone(self))
+    }
+
+    /// Runs `f` on an app thread (or inline when there are none) and returns its result.
+    pub async fn run_app<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
+        match &self.pool {
+            None => Some(f()),
+            Some(tx) => {
+                let (rtx, rrx) = tokio::sync::oneshot::channel();
+                let job: Job = Box::new(move || {
+                    let _ = rtx.send(f());
+                });
+                tx.send(job).await.ok()?;
+                rrx.await.ok()
+            }
+        }
+    }
+}
+
+/// How the worker was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// TERM: finish in-flight requests within the graceful timeout.
+    Graceful,
+    /// INT or QUIT: stop now.
+    Fast,
+}
+
+/// Runs the worker's event loop until a stop signal. Call with the GIL released.
+pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the event loop: {e}");
+            return 1;
+        }
+    };
+    let pool = (cfg.threads > 1).then(|| {
+        let (tx, rx) = async_channel::bounded::<Job>(cfg.threads as usize * 4);
+        for i in 0..cfg.threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferrule-app-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv_blocking() {
+                        job();
+                    }
+                });
+            if let Err(e) = spawned {
+                error!("cannot start app thread {i}: {e}");
+            }
+        }
+        tx
+    });
+    let worker = Arc::new(Worker {
+        app,
+        keep_alive: cfg.keep_alive,
+        client_timeout: cfg.client_timeout,
+        pool,
+        active: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    let graceful = cfg.graceful_timeout;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        for l in listeners {
+            let socket = match l.socket.try_clone() {
+                Ok(s) => s,
+                Err(e) => {
+                    error!("cannot use listener {}: {e}", l.display);
+                    return 1;
+                }
+            };
+            if let Err(e) = conn::spawn_acceptor(socket, l, Arc::clone(&worker), stop_rx.clone()) {
+                error!("cannot use listener {}: {e}", l.display);
+                return 1;
+            }
+        }
+        let stop = wait_for_stop().await;
+        let _ = stop_tx.send(true);
+        if stop == Stop::Graceful {
+            let drained = async {
+                loop {
+                    let notified = worker.idle.notified();
+                    if worker.active.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    notified.await;
+                }
+            };
+            if tokio::time::timeout(graceful, drained).await.is_err() {
+                info!(
+                    "graceful timeout: {} connection(s) still open",
+                    worker.active.load(Ordering::Acquire)
+                );
+            }
+        }
+        0
+    })
+}
+
+async fn wait_for_stop() -> Stop {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        error!("cannot install signal handlers");
+        return Stop::Fast;
+    };
+    tokio::select! {
+        _ = term.recv() => Stop::Graceful,
+        _ = int.recv() => Stop::Fast,
+        _ = quit.recv() => Stop::Fast,
+    }
+}

@@ -1,0 +1,247 @@
+//! The WSGI environ: a base dict built once per worker, copied and filled per request.
+use std::net::SocketAddr;
+
+use ferrule_proto::cgi::{split_host_port, split_target};
+use ferrule_proto::http1::{BodyKind, RequestHead};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::server::ConnInfo;
+
+/// Headers common enough to keep their `HTTP_*` key as an interned string.
+const COMMON: [(&str, &str); 22] = [
+    ("host", "HTTP_HOST"),
+    ("user-agent", "HTTP_USER_AGENT"),
+    ("accept", "HTTP_ACCEPT"),
+    ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
+    ("accept-language", "HTTP_ACCEPT_LANGUAGE"),
+    ("connection", "HTTP_CONNECTION"),
+    ("cookie", "HTTP_COOKIE"),
+    ("referer", "HTTP_REFERER"),
+    ("cache-control", "HTTP_CACHE_CONTROL"),
+    ("origin", "HTTP_ORIGIN"),
+    ("authorization", "HTTP_AUTHORIZATION"),
+    ("if-none-match", "HTTP_IF_NONE_MATCH"),
+    ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
+    ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+    ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
+    ("x-forwarded-host", "HTTP_X_FORWARDED_HOST"),
+    ("x-real-ip", "HTTP_X_REAL_IP"),
+    ("x-requested-with", "HTTP_X_REQUESTED_WITH"),
+    (
+        "upgrade-insecure-requests",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ),
+    ("pragma", "HTTP_PRAGMA"),
+    ("expect", "HTTP_EXPECT"),
+    ("transfer-encoding", "HTTP_TRANSFER_ENCODING"),
+];
+
+/// What every request's environ starts from.
+pub struct EnvironBase {
+    base: Py<PyDict>,
+    common: Vec<(&'static [u8], Py<PyString>)>,
+}
+
+/// Settings the base environ is built from.
+pub struct BaseSettings<'a> {
+    pub root_path: &'a str,
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+impl EnvironBase {
+    pub fn new(py: Python<'_>, s: &BaseSettings<'_>) -> PyResult<Self> {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+        d.set_item(
+            intern!(py, "wsgi.errors"),
+            Py::new(py, super::file_wrapper::Errors)?,
+        )?;
+        d.set_item(intern!(py, "wsgi.multithread"), s.multithread)?;
+        d.set_item(intern!(py, "wsgi.multiprocess"), s.multiprocess)?;
+        d.set_item(intern!(py, "wsgi.run_once"), false)?;
+        d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        d.set_item(
+            intern!(py, "wsgi.file_wrapper"),
+            py.get_type::<super::file_wrapper::FileWrapper>(),
+        )?;
+        d.set_item(
+            intern!(py, "SERVER_SOFTWARE"),
+            concat!("ferrule/", env!("CARGO_PKG_VERSION")),
+        )?;
+        d.set_item(intern!(py, "SCRIPT_NAME"), s.root_path)?;
+        let common = COMMON
+            .iter()
+            .map(|(n, k)| (n.as_bytes(), PyString::intern(py, k).unbind()))
+            .collect();
+        Ok(Self {
+            base: d.unbind(),
+            common,
+        })
+    }
+
+    fn header_key<'py>(
+        &self,
+        py: Python<'py>,
+        name: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Option<Bound<'py, PyString>> {
+        for (n, k) in &self.common {
+            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+                return Some(k.bind(py).clone());
+            }
+        }
+        if !ferrule_proto::cgi::cgi_header_name(name, scratch) {
+            return None;
+        }
+        Some(latin1(py, scratch))
+    }
+}
+
+/// PEP 3333's "bytes as str": each byte one code point (latin-1).
+pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => PyString::new(py, s),
+        _ => PyString::new(py, &b.iter().map(|&c| c as char).collect::<String>()),
+    }
+}
+
+fn method<'py>(py: Python<'py>, m: &[u8]) -> Bound<'py, PyString> {
+    match m {
+        b"GET" => intern!(py, "GET").clone(),
+        b"POST" => intern!(py, "POST").clone(),
+        b"HEAD" => intern!(py, "HEAD").clone(),
+        _ => latin1(py, m),
+    }
+}
+
+/// Fills a copy of the base environ for one request.
+pub fn build<'py>(
+    py: Python<'py>,
+    base: &EnvironBase,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    path_info: &[u8],
+    input: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = base.base.bind(py).copy()?;
+    let target = head.target();
+    let parts = split_target(target);
+    env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
+    env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
+    env.set_item(intern!(py, "QUERY_STRING"), latin1(py, parts.query))?;
+    let raw = latin1(py, target);
+    env.set_item(intern!(py, "REQUEST_URI"), &raw)?;
+    env.set_item(intern!(py, "RAW_URI"), raw)?;
+    env.set_item(
+        intern!(py, "SERVER_PROTOCOL"),
+        match head.version {
+            ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
+            ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
+        },
+    )?;
+    env.set_item(
+        intern!(py, "wsgi.url_scheme"),
+        PyString::intern(py, conn.scheme),
+    )?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+
+    // SERVER_NAME / SERVER_PORT: absolute-form authority, else Host, else the bound address.
+    let default_port: &[u8] = if conn.scheme == "https" {
+        b"443"
+    } else {
+        b"80"
+    };
+    if let Some(authority) = parts
+        .authority
+        .or_else(|| head.host())
+        .filter(|h| !h.is_empty())
+    {
+        let (name, port) = split_host_port(authority);
+        env.set_item(intern!(py, "SERVER_NAME"), latin1(py, name))?;
+        env.set_item(
+            intern!(py, "SERVER_PORT"),
+            latin1(py, port.filter(|p| !p.is_empty()).unwrap_or(default_port)),
+        )?;
+    } else {
+        set_addr(
+            py,
+            &env,
+            conn.local,
+            intern!(py, "SERVER_NAME"),
+            intern!(py, "SERVER_PORT"),
+        )?;
+    }
+    if conn.peer.is_some() {
+        set_addr(
+            py,
+            &env,
+            conn.peer,
+            intern!(py, "REMOTE_ADDR"),
+            intern!(py, "REMOTE_PORT"),
+        )?;
+    } else {
+        env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+    }
+
+    let mut scratch = Vec::with_capacity(64);
+    for (name, value) in head.fields() {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            env.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, value))?;
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if let BodyKind::Length(n) = head.body {
+                env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
+            } else if head.body == BodyKind::Empty {
+                env.set_item(intern!(py, "CONTENT_LENGTH"), intern!(py, "0"))?;
+            }
+            continue;
+        }
+        let Some(key) = base.header_key(py, name, &mut scratch) else {
+            continue;
+        };
+        let value = latin1(py, value);
+        if let Some(prev) = env.get_item(&key)? {
+            let sep = if name.eq_ignore_ascii_case(b"cookie") {
+                "; "
+            } else {
+                ", "
+            };
+            let joined = format!(
+                "{}{sep}{}",
+                prev.cast::<PyString>()?.to_cow()?,
+                value.to_cow()?
+            );
+            env.set_item(key, joined)?;
+        } else {
+            env.set_item(key, value)?;
+        }
+    }
+    Ok(env)
+}
+
+fn set_addr(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    addr: Option<SocketAddr>,
+    host_key: &Bound<'_, PyString>,
+    port_key: &Bound<'_, PyString>,
+) -> PyResult<()> {
+    match addr {
+        Some(a) => {
+            env.set_item(host_key, a.ip().to_string())?;
+            env.set_item(
+                port_key,
+                itoa::Buffer::new().format(a.port()).into_py_any(py)?,
+            )?;
+        }
+        None => {
+            env.set_item(host_key, "localhost")?;
+            env.set_item(port_key, "")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The WSGI bridge: the only place that touches Python objects. `serve` runs one request
+//! through the app and writes its response.
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ferrule_proto::cgi::{percent_decode, split_target};
+use ferrule_proto::http1::{response as enc, RequestHead};
+use ferrule_proto::Limits;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::log::{self, error};
+use crate::server::{date, io as sio, ConnInfo};
+
+pub mod environ;
+pub mod file_wrapper;
+pub mod input;
+pub mod response;
+
+use file_wrapper::FileWrapper;
+use input::{BodyError, BodyReader, Input};
+use response::{Output, Response};
+
+/// Most unread body bytes drained after a response to keep the connection; beyond, it closes.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// A loaded application and what each request needs from the worker.
+pub struct App {
+    pub callable: Py<PyAny>,
+    pub environ: environ::EnvironBase,
+    pub root_path: String,
+    pub limits: Limits,
+    pub client_timeout: Duration,
+    pub server_header: bool,
+}
+
+/// What is left of the connection after a request.
+pub struct Outcome {
+    pub keep_alive: bool,
+    pub rbuf: BytesMut,
+}
+
+/// Formats a Python exception with its traceback, as `traceback.format_exception` does.
+pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        let text: Vec<String> = lines.extract()?;
+        Ok(text.concat())
+    });
+    formatted.unwrap_or_else(|_| format!("{err}"))
+}
+
+/// Where the app's path lives under `--root-path`: the PATH_INFO, or None for a 404.
+fn path_info<'a>(root: &str, path: &'a [u8]) -> Option<&'a [u8]> {
+    let rest = path.strip_prefix(root.as_bytes())?;
+    (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
+}
+
+/// Serves one request: attaches to Python, runs the app, writes the response.
+pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> Outcome {
+    let started = Instant::now();
+    let reader = BodyReader::new(
+        conn.fd,
+        rbuf,
+        head.body,
+        head.expect_continue,
+        &app.limits,
+        app.client_timeout,
+    );
+    let out = Output {
+        fd: conn.fd,
+        version: head.version,
+        keep_alive: head.keep_alive,
+        head_request: head.is_head(),
+        server_header: app.server_header,
+        timeout: app.client_timeout,
+    };
+    let (mut reader, keep_alive, code, sent) = Python::attach(|py| {
+        let input = match Py::new(py, Input::new(reader)) {
+            Ok(i) => i,
+            Err(e) => {
+                error!("cannot create wsgi.input: {e}");
+                return (None, false, 500, 0);
+            }
+        };
+        let response = match Py::new(py, Response::new(out)) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cannot create start_response: {e}");
+                return (input.borrow_mut(py).reader.take(), false, 500, 0);
+            }
+        };
+        run_app(py, app, conn, &head, &input, &response);
+        let reader = input.borrow_mut(py).reader.take();
+        let r = response.borrow(py);
+        (reader, r.out.keep_alive, r.code, r.body_sent)
+    });
+    let mut keep_alive = keep_alive;
+    let rbuf = match reader.as_mut() {
+        Some(r) => {
+            if keep_alive && !r.is_done() {
+                keep_alive = r.drain(DRAIN_LIMIT);
+            }
+            std::mem::take(&mut r.rbuf)
+        }
+        None => {
+            keep_alive = false;
+            BytesMut::new()
+        }
+    };
+    if log::access_enabled() {
+        access_log(conn, &head, code, sent, started);
+    }
+    Outcome { keep_alive, rbuf }
+}
+
+fn run_app(
+    py: Python<'_>,
+    app: &App,
+    conn: &ConnInfo,
+    head: &RequestHead,
+    input: &Py<Input>,
+    response: &Py<Response>,
+) {
+    let target = split_target(head.target());
+    let decoded = percent_decode(target.path);
+    let Some(path) = path_info(&app.root_path, &decoded) else {
+        respond_simple(py, response, 404);
+        return;
+    };
+    let env = match environ::build(
+        py,
+        &app.environ,
+        head,
+        conn,
+        path,
+        input.bind(py).clone().into_any(),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            error!("cannot build the environ: {}", format_exception(py, &e));
+            respond_simple(py, response, 500);
+            return;
+        }
+    };
+    let result = match app.callable.bind(py).call1((env, response.bind(py))) {
+        Ok(r) => r,
+        Err(e) => {
+            app_failed(py, input, response, &e, "calling the app");
+            return;
+        }
+    };
+    if let Err(e) = send_result(py, response, &result) {
+        app_failed(py, input, response, &e, "iterating the app's response");
+    }
+    // PEP 3333: close() is called whatever happened.
+    if let Ok(close) = result.getattr(pyo3::intern!(py, "close")) {
+        if let Err(e) = close.call0() {
+            error!(
+                "error closing the app's response:\n{}",
+                format_exception(py, &e)
+            );
+            response.borrow_mut(py).out.keep_alive = false;
+        }
+    }
+    response.borrow_mut(py).mark_finished();
+}
+
+/// Sends the app's iterable: one-element lists get a Content-Length, file wrappers sendfile.
+fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    let lost = |e: std::io::Error| log::debug!("client connection lost: {e}");
+    // A list or tuple of one bytes object: its length is the Content-Length.
+    let single = if let Ok(l) = result.cast::<PyList>() {
+        (l.len() == 1).then(|| l.get_item(0)).transpose()?
+    } else if let Ok(t) = result.cast::<PyTuple>() {
+        (t.len() == 1).then(|| t.get_item(0)).transpose()?
+    } else {
+        None
+    };
+    if let Some(item) = single {
+        let bytes = chunk_bytes(&item)?;
+        let mut r = response.borrow_mut(py);
+        check_started(&r)?;
+        let data = bytes.as_bytes();
+        if r.send_body(py, data, Some(data.len() as u64)).is_ok() {
+            r.finish(py).unwrap_or_else(lost);
+        }
+        return Ok(());
+    }
+    if let Ok(fw) = result.cast::<FileWrapper>() {
+        if let Some((fd, offset, count)) = fw.borrow().sendfile_plan(py) {
+            let mut r = response.borrow_mut(py);
+            check_started(&r)?;
+            if r.send_file(py, fd, offset, count).is_ok() {
+                r.finish(py).unwrap_or_else(lost);
+            }
+            return Ok(());
+        }
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let bytes = chunk_bytes(&item)?;
+        let mut r = response.borrow_mut(py);
+        check_started(&r)?;
+        if let Err(e) = r.send_body(py, bytes.as_bytes(), None) {
+            lost(e);
+            return Ok(());
+        }
+    }
+    let mut r = response.borrow_mut(py);
+    check_started(&r)?;
+    r.finish(py).unwrap_or_else(lost);
+    Ok(())
+}
+
+fn chunk_bytes<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    item.cast::<PyBytes>().cloned().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "the app's response yielded {}, but WSGI bodies are bytes (PEP 3333)",
+            response::type_name(item)
+        ))
+    })
+}
+
+fn check_started(r: &Response) -> PyResult<()> {
+    if r.started() {
+        Ok(())
+    } else {
+        Err(pyo3::exceptions::PyAssertionError::new_err(
+            "the app returned body data without calling start_response() (PEP 3333)",
+        ))
+    }
+}
+
+/// The app raised: log it once, then answer 500 if nothing was sent, else close.
+fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &PyErr, when: &str) {
+    let body_error = input.borrow(py).reader.as_ref().and_then(|r| r.error);
+    let mut r = response.borrow_mut(py);
+    r.out.keep_alive = false;
+    if r.headers_sent() {
+        error!(
+            "error {when} after the response started; closing the connection:\n{}",
+            format_exception(py, err)
+        );
+        r.broken = true;
+        return;
+    }
+    let code = match body_error {
+        Some(BodyError::Parse(e)) => e.status(),
+        Some(BodyError::Io(_)) => {
+            // The client is gone or stalled: nobody to answer.
+            log::debug!("request body not received: {err}");
+            r.broken = true;
+            return;
+        }
+        None => {
+            error!("error {when}:\n{}", format_exception(py, err));
+            500
+        }
+    };
+    drop(r);
+    respond_simple(py, response, code);
+}
+
+/// Answers with a short status page of the server's own (404 outside root path, 500, 413).
+fn respond_simple(py: Python<'_>, response: &Py<Response>, code: u16) {
+    let mut r = response.borrow_mut(py);
+    r.code = code;
+    let close = !r.out.keep_alive || code >= 500 || code == 413 || code == 400;
+    if close {
+        r.out.keep_alive = false;
+    }
+    let server = r.out.server_header.then_some(&b"ferrule"[..]);
+    let bytes = date::with(|d| enc::simple_response(code, close, d, server, r.out.head_request));
+    r.body_sent = bytes.len() as u64;
+    r.mark_finished();
+    let (fd, timeout) = (r.out.fd, r.out.timeout);
+    if py
+        .detach(|| sio::write_all(fd, &[&bytes], 0, timeout))
+        .is_err()
+    {
+        r.out.keep_alive = false;
+    }
+}
+
+fn access_log(conn: &ConnInfo, head: &RequestHead, code: u16, sent: u64, started: Instant) {
+    let field = |name: &[u8]| {
+        head.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or_else(
+                || "-".to_owned(),
+                |(_, v)| String::from_utf8_lossy(v).replace('"', "\\\""),
+            )
+    };
+    let remote = conn
+        .peer
+        .map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let line = format!(
+        "{remote} - - [{}] \"{} {} {}\" {code} {} \"{}\" \"{}\" {}us",
+        log::timestamp(true),
+        String::from_utf8_lossy(head.method()),
+        String::from_utf8_lossy(head.target()).replace('"', "%22"),
+        head.version.as_str(),
+        if sent == 0 {
+            "-".to_owned()
+        } else {
+            sent.to_string()
+        },
+        field(b"referer"),
+        field(b"user-agent"),
+        started.elapsed().as_micros(),
+    );
+    log::access(&line);
+}
+
+/// Imports the app named on the command line (in the worker, after the fork) and builds what
+/// every request shares. The error is the message to print, traceback included.
+pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> {
+    let loaded = py
+        .import("ferrule._loader")
+        .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
+    let callable = match loaded {
+        Ok(c) => c.unbind(),
+        Err(e) => {
+            let is_load_error = py
+                .import("ferrule._loader")
+                .and_then(|m| m.getattr("AppLoadError"))
+                .is_ok_and(|cls| e.get_type(py).is(&cls));
+            return Err(if is_load_error {
+                e.value(py).to_string()
+            } else {
+                format_exception(py, &e)
+            });
+        }
+    };
+    let settings = environ::BaseSettings {
+        root_path: &cfg.root_path,
+        multithread: cfg.threads > 1,
+        multiprocess: cfg.workers > 1,
+    };
+    let environ = environ::EnvironBase::new(py, &settings).map_err(|e| format_exception(py, &e))?;
+    Ok(App {
+        callable,
+        environ,
+        root_path: cfg.root_path.clone(),
+        limits: cfg.limits,
+        client_timeout: cfg.client_timeout,
+        server_header: cfg.server_header,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_path_mounts_on_segment_boundaries() {
+        assert_eq!(super::path_info("", b"/x"), Some(&b"/x"[..]));
+        assert_eq!(super::path_info("/app", b"/app/x"), Some(&b"/x"[..]));
+        assert_eq!(super::path_info("/app", b"/app"), Some(&b""[..]));
+        assert_eq!(super::path_info("/app", b"/application"), None);
+        assert_eq!(super::path_info("/app", b"/other"), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! `start_response`, the `write()` callable, and the encoding of the app's response.
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use ferrule_proto::http1::request::parse_decimal;
+use ferrule_proto::http1::{is_field_value, is_hop_by_hop, is_token, response as enc, Version};
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::log::{error, warning};
+use crate::server::{date, io as sio};
+
+/// How the body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Headers not sent yet.
+    Unset,
+    /// No body may be sent (HEAD, 1xx, 204, 304): body bytes are discarded.
+    NoBody,
+    /// Content-Length with this many bytes left.
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 without a length: the body ends when the connection closes.
+    Close,
+}
+
+/// What the connection tells the response.
+pub struct Output {
+    pub fd: RawFd,
+    pub version: Version,
+    pub keep_alive: bool,
+    pub head_request: bool,
+    pub server_header: bool,
+    pub timeout: Duration,
+}
+
+/// The `start_response` callable handed to the app; also the response's state.
+#[pyclass(module = "ferrule._native", name = "StartResponse")]
+pub struct Response {
+    /// `200 OK`, validated; None until start_response is called.
+    status: Option<Vec<u8>>,
+    pub code: u16,
+    /// Encoded `Name: value\r\n` lines the app set.
+    headers: Vec<u8>,
+    content_length: Option<u64>,
+    app_date: bool,
+    app_server: bool,
+    pub out: Output,
+    framing: Framing,
+    /// Body bytes sent (without framing).
+    pub body_sent: u64,
+    overflow_logged: bool,
+    /// The socket failed: nothing more can be sent.
+    pub broken: bool,
+    /// The request is over: `write()` refuses.
+    finished: bool,
+}
+
+fn invalid(msg: String) -> PyErr {
+    PyValueError::new_err(msg)
+}
+
+/// A str as latin-1 bytes (PEP 3333's "bytes as str"), or None if it holds a wider character.
+fn latin1(s: &Bound<'_, PyString>) -> PyResult<Option<Vec<u8>>> {
+    let s = s.to_cow()?;
+    if s.is_ascii() {
+        return Ok(Some(s.as_bytes().to_vec()));
+    }
+    Ok(s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect())
+}
+
+impl Response {
+    #[must_use]
+    pub fn new(out: Output) -> Self {
+        Self {
+            status: None,
+            code: 0,
+            headers: Vec::with_capacity(128),
+            content_length: None,
+            app_date: false,
+            app_server: false,
+            out,
+            framing: Framing::Unset,
+            body_sent: 0,
+            overflow_logged: false,
+            broken: false,
+            finished: false,
+        }
+    }
+
+    #[must_use]
+    pub fn started(&self) -> bool {
+        self.status.is_some()
+    }
+
+    #[must_use]
+    pub fn headers_sent(&self) -> bool {
+        self.framing != Framing::Unset
+    }
+
+    fn set_status(&mut self, status: &Bound<'_, PyAny>) -> PyResult<()> {
+        let s = status.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "status must be a str such as '200 OK', not {}",
+                type_name(status)
+            ))
+        })?;
+        let bytes = latin1(s)?.ok_or_else(|| invalid(format!("status {s} is not latin-1")))?;
+        let ok = bytes.len() >= 3
+            && bytes[..3].iter().all(u8::is_ascii_digit)
+            && bytes[0] != b'0'
+            && (bytes.len() == 3 || bytes[3] == b' ')
+            && is_field_value(&bytes);
+        if !ok {
+            return Err(invalid(format!(
+                "status {:?} is not a three-digit code and a reason phrase such as '200 OK'",
+                String::from_utf8_lossy(&bytes)
+            )));
+        }
+        self.code = u16::from(bytes[0] - b'0') * 100
+            + u16::from(bytes[1] - b'0') * 10
+            + u16::from(bytes[2] - b'0');
+        self.status = Some(bytes);
+        Ok(())
+    }
+
+    fn set_headers(&mut self, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.headers.clear();
+        self.content_length = None;
+        self.app_date = false;
+        self.app_server = false;
+        if !headers.is_instance_of::<pyo3::types::PyList>() && !headers.is_instance_of::<PyTuple>()
+        {
+            return Err(PyTypeError::new_err(format!(
+                "response headers must be a list of (name, value) tuples, not {}",
+                type_name(headers)
+            )));
+        }
+        let mut dropped: Vec<String> = Vec::new();
+        for item in headers.try_iter()? {
+            let item = item?;
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    PyTypeError::new_err(format!(
+                        "each response header must be a (name, value) tuple, not {item}"
+                    ))
+                })?;
+            let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+            let (Ok(name_s), Ok(value_s)) = (name.cast::<PyString>(), value.cast::<PyString>())
+            else {
+                return Err(PyTypeError::new_err(format!(
+                    "header name and value must be str: {item}"
+                )));
+            };
+            let name_b = latin1(name_s)?
+                .filter(|n| is_token(n))
+                .ok_or_else(|| invalid(format!("invalid header name {name_s}")))?;
+            let value_b = latin1(value_s)?
+                .filter(|v| is_field_value(v))
+                .ok_or_else(|| invalid(format!("invalid value for header {name_s}: {value}")))?;
+            if is_hop_by_hop(&name_b) {
+                dropped.push(name_s.to_string());
+                continue;
+            }
+            if name_b.eq_ignore_ascii_case(b"content-length") {
+                let n = parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b))
+                    .ok_or_else(|| {
+                        invalid(format!("Content-Length {value} is not a decimal number"))
+                    })?;
+                self.content_length = Some(n);
+            } else if name_b.eq_ignore_ascii_case(b"date") {
+                self.app_date = true;
+            } else if name_b.eq_ignore_ascii_case(b"server") {
+                self.app_server = true;
+            }
+            enc::push_header(&mut self.headers, &name_b, &value_b);
+        }
+        if !dropped.is_empty() {
+            warning!(
+                "app set hop-by-hop header(s) {} (PEP 3333 forbids them); dropped",
+                dropped.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn no_body(&self) -> bool {
+        self.out.head_request || self.code < 200 || self.code == 204 || self.code == 304
+    }
+
+    /// Encodes the head, choosing the framing. `total`: the whole body's length when known.
+    fn encode_head(&mut self, total: Option<u64>) -> Vec<u8> {
+        let no_body = self.no_body();
+        let mut add_length = None;
+        self.framing = if let Some(n) = self.content_length {
+            if no_body {
+                Framing::NoBody
+            } else {
+                Framing::Length(n)
+            }
+        } else if let Some(n) =
+            total.filter(|_| self.code >= 200 && self.code != 204 && self.code != 304)
+        {
+            add_length = Some(n);
+            if no_body {
+                Framing::NoBody
+            } else {
+                Framing::Length(n)
+            }
+        } else if no_body {
+            Framing::NoBody
+        } else if self.out.version == Version::Http11 {
+            Framing::Chunked
+        } else {
+            self.out.keep_alive = false;
+            Framing::Close
+        };
+        let status = self
+            .status
+            .as_deref()
+            .unwrap_or(b"500 Internal Server Error");
+        let mut head = Vec::with_capacity(64 + status.len() + self.headers.len());
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status);
+        head.extend_from_slice(b"\r\n");
+        if self.out.server_header && !self.app_server {
+            head.extend_from_slice(b"Server: ferrule\r\n");
+        }
+        if !self.app_date {
+            date::with(|d| enc::push_header(&mut head, b"Date", d));
+        }
+        head.extend_from_slice(&self.headers);
+        if let Some(n) = add_length {
+            enc::push_header(
+                &mut head,
+                b"Content-Length",
+                itoa::Buffer::new().format(n).as_bytes(),
+            );
+        }
+        if self.framing == Framing::Chunked {
+            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if !self.out.keep_alive {
+            head.extend_from_slice(b"Connection: close\r\n");
+        } else if self.out.version == Version::Http10 {
+            head.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    }
+
+    /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released.
+    fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection already failed",
+            ));
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let iov: Vec<IoSlice<'_>> = parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| IoSlice::new(p))
+            .collect();
+        let res = match sio::try_writev(self.out.fd, &iov) {
+            Ok(n) if n == total => Ok(()),
+            Ok(n) => {
+                let (fd, timeout) = (self.out.fd, self.out.timeout);
+                py.detach(|| sio::write_all(fd, parts, n, timeout))
+            }
+            Err(e) => Err(e),
+        };
+        if res.is_err() {
+            self.broken = true;
+            self.out.keep_alive = false;
+        }
+        res
+    }
+
+    /// Sends one block of body. `total`: the whole body's length, when this is all of it.
+    pub fn send_body(&mut self, py: Python<'_>, data: &[u8], total: Option<u64>) -> io::Result<()> {
+        if data.is_empty() && total.is_none() {
+            return Ok(()); // headers wait for the first non-empty block
+        }
+        let head = if self.headers_sent() {
+            Vec::new()
+        } else {
+            self.encode_head(total)
+        };
+        let data = match self.framing {
+            Framing::NoBody => &data[..0],
+            Framing::Length(left) => {
+                let n = (data.len() as u64).min(left) as usize;
+                if n < data.len() && !self.overflow_logged {
+                    self.overflow_logged = true;
+                    error!("app sent more than its Content-Length; the excess was not sent");
+                }
+                self.framing = Framing::Length(left - n as u64);
+                &data[..n]
+            }
+            _ => data,
+        };
+        self.body_sent += data.len() as u64;
+        if self.framing == Framing::Chunked && !data.is_empty() {
+            let mut size = Vec::with_capacity(18);
+            enc::push_chunk_size(&mut size, data.len());
+            self.send(py, &[&head, &size, data, b"\r\n"])
+        } else if head.is_empty() && data.is_empty() {
+            Ok(())
+        } else {
+            self.send(py, &[&head, data])
+        }
+    }
+
+    /// Sends `count` bytes of the open file `file` from `offset` with sendfile(2).
+    pub fn send_file(
+        &mut self,
+        py: Python<'_>,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> io::Result<()> {
+        if !self.headers_sent() {
+            let head = self.encode_head(Some(count));
+            self.send(py, &[&head])?;
+        }
+        let count = match self.framing {
+            Framing::NoBody => return Ok(()),
+            Framing::Length(left) => count.min(left),
+            _ => count,
+        };
+        if count == 0 {
+            return Ok(());
+        }
+        if self.framing == Framing::Chunked {
+            let mut size = Vec::with_capacity(18);
+            enc::push_chunk_size(&mut size, count as usize);
+            self.send(py, &[&size])?;
+        }
+        let (fd, timeout) = (self.out.fd, self.out.timeout);
+        let sent = py
+            .detach(|| sio::sendfile(fd, file, offset, count, timeout))
+            .inspect_err(|_| {
+                self.broken = true;
+                self.out.keep_alive = false;
+            })?;
+        self.body_sent += sent;
+        if let Framing::Length(left) = self.framing {
+            self.framing = Framing::Length(left - sent.min(left));
+        }
+        if sent < count {
+            self.broken = true;
+            self.out.keep_alive = false;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its size",
+            ));
+        }
+        if self.framing == Framing::Chunked {
+            self.send(py, &[b"\r\n"])?;
+        }
+        Ok(())
+    }
+
+    /// Ends the response: sends the head if no body was, the last chunk, and checks the length.
+    pub fn finish(&mut self, py: Python<'_>) -> io::Result<()> {
+        self.finished = true;
+        if !self.headers_sent() {
+            return self.send_body(py, b"", Some(0));
+        }
+        match self.framing {
+            Framing::Chunked => self.send(py, &[enc::LAST_CHUNK]),
+            Framing::Length(left) if left > 0 => {
+                error!(
+                    "app sent {} bytes, {left} fewer than its Content-Length; closing the connection",
+                    self.body_sent
+                );
+                self.out.keep_alive = false;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn mark_finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+#[pymethods]
+impl Response {
+    /// `start_response(status, response_headers, exc_info=None)` (PEP 3333).
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let mut this = slf.borrow_mut();
+            if let Some(info) = exc_info {
+                if this.headers_sent() {
+                    // PEP 3333: too late to change the response; re-raise the app's error.
+                    let value = info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+            } else if this.started() {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called a second time without exc_info (PEP 3333)",
+                ));
+            }
+            if this.finished {
+                return Err(PyAssertionError::new_err(
+                    "start_response() called after the response ended",
+                ));
+            }
+            this.set_status(status)?;
+            if let Err(e) = this.set_headers(headers) {
+                this.status = None;
+                return Err(e);
+            }
+        }
+        slf.getattr(pyo3::intern!(slf.py(), "write"))
+    }
+
+    /// The `write(data)` callable start_response returns: sends `data` at once.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data)))
+        })?;
+        if !self.started() {
+            return Err(PyAssertionError::new_err(
+                "write() called before start_response()",
+            ));
+        }
+        if self.finished {
+            return Err(PyAssertionError::new_err(
+                "write() called after the response ended",
+            ));
+        }
+        self.send_body(py, bytes.as_bytes(), None).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("client connection lost: {e}"))
+        })
+    }
+}

@@ -1,0 +1,38 @@
+"""Small PEP 3333 apps for the integration tests."""
+
+import json
+
+
+def hello(environ, start_response):
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def echo_environ(environ, start_response):
+    """Answers with the environ's str/bool/int/tuple values as JSON, and the body's bytes count."""
+    data = {k: v for k, v in environ.items() if isinstance(v, (str, bool, int, tuple))}
+    data["body"] = environ["wsgi.input"].read().decode("latin-1")
+    body = json.dumps(data).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def generator(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    for i in range(3):
+        yield f"part {i}\n".encode()
+
+
+def lazy_start(environ, start_response):
+    """A generator that calls start_response on its first iteration."""
+
+    def gen():
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        yield b"lazy"
+
+    return gen()
+
+
+def raises(environ, start_response):
+    raise RuntimeError("boom from the app")

@@ -1,0 +1,59 @@
+import json
+
+import requests
+
+
+def test_serves_hello_with_content_length(serve):
+    srv = serve("basic:hello")
+    r = requests.get(srv.url + "/")
+    assert r.status_code == 200
+    assert r.text == "Hello, World!"
+    assert r.headers["Content-Length"] == "13"
+    assert r.headers["Server"] == "ferrule"
+    assert "Date" in r.headers
+
+
+def test_environ_has_cgi_variables(serve):
+    srv = serve("basic:echo_environ")
+    r = requests.get(srv.url + "/a%2Fb/%C3%A9?x=1&y=%20", headers={"X-Thing": "v"})
+    env = r.json()
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["PATH_INFO"] == "/a/b/\xc3\xa9"
+    assert env["QUERY_STRING"] == "x=1&y=%20"
+    assert env["RAW_URI"] == "/a%2Fb/%C3%A9?x=1&y=%20"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["SERVER_NAME"] == "127.0.0.1"
+    assert env["SERVER_PORT"] == str(srv.port)
+    assert env["HTTP_X_THING"] == "v"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["SCRIPT_NAME"] == ""
+
+
+def test_generator_response_is_chunked(serve):
+    srv = serve("basic:generator")
+    r = requests.get(srv.url)
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    assert r.text == "part 0\npart 1\npart 2\n"
+
+
+def test_lazy_start_response_in_generator(serve):
+    srv = serve("basic:lazy_start")
+    r = requests.get(srv.url)
+    assert (r.status_code, r.text) == (201, "lazy")
+
+
+def test_app_error_is_500_and_logged_once(serve):
+    srv = serve("basic:raises")
+    r = requests.get(srv.url)
+    assert r.status_code == 500
+    assert "boom" not in r.text
+    srv.wait_for_log("RuntimeError: boom from the app")
+    assert srv.text.count("RuntimeError: boom from the app") == 1
+
+
+def test_post_body_reaches_app(serve):
+    srv = serve("basic:echo_environ")
+    r = requests.post(srv.url, data=b"x" * 100000)
+    env = json.loads(r.text)
+    assert env["CONTENT_LENGTH"] == "100000"
+    assert len(env["body"]) == 100000
