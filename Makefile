@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SMOKE_PYTHONS ?= python3.10 python3.12 python3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PYDIRS := $(wildcard python tests bench examples)
 
 .PHONY: run test build venv lint test-rust test-py smoke bench clean fmt
 
@@ -28,8 +29,8 @@ test: build lint test-rust test-py smoke
 lint: venv
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -q -- -D warnings
-	$(BIN)/ruff check python tests bench examples
-	$(BIN)/ruff format --check python tests bench examples
+	$(BIN)/ruff check $(PYDIRS)
+	$(BIN)/ruff format --check $(PYDIRS)
 
 test-rust:
 	PYO3_PYTHON=$(abspath $(BIN)/python) cargo nextest run --workspace --release --no-fail-fast 2>/dev/null \
@@ -53,8 +54,8 @@ bench:
 
 fmt:
 	cargo fmt --all
-	$(BIN)/ruff format python tests bench examples
-	$(BIN)/ruff check --fix python tests bench examples
+	$(BIN)/ruff format $(PYDIRS)
+	$(BIN)/ruff check --fix $(PYDIRS)
 
 clean:
 	rm -rf $(VENV) target
