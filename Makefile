@@ -1,9 +1,11 @@
 # The README's commands. `make run` serves the demo on http://127.0.0.1:8000; `make test` builds
 # and runs every test, installing what the tests need (virtualenv from PyPI, nginx from Debian).
-PYTHON ?= python3.11
+# A CPython by version: pyenv's copy if it has one, else pythonX.Y on PATH.
+pyfor = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)))
+PYTHON ?= $(call pyfor,3.11)
 VENV ?= .venv
 BIN := $(VENV)/bin
-SMOKE_PYTHONS ?= python3.10 python3.12 python3.13
+SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
@@ -43,11 +45,11 @@ test-py: build
 smoke: venv
 	rm -rf target/wheels
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin build --release -q -o target/wheels
-	for py in $(SMOKE_PYTHONS); do \
-		rm -rf target/smoke-$$py && $$py -m venv target/smoke-$$py && \
-		target/smoke-$$py/bin/python -m pip install -q target/wheels/*.whl flask requests pytest && \
-		target/smoke-$$py/bin/python tests/smoke.py || exit 1; \
-	done
+	set -e; $(foreach v,$(SMOKE_VERSIONS),\
+		test -n "$(call pyfor,$(v))" || { echo "Python $(v) not found (pyenv install $(v))"; exit 1; }; \
+		rm -rf target/smoke-$(v) && $(call pyfor,$(v)) -m venv target/smoke-$(v); \
+		target/smoke-$(v)/bin/python -m pip install -q target/wheels/*.whl flask requests pytest; \
+		target/smoke-$(v)/bin/python tests/smoke.py;)
 
 bench:
 	$(MAKE) -C bench
