@@ -1,0 +1,174 @@
+"""Runs peerbench.py on every workload of the performance issues and writes the results.
+
+Each workload is one peerbench run (servers alternate within it), so the ratios in one row come
+from one run. Writes bench/results/latest.md (a Markdown table) and bench/results/latest.png
+(ratios as bars). Usage: python run.py --peerbench PATH [--quick] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+
+# name, peerbench arguments, servers (the first named is the ratio's base).
+WORKLOADS: list[tuple[str, list[str], list[str]]] = [
+    (
+        "plaintext",
+        ["--app", "plaintext", "--conns", "64"],
+        ["refserver", "ferrule", "granian", "bjoern", "fastwsgi", "gunicorn"],
+    ),
+    (
+        "json_app",
+        ["--app", "json_app", "--conns", "64"],
+        ["refserver", "ferrule", "granian", "bjoern", "fastwsgi"],
+    ),
+    (
+        "flask_app",
+        ["--app", "flask_app", "--conns", "64"],
+        ["ferrule", "granian", "bjoern", "fastwsgi", "gunicorn"],
+    ),
+    (
+        "stream",
+        ["--app", "stream", "--conns", "16"],
+        ["refserver", "ferrule", "granian", "bjoern", "fastwsgi"],
+    ),
+    ("file", ["--app", "file", "--conns", "16"], ["refserver", "ferrule", "granian", "bjoern", "fastwsgi"]),
+    (
+        "upload-64k",
+        ["--app", "upload", "--body", "65536", "--conns", "16"],
+        ["refserver", "ferrule", "granian", "fastwsgi"],
+    ),
+    (
+        "upload-16m",
+        ["--app", "upload", "--body", "16777216", "--conns", "16"],
+        ["refserver", "ferrule", "granian"],
+    ),
+    (
+        "sleepy-32t",
+        ["--app", "sleepy", "--threads", "32", "--conns", "64"],
+        ["ferrule", "granian", "gunicorn-gthread"],
+    ),
+]
+
+ROW = re.compile(r"^(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+|n/a)(.*)$")
+
+
+def run(peerbench: str, args: list[str], servers: list[str], quick: bool) -> list[dict[str, str]]:
+    extra = ["--rounds", "1", "--duration", "3"] if quick else ["--rounds", "3", "--duration", "5"]
+    cmd = [sys.executable, peerbench, *args, *extra, *servers]
+    print("$", " ".join(cmd[1:]), flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    print(out, flush=True)
+    rows = []
+    for line in out.splitlines():
+        if m := ROW.match(line):
+            rows.append(
+                {
+                    "server": m[1],
+                    "rps": m[2],
+                    "p50": m[3],
+                    "p99": m[4],
+                    "errors": m[5],
+                    "ratio": m[6],
+                    "note": m[7].strip(),
+                }
+            )
+        elif line.split(" ", 1)[0] in servers and "did not start" in line:
+            rows.append(
+                {
+                    "server": line.split()[0],
+                    "rps": "-",
+                    "p50": "-",
+                    "p99": "-",
+                    "errors": "-",
+                    "ratio": "-",
+                    "note": "did not start",
+                }
+            )
+    return rows
+
+
+def versions() -> str:
+    names = ["ferrule", "granian", "bjoern", "fastwsgi", "gunicorn", "flask"]
+    parts = []
+    for n in names:
+        try:
+            parts.append(f"{n} {metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(parts)
+
+
+def chart(results: dict[str, list[dict[str, str]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    servers = sorted({r["server"] for rows in results.values() for r in rows})
+    fig, ax = plt.subplots(figsize=(12, 5))
+    width = 0.8 / max(len(servers), 1)
+    for i, s in enumerate(servers):
+        vals = []
+        for n in names:
+            row = next((r for r in results[n] if r["server"] == s), None)
+            vals.append(float(row["ratio"]) if row and row["ratio"] not in ("-", "n/a") else 0.0)
+        ax.bar([x + i * width for x in range(len(names))], vals, width, label=s)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names, rotation=20)
+    ax.set_ylabel("ratio to the first server of the row (refserver where present)")
+    ax.axhline(1.0, color="grey", linewidth=0.5)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peerbench", required=True)
+    ap.add_argument("--quick", action="store_true", help="one 3-second round per server")
+    ap.add_argument("--only", nargs="*", help="workload names to run")
+    a = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results = {}
+    for name, args, servers in WORKLOADS:
+        if a.only and name not in a.only:
+            continue
+        results[name] = run(a.peerbench, args, servers, a.quick)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"Run {now} on {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{versions()}. {'Quick (1 round of 3 s)' if a.quick else 'Medians of 3 rounds of 5 s'}, one worker "
+        "each, server pinned to CPU 0 and wrk to CPU 1. Ratio: to the first server of the row.",
+        "",
+        "| workload | server | req/s | p50 ms | p99 ms | errors | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in results.items():
+        for r in rows:
+            note = f" {r['note']}" if r["note"] else ""
+            lines.append(
+                f"| {name} | {r['server']} | {r['rps']} | {r['p50']} | {r['p99']} | {r['errors']} | "
+                f"{r['ratio']}{note} |"
+            )
+    table = "\n".join(lines) + "\n"
+    (RESULTS / "latest.md").write_text(table)
+    print(table)
+    try:
+        chart(results, RESULTS / "latest.png")
+    except ImportError:
+        print("matplotlib missing: no chart")
+
+
+if __name__ == "__main__":
+    main()
