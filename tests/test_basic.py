@@ -57,3 +57,22 @@ def test_post_body_reaches_app(serve):
     env = json.loads(r.text)
     assert env["CONTENT_LENGTH"] == "100000"
     assert len(env["body"]) == 100000
+
+
+def test_block_is_sent_while_the_app_produces_the_next(serve):
+    import time
+
+    srv = serve("basic:slow_stream")
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.monotonic()
+        got = b""
+        while b"first block" not in got:
+            got += s.recv(4096)
+        assert time.monotonic() - start < 2.0, "the first block waited for the second"
+        assert b"second block" not in got
+
+
+def test_write_between_yields_keeps_order(serve):
+    srv = serve("basic:mixed_write_and_yield")
+    assert requests.get(srv.url).text == "abcd"

@@ -36,3 +36,26 @@ def lazy_start(environ, start_response):
 
 def raises(environ, start_response):
     raise RuntimeError("boom from the app")
+
+
+def slow_stream(environ, start_response):
+    """First block at once, the second after 3 s: the first must reach the client meanwhile."""
+    import time
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first block\n"
+    time.sleep(3)
+    yield b"second block\n"
+
+
+def mixed_write_and_yield(environ, start_response):
+    """write() between yielded blocks keeps the order."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def gen():
+        yield b"a"
+        write(b"b")
+        yield b"c"
+        write(b"d")
+
+    return gen()

@@ -14,6 +14,7 @@ use crate::server::{date, io as sio, ConnInfo};
 
 pub mod environ;
 pub mod file_wrapper;
+pub mod flush;
 pub mod input;
 pub mod response;
 
@@ -32,6 +33,8 @@ pub struct App {
     pub limits: Limits,
     pub client_timeout: Duration,
     pub server_header: bool,
+    /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
+    pub inline: bool,
 }
 
 /// What is left of the connection after a request.
@@ -74,6 +77,7 @@ pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> O
         head_request: head.is_head(),
         server_header: app.server_header,
         timeout: app.client_timeout,
+        coalesce: app.inline,
     };
     let (mut reader, keep_alive, code, sent) = Python::attach(|py| {
         let input = match Py::new(py, Input::new(reader)) {
@@ -197,12 +201,21 @@ fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny
             return Ok(());
         }
     }
-    for item in result.try_iter()? {
-        let item = item?;
-        let bytes = chunk_bytes(&item)?;
+    let mut iter = result.try_iter()?;
+    loop {
+        // Pending blocks go to the flusher while the app produces the next (see flush.rs);
+        // the borrow ends before the app runs, as it may call write().
+        response.borrow_mut(py).lend_pending();
+        let next = iter.next();
         let mut r = response.borrow_mut(py);
+        if let Err(e) = r.take_back(py) {
+            lost(e);
+            return Ok(());
+        }
+        let Some(item) = next else { break };
+        let bytes = chunk_bytes(&item?)?;
         check_started(&r)?;
-        if let Err(e) = r.send_body(py, bytes.as_bytes(), None) {
+        if let Err(e) = r.queue_body(py, &bytes) {
             lost(e);
             return Ok(());
         }
@@ -346,6 +359,7 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
         limits: cfg.limits,
         client_timeout: cfg.client_timeout,
         server_header: cfg.server_header,
+        inline: cfg.threads == 1,
     })
 }
 

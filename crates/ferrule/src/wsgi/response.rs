@@ -9,6 +9,7 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use super::flush::{Flusher, Pending};
 use crate::log::{error, warning};
 use crate::server::{date, io as sio};
 
@@ -34,6 +35,8 @@ pub struct Output {
     pub head_request: bool,
     pub server_header: bool,
     pub timeout: Duration,
+    /// Blocks from the app's iterable may be coalesced (see `flush`): the inline worker.
+    pub coalesce: bool,
 }
 
 /// The `start_response` callable handed to the app; also the response's state.
@@ -56,6 +59,10 @@ pub struct Response {
     pub broken: bool,
     /// The request is over: `write()` refuses.
     finished: bool,
+    /// Framed bytes not yet written (coalescing; see `flush`).
+    pending: Pending,
+    /// `pending` is with the flusher thread while the app produces its next block.
+    pub pending_out: bool,
 }
 
 fn invalid(msg: String) -> PyErr {
@@ -87,6 +94,8 @@ impl Response {
             overflow_logged: false,
             broken: false,
             finished: false,
+            pending: Pending::default(),
+            pending_out: false,
         }
     }
 
@@ -283,30 +292,39 @@ impl Response {
         res
     }
 
-    /// Sends one block of body. `total`: the whole body's length, when this is all of it.
-    pub fn send_body(&mut self, py: Python<'_>, data: &[u8], total: Option<u64>) -> io::Result<()> {
-        if data.is_empty() && total.is_none() {
-            return Ok(()); // headers wait for the first non-empty block
-        }
+    /// Frames a block of `len` bytes: encodes the head if it was not sent, applies the
+    /// Content-Length. Returns the head (empty if sent before) and how many bytes to send.
+    fn frame(&mut self, len: usize, total: Option<u64>) -> (Vec<u8>, usize) {
         let head = if self.headers_sent() {
             Vec::new()
         } else {
             self.encode_head(total)
         };
-        let data = match self.framing {
-            Framing::NoBody => &data[..0],
+        let n = match self.framing {
+            Framing::NoBody => 0,
             Framing::Length(left) => {
-                let n = (data.len() as u64).min(left) as usize;
-                if n < data.len() && !self.overflow_logged {
+                let n = (len as u64).min(left) as usize;
+                if n < len && !self.overflow_logged {
                     self.overflow_logged = true;
                     error!("app sent more than its Content-Length; the excess was not sent");
                 }
                 self.framing = Framing::Length(left - n as u64);
-                &data[..n]
+                n
             }
-            _ => data,
+            _ => len,
         };
-        self.body_sent += data.len() as u64;
+        self.body_sent += n as u64;
+        (head, n)
+    }
+
+    /// Sends one block of body now. `total`: the whole body's length, when this is all of it.
+    pub fn send_body(&mut self, py: Python<'_>, data: &[u8], total: Option<u64>) -> io::Result<()> {
+        if data.is_empty() && total.is_none() {
+            return Ok(()); // headers wait for the first non-empty block
+        }
+        self.flush(py)?;
+        let (head, n) = self.frame(data.len(), total);
+        let data = &data[..n];
         if self.framing == Framing::Chunked && !data.is_empty() {
             let mut size = Vec::with_capacity(18);
             enc::push_chunk_size(&mut size, data.len());
@@ -316,6 +334,102 @@ impl Response {
         } else {
             self.send(py, &[&head, data])
         }
+    }
+
+    /// Queues one block of the app's iterable for a coalesced write; writes when enough is
+    /// pending. Without coalescing, sends it at once.
+    pub fn queue_body(&mut self, py: Python<'_>, block: &Bound<'_, PyBytes>) -> io::Result<()> {
+        if !self.out.coalesce {
+            return self.send_body(py, block.as_bytes(), None);
+        }
+        let len = block.as_bytes().len();
+        if len == 0 {
+            return Ok(());
+        }
+        self.take_back(py)?;
+        let (head, n) = self.frame(len, None);
+        self.pending.push_owned(head);
+        if self.framing == Framing::Chunked && n > 0 {
+            let mut size = Vec::with_capacity(18);
+            enc::push_chunk_size(&mut size, n);
+            self.pending.push_owned(size);
+            self.pending.push_block(block, 0, n);
+            self.pending.push_static(b"\r\n");
+        } else {
+            self.pending.push_block(block, 0, n);
+        }
+        if self.pending.is_full() {
+            self.flush(py)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Before the app produces its next block: lends what is pending to the flusher thread,
+    /// which sends it if the app takes longer than `flush::DEADLINE`.
+    pub fn lend_pending(&mut self) {
+        if self.pending.is_empty() || self.broken {
+            return;
+        }
+        if let Some(f) = Flusher::get() {
+            f.arm(
+                self.out.fd,
+                self.out.timeout,
+                std::mem::take(&mut self.pending),
+            );
+            self.pending_out = true;
+        }
+    }
+
+    /// Takes back what the flusher holds: still pending, or written (then checks the result).
+    pub fn take_back(&mut self, py: Python<'_>) -> io::Result<()> {
+        if !self.pending_out {
+            return Ok(());
+        }
+        self.pending_out = false;
+        let Some(f) = Flusher::get() else {
+            return Ok(());
+        };
+        let (mut pending, result) = py.detach(|| f.disarm());
+        match result {
+            None => {
+                self.pending = pending;
+                Ok(())
+            }
+            Some(r) => {
+                pending.clear();
+                if r.is_err() {
+                    self.broken = true;
+                    self.out.keep_alive = false;
+                }
+                r
+            }
+        }
+    }
+
+    /// Writes everything pending (the GIL released while the socket is full).
+    pub fn flush(&mut self, py: Python<'_>) -> io::Result<()> {
+        self.take_back(py)?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.broken {
+            self.pending.clear();
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection already failed",
+            ));
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let (fd, timeout) = (self.out.fd, self.out.timeout);
+        let res = py.detach(|| pending.write(fd, timeout));
+        pending.clear();
+        self.pending = pending;
+        if res.is_err() {
+            self.broken = true;
+            self.out.keep_alive = false;
+        }
+        res
     }
 
     /// Sends `count` bytes of the open file `file` from `offset` with sendfile(2).
@@ -375,8 +489,17 @@ impl Response {
             return self.send_body(py, b"", Some(0));
         }
         match self.framing {
-            Framing::Chunked => self.send(py, &[enc::LAST_CHUNK]),
+            Framing::Chunked if self.out.coalesce => {
+                self.take_back(py)?;
+                self.pending.push_static(enc::LAST_CHUNK);
+                self.flush(py)
+            }
+            Framing::Chunked => {
+                self.flush(py)?;
+                self.send(py, &[enc::LAST_CHUNK])
+            }
             Framing::Length(left) if left > 0 => {
+                self.flush(py)?;
                 error!(
                     "app sent {} bytes, {left} fewer than its Content-Length; closing the connection",
                     self.body_sent
@@ -384,7 +507,7 @@ impl Response {
                 self.out.keep_alive = false;
                 Ok(())
             }
-            _ => Ok(()),
+            _ => self.flush(py),
         }
     }
 
