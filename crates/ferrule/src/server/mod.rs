@@ -160,19 +160,24 @@ pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
     })
 }
 
+/// Waits for TERM (graceful), INT or QUIT (fast); USR1 reopens the log files meanwhile.
 async fn wait_for_stop() -> Stop {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
+        signal(SignalKind::user_defined1()),
     ) else {
         error!("cannot install signal handlers");
         return Stop::Fast;
     };
-    tokio::select! {
-        _ = term.recv() => Stop::Graceful,
-        _ = int.recv() => Stop::Fast,
-        _ = quit.recv() => Stop::Fast,
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Stop::Graceful,
+            _ = int.recv() => return Stop::Fast,
+            _ = quit.recv() => return Stop::Fast,
+            _ = usr1.recv() => crate::log::reopen(),
+        }
     }
 }
