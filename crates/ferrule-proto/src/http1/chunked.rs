@@ -101,7 +101,7 @@ impl ChunkedDecoder {
                 };
                 return Ok((i, Some(start..i)));
             }
-            let c = input[i];
+            let Some(&c) = input.get(i) else { break };
             i += 1;
             self.state = self.step(c)?;
             if self.state == State::Done {

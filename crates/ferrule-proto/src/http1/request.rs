@@ -31,10 +31,17 @@ pub fn parse_request(
     if buf.is_empty() {
         return Ok(None);
     }
-    match memchr::memchr(b'\n', buf) {
-        Some(end) if end > limits.request_line + 1 => return Err(ParseError::RequestLineTooLong),
-        None if buf.len() > limits.request_line + 1 => return Err(ParseError::RequestLineTooLong),
-        _ => {}
+    let first_nl = memchr::memchr(b'\n', buf);
+    // The request line's length without its CRLF (or bare LF); while incomplete, what has come.
+    let line_len = match first_nl {
+        Some(end) if end > 0 && buf.get(end - 1) == Some(&b'\r') => end - 1,
+        Some(end) => end,
+        None => buf
+            .len()
+            .saturating_sub(usize::from(buf.last() == Some(&b'\r'))),
+    };
+    if line_len > limits.request_line {
+        return Err(ParseError::RequestLineTooLong);
     }
     let parsed = if limits.request_fields < STACK_HEADERS {
         let mut headers = [httparse::EMPTY_HEADER; STACK_HEADERS];
@@ -46,6 +53,14 @@ pub fn parse_request(
     let Some((mut head, len)) = parsed else {
         if buf.len() > limits.max_head() {
             return Err(ParseError::HeaderTooLarge);
+        }
+        // A field line still arriving that is already over the limit: refuse it now rather
+        // than buffer up to the whole head's limit first.
+        if first_nl.is_some() {
+            let tail_start = memchr::memrchr(b'\n', buf).map_or(0, |p| p + 1);
+            if buf.len() - tail_start > limits.field_size + 2 {
+                return Err(ParseError::HeaderTooLarge);
+            }
         }
         return Ok(None);
     };
@@ -196,9 +211,7 @@ fn map_httparse(e: httparse::Error, buf: &[u8], limits: &Limits) -> ParseError {
     match e {
         httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
         httparse::Error::Version => {
-            // "HTTP/2.0", "HTTP/1.2", "HTTP/3": a version we do not speak. Anything else is junk.
-            let line = buf.split(|&c| c == b'\n').next().unwrap_or_default();
-            if line.windows(5).any(|w| w == b"HTTP/") {
+            if is_other_version(buf) {
                 ParseError::Version
             } else {
                 ParseError::Syntax("invalid request line")
@@ -215,6 +228,28 @@ fn map_httparse(e: httparse::Error, buf: &[u8], limits: &Limits) -> ParseError {
     }
 }
 
+/// Whether the request line is `method SP target SP HTTP/x[.y]` with a well-formed version we
+/// do not speak ("HTTP/2.0", "HTTP/1.2", "HTTP/3"): that is a 505, any other junk a 400.
+fn is_other_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&c| c == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&c| c == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(number) = version.strip_prefix(b"HTTP/") else {
+        return false;
+    };
+    match number {
+        // A version cut short by the read ("HTTP/2.") counts as the version it begins.
+        [major] | [major, b'.'] => major.is_ascii_digit(),
+        [major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
+    }
+}
+
 /// The request target forms of RFC 9112 section 3.2 that an origin server serves.
 fn check_target(method: &[u8], target: &[u8]) -> Result<(), ParseError> {
     if method == b"CONNECT" {
@@ -224,14 +259,14 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), ParseError> {
         Some(b'/') => Ok(()),
         Some(b'*') if target.len() == 1 && method == b"OPTIONS" => Ok(()),
         _ => {
-            let (scheme_ok, rest) =
-                if target.len() > 7 && target[..7].eq_ignore_ascii_case(b"http://") {
-                    (true, &target[7..])
-                } else if target.len() > 8 && target[..8].eq_ignore_ascii_case(b"https://") {
-                    (true, &target[8..])
-                } else {
-                    (false, target)
-                };
+            let after = |scheme: &[u8]| {
+                let (head, rest) = target.split_at_checked(scheme.len())?;
+                head.eq_ignore_ascii_case(scheme).then_some(rest)
+            };
+            let (scheme_ok, rest) = match after(b"http://").or_else(|| after(b"https://")) {
+                Some(rest) => (true, rest),
+                None => (false, target),
+            };
             let authority = rest
                 .split(|&c| c == b'/' || c == b'?')
                 .next()
