@@ -102,6 +102,19 @@ def test_http10_generator_response_is_close_delimited(wire):
     assert body == b"part 0\npart 1\npart 2\n"
 
 
+def test_http10_keep_alive_with_generator_response_closes(wire):
+    srv, _ = wire()
+    data = srv.raw(
+        b"GET /gen HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + get("/after", version=b"HTTP/1.0")
+    )
+    status, headers, body = head_of(data)
+    assert status == 200
+    # No length to delimit the body on HTTP/1.0: the close ends it.
+    assert headers["connection"] == "close"
+    assert "transfer-encoding" not in headers
+    assert body == b"part 0\npart 1\npart 2\n"
+
+
 def test_http10_with_keep_alive_stays_open(wire):
     srv, calls = wire()
     with srv.connect() as s:
@@ -452,19 +465,23 @@ def recv_until(s: socket.socket, marker: bytes, buf: bytearray) -> None:
         buf += data
 
 
-def test_100_continue_is_sent_when_the_app_reads_the_body(wire):
+def test_100_continue_is_sent_once_when_the_app_reads_the_body(wire):
     srv, _ = wire()
+    body = b"0123456789" * 20000  # several socket reads
     with srv.connect() as s:
-        s.sendall(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        s.sendall(
+            b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body)
+        )
         buf = bytearray()
         recv_until(s, b"\r\n\r\n", buf)
         assert bytes(buf) == b"HTTP/1.1 100 Continue\r\n\r\n"
         buf.clear()
-        s.sendall(b"hello" + get("/next"))
-        status, _, body = read_response(s, buf)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"hello")
-        status, _, body = read_response(s, buf)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"/next")
+        s.sendall(body[:1000])
+        s.sendall(body[1000:] + get("/next"))
+        status, _, echoed = read_response(s, buf)
+        assert (status, echoed) == (b"HTTP/1.1 200 OK", body)
+        status, _, echoed = read_response(s, buf)
+        assert (status, echoed) == (b"HTTP/1.1 200 OK", b"/next")
 
 
 def test_100_continue_is_not_sent_when_the_app_ignores_the_body(wire):
@@ -504,3 +521,16 @@ def test_keep_alive_zero_answers_connection_close_and_closes(wire):
         assert headers["connection"] == "close"
         assert_closed(s)
     assert calls() == ["GET /only"]
+
+
+def test_head_sent_byte_by_byte_is_served(wire):
+    srv, calls = wire(*LIMITS)
+    field = b"X-Big: " + b"v" * (100 - len(b"X-Big: ")) + b"\r\n"  # exactly at the field limit
+    request = get("/slow", field + b"Connection: close\r\n")
+    with srv.connect() as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(request)):
+            s.send(request[i : i + 1])
+        status, _, body = read_response(s)
+    assert (status, body) == (b"HTTP/1.1 200 OK", b"/slow")
+    assert calls() == ["GET /slow"]
