@@ -173,7 +173,7 @@ async fn serve_connection(
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
     loop {
-        let head = match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop).await {
+        let mut head = match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop).await {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return,
             HeadRead::Refused(e) => {
@@ -193,6 +193,11 @@ async fn serve_connection(
                 return;
             }
         };
+        // When this is the connection's last request (keep-alive off, or the worker stopping),
+        // the response says so with `Connection: close`.
+        if worker.keep_alive.is_zero() || *stop.borrow() {
+            head.keep_alive = false;
+        }
         let w = Arc::clone(worker);
         let buf = std::mem::take(&mut rbuf);
         let outcome = worker

@@ -55,6 +55,10 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
 
 /// Where the app's path lives under `--root-path`: the PATH_INFO, or None for a 404.
 fn path_info<'a>(root: &str, path: &'a [u8]) -> Option<&'a [u8]> {
+    // `OPTIONS *` asks about the server as a whole: the app sees PATH_INFO "*" (as in gunicorn).
+    if path == b"*" {
+        return Some(path);
+    }
     let rest = path.strip_prefix(root.as_bytes())?;
     (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
 }
@@ -372,5 +376,7 @@ mod tests {
         assert_eq!(super::path_info("/app", b"/app"), Some(&b""[..]));
         assert_eq!(super::path_info("/app", b"/application"), None);
         assert_eq!(super::path_info("/app", b"/other"), None);
+        assert_eq!(super::path_info("", b"*"), Some(&b"*"[..]));
+        assert_eq!(super::path_info("/app", b"*"), Some(&b"*"[..]));
     }
 }
