@@ -4,15 +4,15 @@ import json
 
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 
-@require_GET
+@require_safe
 def index(request):
     return HttpResponse("Hello from Django\n", content_type="text/plain")
 
 
-@require_GET
+@require_safe
 def item(request, item_id):
     return JsonResponse({"id": item_id, "name": f"item {item_id}", "tags": ["a", "b"]})
 
@@ -30,7 +30,7 @@ def echo_json(request):
     return JsonResponse({"received": json.loads(request.body), "framework": "django"})
 
 
-@require_GET
+@require_safe
 def cookie(request):
     resp = HttpResponse(f"visitor={request.COOKIES.get('visitor', '-')}\n", content_type="text/plain")
     resp.set_cookie("flavor", "oatmeal", httponly=True, path="/")
@@ -38,12 +38,12 @@ def cookie(request):
     return resp
 
 
-@require_GET
+@require_safe
 def go_home(request):
     return HttpResponseRedirect("/")
 
 
-@require_GET
+@require_safe
 def stream(request):
     path = request.path
     return StreamingHttpResponse((f"chunk {i} of {path}\n" for i in range(5)), content_type="text/plain")
