@@ -156,8 +156,8 @@ def test_framework_answers_as_under_wsgiref(framework, mode, serve, reference):
 CHUNKED_UPLOAD_FAILS = {
     "django": "Django reads CONTENT_LENGTH bytes only; it ignores wsgi.input_terminated",
     "falcon": "Falcon bounds wsgi.input by CONTENT_LENGTH (or 0); it ignores wsgi.input_terminated",
-    "bottle": "Ferrule decodes the chunks but keeps HTTP_TRANSFER_ENCODING: chunked in environ, "
-    "so Bottle parses chunk framing again from the decoded wsgi.input (gunicorn does the same)",
+    "bottle": "Bottle reads CONTENT_LENGTH bytes unless HTTP_TRANSFER_ENCODING says chunked, and then it "
+    "decodes the framing itself; Ferrule's wsgi.input is already decoded, so it drops that header",
 }
 
 

@@ -35,7 +35,7 @@ const COMMON: [(&str, &str); 22] = [
     ),
     ("pragma", "HTTP_PRAGMA"),
     ("expect", "HTTP_EXPECT"),
-    ("transfer-encoding", "HTTP_TRANSFER_ENCODING"),
+    ("content-encoding", "HTTP_CONTENT_ENCODING"),
 ];
 
 /// What every request's environ starts from.
