@@ -94,6 +94,28 @@ pub struct Cli {
     )]
     pub graceful_timeout: u64,
 
+    /// Seconds one call into the app (the call, one step of its response, or close()) may run
+    /// before the worker dumps every thread's stack, answers 504 and is replaced. Also how long
+    /// a worker's event loop may go without a heartbeat before the master kills it. 0 disables.
+    #[arg(short = 't', long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// Requests a worker serves before it is replaced gracefully. 0 disables.
+    #[arg(long = "max-requests", value_name = "N", default_value_t = 0)]
+    pub max_requests: u64,
+
+    /// Adds a random 0..=N to --max-requests per worker, so workers do not restart together.
+    #[arg(long = "max-requests-jitter", value_name = "N", default_value_t = 0)]
+    pub max_requests_jitter: u64,
+
+    /// Resident memory in MiB above which a worker is replaced gracefully. 0 disables.
+    #[arg(long = "max-worker-memory", value_name = "MIB", default_value_t = 0)]
+    pub max_worker_memory: u64,
+
+    /// Write the master's pid to this file (removed at exit).
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
     /// Error log verbosity.
     #[arg(long = "log-level", value_enum, default_value_t = Level::Info, ignore_case = true)]
     pub log_level: Level,

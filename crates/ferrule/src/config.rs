@@ -52,6 +52,13 @@ pub struct Config {
     pub server_header: bool,
     pub client_timeout: Duration,
     pub graceful_timeout: Duration,
+    /// `--timeout`; zero disables the request watchdog and the heartbeat check.
+    pub timeout: Duration,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    /// `--max-worker-memory` in bytes; 0 disables.
+    pub max_worker_memory: u64,
+    pub pidfile: Option<PathBuf>,
     pub cli: Cli,
 }
 
@@ -105,6 +112,11 @@ impl Config {
             server_header: !cli.no_server_header,
             client_timeout: Duration::from_secs(cli.client_timeout.max(1)),
             graceful_timeout: Duration::from_secs(cli.graceful_timeout),
+            timeout: Duration::from_secs(cli.timeout),
+            max_requests: cli.max_requests,
+            max_requests_jitter: cli.max_requests_jitter,
+            max_worker_memory: cli.max_worker_memory.saturating_mul(1 << 20),
+            pidfile: cli.pidfile.clone(),
             cli,
         })
     }

@@ -2,7 +2,8 @@
 //! log (`--access-logfile`, `-` for stdout), in gunicorn's formats.
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,12 +32,29 @@ impl Level {
 struct Sinks {
     error_path: Option<String>,
     error: Box<dyn Write + Send>,
+    /// The descriptor behind `error`, for writers outside this module (stack dumps).
+    error_fd: RawFd,
     access_path: Option<String>,
     access: Option<Box<dyn Write + Send>>,
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static SINKS: OnceLock<Mutex<Sinks>> = OnceLock::new();
+/// A stable duplicate of the error log's descriptor for `faulthandler`; -1 until asked for.
+/// Reopening the log points it at the new file.
+static DUMP_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Opens the error log: stderr, or a file appended to. Returns the writer and its descriptor.
+fn open_error(path: Option<&str>) -> io::Result<(Box<dyn Write + Send>, RawFd)> {
+    Ok(match path {
+        None | Some("-" | "stderr") => (Box::new(io::stderr()), libc::STDERR_FILENO),
+        Some(p) => {
+            let f = OpenOptions::new().create(true).append(true).open(p)?;
+            let fd = f.as_raw_fd();
+            (Box::new(f), fd)
+        }
+    })
+}
 
 fn open_sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
     Ok(match path {
@@ -49,14 +67,12 @@ fn open_sink(path: &str) -> io::Result<Box<dyn Write + Send>> {
 /// Opens the log files. `error`: None or `-`... for the error log, None means stderr.
 pub fn init(level: Level, error: Option<&str>, access: Option<&str>) -> io::Result<()> {
     LEVEL.store(level as u8, Ordering::Relaxed);
-    let error_sink: Box<dyn Write + Send> = match error {
-        None | Some("-" | "stderr") => Box::new(io::stderr()),
-        Some(p) => open_sink(p)?,
-    };
+    let (error_sink, error_fd) = open_error(error)?;
     let access_sink = access.map(open_sink).transpose()?;
     let sinks = Sinks {
         error_path: error.map(str::to_owned),
         error: error_sink,
+        error_fd,
         access_path: access.map(str::to_owned),
         access: access_sink,
     };
@@ -77,8 +93,14 @@ pub fn reopen() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(p) = s.error_path.clone().filter(|p| p != "-" && p != "stderr") {
-        if let Ok(w) = open_sink(&p) {
+        if let Ok((w, fd)) = open_error(Some(&p)) {
             s.error = w;
+            s.error_fd = fd;
+            let dump = DUMP_FD.load(Ordering::Acquire);
+            if dump >= 0 {
+                // SAFETY: dup2 onto our own duplicate descriptor, from the open log file.
+                unsafe { libc::dup2(fd, dump) };
+            }
         }
     }
     if let Some(p) = s.access_path.clone() {
@@ -128,6 +150,32 @@ pub fn flush() {
         let _ = s.error.flush();
         if let Some(a) = s.access.as_mut() {
             let _ = a.flush();
+        }
+    }
+}
+
+/// A descriptor that stays the error log's across reopening, for `faulthandler` stack dumps.
+pub fn dump_fd() -> RawFd {
+    let cur = DUMP_FD.load(Ordering::Acquire);
+    if cur >= 0 {
+        return cur;
+    }
+    let src = SINKS.get().map_or(libc::STDERR_FILENO, |s| {
+        s.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .error_fd
+    });
+    // SAFETY: dup of a descriptor the log owns; the copy is ours and never closed.
+    let fd = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return src;
+    }
+    match DUMP_FD.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => fd,
+        Err(other) => {
+            // SAFETY: closing the duplicate we just made and nobody else saw.
+            unsafe { libc::close(fd) };
+            other
         }
     }
 }

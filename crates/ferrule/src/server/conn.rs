@@ -23,6 +23,8 @@ const READ_BUF: usize = 8 * 1024;
 /// How long a closing connection reads (and discards) what the client still sends, so that
 /// our last response is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(1);
+/// How long an idle keep-alive connection waits for one more request once the worker stops.
+const STOP_IDLE: Duration = Duration::from_millis(500);
 
 enum Stream {
     Tcp(TcpStream),
@@ -88,11 +90,11 @@ impl AnyListener {
 
 /// Starts the accept loop for one listener on the current runtime.
 pub fn spawn_acceptor(
-    socket: Socket,
-    l: &Listener,
+    l: Listener,
     worker: Arc<Worker>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    let socket: Socket = l.socket;
     socket.set_nonblocking(true)?;
     let scheme = l.bind.protocol.scheme();
     let local = l.local;
@@ -122,6 +124,7 @@ pub fn spawn_acceptor(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                // Dropping the listener closes this worker's copy of the socket.
                 _ = stop.changed() => return,
             }
         }
@@ -142,6 +145,8 @@ async fn read_head(
     idle: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> HeadRead {
+    let mut deadline = tokio::time::Instant::now() + idle;
+    let mut stopping = *stop.borrow();
     loop {
         if !rbuf.is_empty() {
             match parse_request(rbuf, &worker.app.limits) {
@@ -151,14 +156,21 @@ async fn read_head(
             }
         }
         let waiting = rbuf.is_empty();
-        let timeout = if waiting { idle } else { worker.client_timeout };
-        let read = tokio::time::timeout(timeout, stream.read_buf(rbuf));
+        if !waiting {
+            deadline = tokio::time::Instant::now() + worker.client_timeout;
+        }
+        if waiting && stopping {
+            // The worker is stopping: an idle connection gets a moment for a request already
+            // on its way (answered with `Connection: close`), then closes.
+            deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
+        }
+        let read = tokio::time::timeout_at(deadline, stream.read_buf(rbuf));
         tokio::select! {
             r = read => match r {
                 Ok(Ok(0) | Err(_)) | Err(_) => return HeadRead::Closed,
                 Ok(Ok(_)) => {}
             },
-            _ = stop.changed(), if waiting => return HeadRead::Closed,
+            _ = stop.changed(), if waiting && !stopping => stopping = true,
         }
     }
 }
@@ -204,6 +216,7 @@ async fn serve_connection(
             .run_app(move || wsgi::serve(&w.app, &info, head, buf))
             .await;
         let Some(outcome) = outcome else { return };
+        worker.request_done();
         rbuf = outcome.rbuf;
         if !outcome.keep_alive || worker.keep_alive.is_zero() || *stop.borrow() {
             linger(&mut stream).await;

@@ -1,7 +1,7 @@
 //! The worker's I/O: listeners, the event loop, connection tasks, and the app thread pool.
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ pub mod conn;
 pub mod date;
 pub mod io;
 pub mod listener;
+pub mod watchdog;
 
 /// What the WSGI bridge knows of the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +38,12 @@ pub struct Worker {
     pub pool: Option<async_channel::Sender<Job>>,
     active: AtomicUsize,
     idle: Notify,
+    /// Requests served, for `--max-requests`.
+    served: AtomicU64,
+    /// Requests after which the worker retires (`--max-requests` plus jitter); 0: never.
+    max_requests: u64,
+    /// Makes the worker stop gracefully on its own (request timeout, max requests).
+    retire: Notify,
 }
 
 /// Counts a connection as active while it lives.
@@ -51,6 +58,21 @@ impl Drop for ActiveGuard {
 }
 
 impl Worker {
+    /// Counts a served request; at `--max-requests` the worker retires gracefully.
+    pub fn request_done(&self) {
+        let n = self.served.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.max_requests != 0 && n == self.max_requests {
+            info!("Autorestarting worker after {n} requests (--max-requests)");
+            self.retire();
+        }
+    }
+
+    /// Stops accepting and leaves once in-flight requests are done; the master replaces it.
+    pub fn retire(&self) {
+        crate::supervisor::shared::leaving();
+        self.retire.notify_one();
+    }
+
     fn enter(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
         ActiveGuard(Arc::clone(self))
@@ -84,8 +106,19 @@ pub enum Stop {
     Fast,
 }
 
+/// `--max-requests` plus a jitter in `0..=jitter` that differs between workers.
+fn retire_after(max: u64, jitter: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let seed = u64::from(std::process::id())
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(crate::supervisor::shared::now_ms());
+    max + seed % (jitter + 1)
+}
+
 /// Runs the worker's event loop until a stop signal. Call with the GIL released.
-pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
+pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -113,6 +146,8 @@ pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
         }
         tx
     });
+    let inline = cfg.threads == 1;
+    let server_header = app.server_header;
     let worker = Arc::new(Worker {
         app,
         keep_alive: cfg.keep_alive,
@@ -120,33 +155,49 @@ pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
         pool,
         active: AtomicUsize::new(0),
         idle: Notify::new(),
+        served: AtomicU64::new(0),
+        max_requests: retire_after(cfg.max_requests, cfg.max_requests_jitter),
+        retire: Notify::new(),
     });
+    if !cfg.timeout.is_zero() {
+        let w = Arc::clone(&worker);
+        watchdog::spawn(
+            watchdog::Settings {
+                timeout: cfg.timeout,
+                graceful: cfg.graceful_timeout,
+                inline,
+                server_header,
+            },
+            Box::new(move || w.retire()),
+        );
+    }
     let graceful = cfg.graceful_timeout;
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         for l in listeners {
-            let socket = match l.socket.try_clone() {
-                Ok(s) => s,
-                Err(e) => {
-                    error!("cannot use listener {}: {e}", l.display);
-                    return 1;
-                }
-            };
-            if let Err(e) = conn::spawn_acceptor(socket, l, Arc::clone(&worker), stop_rx.clone()) {
-                error!("cannot use listener {}: {e}", l.display);
+            let display = l.display.clone();
+            if let Err(e) = conn::spawn_acceptor(l, Arc::clone(&worker), stop_rx.clone()) {
+                error!("cannot use listener {display}: {e}");
                 return 1;
             }
         }
-        let stop = wait_for_stop().await;
+        let beat = tokio::spawn(heartbeat());
+        crate::supervisor::shared::booted();
+        let stop = tokio::select! {
+            s = wait_for_stop() => s,
+            () = worker.retire.notified() => Stop::Graceful,
+        };
+        crate::supervisor::shared::leaving();
         let _ = stop_tx.send(true);
         if stop == Stop::Graceful {
+            // Requests the watchdog gave up on never finish: do not wait for them.
             let drained = async {
                 loop {
                     let notified = worker.idle.notified();
-                    if worker.active.load(Ordering::Acquire) == 0 {
+                    if worker.active.load(Ordering::Acquire) <= watchdog::stuck_count() {
                         break;
                     }
-                    notified.await;
+                    let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
                 }
             };
             if tokio::time::timeout(graceful, drained).await.is_err() {
@@ -156,8 +207,20 @@ pub fn run(cfg: &Config, listeners: &[listener::Listener], app: App) -> i32 {
                 );
             }
         }
+        beat.abort();
         0
     })
+}
+
+/// Tells the master the worker is alive, once a second. It takes the GIL for a moment, so a
+/// thread that never releases it (a wedged C extension) stops the heartbeat too.
+async fn heartbeat() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        pyo3::Python::attach(|_| ());
+        crate::supervisor::shared::heartbeat();
+    }
 }
 
 /// Waits for TERM (graceful), INT or QUIT (fast); USR1 reopens the log files meanwhile.

@@ -2,8 +2,7 @@
 //! fork handlers run), waits for signals with `sigtimedwait` (no threads, no handlers), and
 //! respawns workers that die.
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -12,6 +11,8 @@ use crate::config::{BindAddr, Config};
 use crate::log::{error, info, warning};
 use crate::server::listener::{self, Listener};
 use crate::wsgi;
+
+pub mod shared;
 
 /// A worker's exit code when it cannot load the app (gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
@@ -76,12 +77,33 @@ fn describe(status: libc::c_int) -> (String, Option<i32>) {
     }
 }
 
+/// What the master knows of one worker.
+struct WorkerInfo {
+    slot: usize,
+    started: Instant,
+    /// Told to stop (or stopping on its own): no longer counted, killed if it lingers.
+    leaving: Option<Instant>,
+}
+
 struct Master<'a> {
     cfg: &'a Config,
-    listeners: &'a [Listener],
-    workers: BTreeMap<libc::pid_t, Instant>,
+    listeners: Vec<Listener>,
+    workers: BTreeMap<libc::pid_t, WorkerInfo>,
     target: u32,
+    table: &'static shared::Table,
+    /// After a worker failed to boot on a respawn, the next try waits until then.
+    retry_at: Option<Instant>,
+    /// The wait before the next try, doubled at each failure (up to 30 s).
+    backoff: Duration,
 }
+
+/// How long a new worker may take to import the app and start accepting.
+const BOOT_TIMEOUT: Duration = Duration::from_mins(2);
+/// Beyond `--timeout`, how stale a heartbeat may be before the master kills the worker (the
+/// worker's own watchdog acts at `--timeout`; this is for a loop that is wedged).
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(2);
+/// Beyond `--graceful-timeout`, how long a leaving worker may linger before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the server: returns the process exit code (in the master, or in a worker child).
 pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
@@ -95,6 +117,13 @@ pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
             }
         }
     }
+    let table = match shared::table() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("cannot map the worker table: {e}");
+            return 1;
+        }
+    };
     let pid = std::process::id();
     info!("Starting ferrule {}", env!("CARGO_PKG_VERSION"));
     for l in &listeners {
@@ -108,16 +137,28 @@ pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
             "inline".to_owned()
         }
     );
+    if let Some(p) = &cfg.pidfile {
+        if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
+            error!("--pid {}: cannot write the pidfile: {e}", p.display());
+            return 1;
+        }
+    }
     set_mask(libc::SIG_BLOCK);
     let mut master = Master {
         cfg,
-        listeners: &listeners,
+        listeners,
         workers: BTreeMap::new(),
         target: cfg.workers,
+        table,
+        retry_at: None,
+        backoff: Duration::from_secs(1),
     };
     let code = master.serve(py);
     if matches!(code, Forked::Master(_)) {
         remove_unix_sockets(cfg);
+        if let Some(p) = &cfg.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
     }
     match code {
         Forked::Master(c) | Forked::Child(c) => c,
@@ -132,40 +173,58 @@ fn remove_unix_sockets(cfg: &Config) {
     }
 }
 
+/// A worker's resident memory in bytes, from /proc.
+fn rss_bytes(pid: libc::pid_t) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).unwrap_or(4096))
+}
+
+/// Why a new worker did not come up.
+enum BootFailure {
+    Exited(libc::c_int),
+    TimedOut,
+}
+
 impl Master<'_> {
     /// `Forked::Master(code)` when the server stops; `Forked::Child(code)` in a worker.
     fn serve(&mut self, py: Python<'_>) -> Forked {
         // The first worker boots alone: an app that cannot load stops the server with its
         // error printed once, instead of once per worker.
-        let (rd, wr) = match pipe() {
-            Ok(p) => p,
-            Err(e) => {
-                error!("cannot create a pipe: {e}");
-                return Forked::Master(1);
-            }
-        };
-        match self.spawn(py, Some(wr)) {
+        let first = match self.spawn(py) {
             Forked::Child(c) => return Forked::Child(c),
-            Forked::Master(pid) => {
-                let mut f = std::fs::File::from(rd);
-                let mut byte = [0u8; 1];
-                if !matches!(f.read(&mut byte), Ok(1)) {
-                    let status = self.reap_one(pid);
-                    error!("Worker failed to boot ({})", describe(status).0);
-                    return Forked::Master(BOOT_ERROR);
-                }
-            }
+            Forked::Master(pid) => pid,
+        };
+        if first < 0 {
+            return Forked::Master(1);
         }
-        while self.workers.len() < self.target as usize {
-            if let Forked::Child(c) = self.spawn(py, None) {
-                return Forked::Child(c);
+        match self.wait_booted(first) {
+            Ok(()) => {}
+            Err(BootFailure::Exited(status)) if describe(status).1 == Some(BOOT_ERROR) => {
+                error!("Worker failed to boot ({})", describe(status).0);
+                self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
+                return Forked::Master(BOOT_ERROR);
+            }
+            // Killed from outside while it booted: start another, as after any crash.
+            Err(BootFailure::Exited(status)) => {
+                warning!("Worker (pid:{first}) {} while booting", describe(status).0);
+            }
+            Err(BootFailure::TimedOut) => {
+                error!("Worker did not boot within {} s", BOOT_TIMEOUT.as_secs());
+                self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
+                return Forked::Master(BOOT_ERROR);
             }
         }
         let set = signal_set();
         loop {
+            if let Some(c) = self.fill(py) {
+                return Forked::Child(c);
+            }
             let timeout = libc::timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
             };
             // SAFETY: sigtimedwait with a valid set and timeout; we do not need the siginfo.
             let sig = unsafe {
@@ -179,26 +238,25 @@ impl Master<'_> {
                     return Forked::Master(self.stop(libc::SIGINT, Duration::from_secs(5)))
                 }
                 libc::SIGHUP => {
-                    info!("Handling signal: hup; replacing workers");
-                    let old: Vec<_> = self.workers.keys().copied().collect();
-                    for _ in 0..self.target {
-                        if let Forked::Child(c) = self.spawn(py, None) {
-                            return Forked::Child(c);
-                        }
-                    }
-                    for pid in old {
-                        kill(pid, libc::SIGTERM);
+                    if let Some(c) = self.reload(py) {
+                        return Forked::Child(c);
                     }
                 }
                 libc::SIGTTIN => {
-                    self.target += 1;
+                    self.target = (self.target + 1).min(1024);
                     info!("Handling signal: ttin; {} workers", self.target);
                 }
                 libc::SIGTTOU if self.target > 1 => {
                     self.target -= 1;
                     info!("Handling signal: ttou; {} workers", self.target);
-                    if let Some((&pid, _)) = self.workers.iter().min_by_key(|(_, t)| **t) {
-                        kill(pid, libc::SIGTERM);
+                    let oldest = self
+                        .workers
+                        .iter()
+                        .filter(|(_, w)| w.leaving.is_none())
+                        .min_by_key(|(_, w)| w.started)
+                        .map(|(&pid, _)| pid);
+                    if let Some(pid) = oldest {
+                        self.retire(pid, libc::SIGTERM);
                     }
                 }
                 libc::SIGUSR1 => {
@@ -209,55 +267,213 @@ impl Master<'_> {
                 }
                 _ => {}
             }
-            if let Some(code) = self.reap() {
-                return Forked::Master(code);
-            }
-            // Replace workers that died, up to the target count.
-            while self.workers.len() < self.target as usize {
-                if let Forked::Child(c) = self.spawn(py, None) {
-                    return Forked::Child(c);
-                }
-            }
-            // TTOU and HUP leave extra workers: they were told to stop and are reaped later.
+            self.reap();
+            self.check();
         }
     }
 
-    /// Collects exited workers. Some(code) if the server must stop.
-    fn reap(&mut self) -> Option<i32> {
+    /// Workers counted toward the target: those not leaving.
+    fn serving(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.leaving.is_none())
+            .count()
+    }
+
+    /// Starts workers up to the target. Some(code) in a new worker child.
+    fn fill(&mut self, py: Python<'_>) -> Option<i32> {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
+        while self.serving() < self.target as usize {
+            match self.spawn(py) {
+                Forked::Child(c) => return Some(c),
+                Forked::Master(pid) if pid < 0 => {
+                    self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                    break;
+                }
+                Forked::Master(_) => {}
+            }
+        }
+        None
+    }
+
+    /// Marks a worker leaving and signals it.
+    fn retire(&mut self, pid: libc::pid_t, sig: libc::c_int) {
+        if let Some(w) = self.workers.get_mut(&pid) {
+            w.leaving.get_or_insert_with(Instant::now);
+        }
+        kill(pid, sig);
+    }
+
+    /// HUP: new workers with freshly imported code start and answer before the old ones are
+    /// told to drain; if the new code cannot load, the old workers keep serving.
+    fn reload(&mut self, py: Python<'_>) -> Option<i32> {
+        info!("Handling signal: hup; starting new workers");
+        let old: Vec<libc::pid_t> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.leaving.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        let first = match self.spawn(py) {
+            Forked::Child(c) => return Some(c),
+            Forked::Master(pid) => pid,
+        };
+        if first < 0 {
+            error!("Reload failed: cannot start a new worker; the old workers keep serving");
+            return None;
+        }
+        if let Err(f) = self.wait_booted(first) {
+            let why = match f {
+                BootFailure::Exited(status) => describe(status).0,
+                BootFailure::TimedOut => {
+                    format!("did not boot within {} s", BOOT_TIMEOUT.as_secs())
+                }
+            };
+            error!("Reload failed: the new worker {why}; the old workers keep serving");
+            return None;
+        }
+        // The new worker is answering: the old ones finish what they have and leave, and
+        // `fill` starts the rest of the new generation.
+        for pid in old {
+            self.retire(pid, libc::SIGTERM);
+        }
+        info!("Reload: new workers serving; old workers draining");
+        None
+    }
+
+    /// Waits until worker `pid` reports that it accepts connections.
+    fn wait_booted(&mut self, pid: libc::pid_t) -> Result<(), BootFailure> {
+        let Some(slot) = self.workers.get(&pid).map(|w| w.slot) else {
+            return Err(BootFailure::TimedOut);
+        };
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        loop {
+            if self.table.slot(slot).booted.load(Ordering::Acquire) == 1 {
+                return Ok(());
+            }
+            let mut status = 0;
+            // SAFETY: non-blocking waitpid on our own child, into a local int.
+            if unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) } == pid {
+                self.forget(pid);
+                return Err(BootFailure::Exited(status));
+            }
+            if Instant::now() > deadline {
+                kill(pid, libc::SIGKILL);
+                // SAFETY: blocking waitpid on our own child after SIGKILL.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                self.forget(pid);
+                return Err(BootFailure::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn forget(&mut self, pid: libc::pid_t) {
+        if let Some(w) = self.workers.remove(&pid) {
+            self.table.release(w.slot);
+        }
+    }
+
+    /// Collects exited workers and says how each ended.
+    fn reap(&mut self) {
         loop {
             let mut status = 0;
             // SAFETY: waitpid for any child, without blocking, into a local int.
             let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
             if pid <= 0 {
-                return None;
+                return;
             }
-            if self.workers.remove(&pid).is_none() {
+            let Some(w) = self.workers.get(&pid) else {
                 continue;
-            }
+            };
+            let expected = w.leaving.is_some();
+            let w_booted = self.table.slot(w.slot).booted.load(Ordering::Acquire) == 1;
+            self.forget(pid);
             let (what, code) = describe(status);
-            if code == Some(0) {
+            if code == Some(0) || (expected && code.is_some()) {
                 info!("Worker (pid:{pid}) {what}");
             } else {
-                warning!("Worker (pid:{pid}) {what}");
+                warning!("Worker (pid:{pid}) {what}; starting a new one");
             }
             if code == Some(BOOT_ERROR) {
-                error!("Worker failed to boot; shutting down");
-                self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
-                return Some(BOOT_ERROR);
+                // The code on disk changed under a running server: keep the workers that
+                // still run, and retry without spinning.
+                error!(
+                    "Worker failed to boot; retrying in {} s",
+                    self.backoff.as_secs()
+                );
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(30));
+            } else if w_booted {
+                self.backoff = Duration::from_secs(1);
             }
         }
     }
 
-    fn reap_one(&mut self, pid: libc::pid_t) -> libc::c_int {
-        let mut status = 0;
-        // SAFETY: blocking waitpid on our own child.
-        unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        self.workers.remove(&pid);
-        status
+    /// Heartbeats, leaving flags, memory and lingering workers.
+    fn check(&mut self) {
+        let now = shared::now_ms();
+        let timeout = self.cfg.timeout;
+        let mut actions = Vec::new();
+        for (&pid, w) in &self.workers {
+            let slot = self.table.slot(w.slot);
+            if let Some(since) = w.leaving {
+                let limit = self.cfg.graceful_timeout + KILL_GRACE;
+                if since.elapsed() > limit {
+                    warning!("Worker (pid:{pid}) did not stop in time; killing it");
+                    actions.push((pid, libc::SIGKILL));
+                }
+                continue;
+            }
+            if slot.leaving.load(Ordering::Acquire) == 1 {
+                // It stopped accepting on its own (request timeout, max requests).
+                actions.push((pid, 0));
+                continue;
+            }
+            let booted = slot.booted.load(Ordering::Acquire) == 1;
+            let beat = slot.heartbeat.load(Ordering::Acquire);
+            let stale = Duration::from_millis(now.saturating_sub(beat));
+            if !timeout.is_zero() && booted && stale > timeout + HEARTBEAT_GRACE {
+                error!(
+                    "WORKER TIMEOUT (pid:{pid}): no heartbeat for {} s (--timeout {}); killing it",
+                    stale.as_secs(),
+                    timeout.as_secs()
+                );
+                actions.push((pid, libc::SIGKILL));
+                continue;
+            }
+            if self.cfg.max_worker_memory > 0 {
+                if let Some(rss) = rss_bytes(pid).filter(|&r| r > self.cfg.max_worker_memory) {
+                    info!(
+                        "Worker (pid:{pid}) uses {} MiB, over --max-worker-memory {} MiB; \
+                         replacing it",
+                        rss >> 20,
+                        self.cfg.max_worker_memory >> 20
+                    );
+                    actions.push((pid, libc::SIGTERM));
+                }
+            }
+        }
+        for (pid, sig) in actions {
+            if sig == 0 {
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.leaving.get_or_insert_with(Instant::now);
+                }
+            } else {
+                self.retire(pid, sig);
+            }
+        }
     }
 
-    fn spawn(&mut self, py: Python<'_>, boot: Option<OwnedFd>) -> Forked {
+    /// Forks a worker. `Forked::Master(-1)` if it could not.
+    fn spawn(&mut self, py: Python<'_>) -> Forked {
         let master_pid = std::process::id();
+        let Some(slot) = self.table.claim() else {
+            error!("cannot start a worker: all {} slots in use", shared::SLOTS);
+            return Forked::Master(-1);
+        };
         let pid: i32 = match py
             .import("os")
             .and_then(|os| os.call_method0("fork"))
@@ -266,14 +482,24 @@ impl Master<'_> {
             Ok(p) => p,
             Err(e) => {
                 error!("fork failed: {e}");
+                self.table.release(slot);
                 return Forked::Master(-1);
             }
         };
         if pid == 0 {
-            return Forked::Child(worker_main(py, self.cfg, self.listeners, boot, master_pid));
+            shared::set_mine(slot);
+            let listeners = std::mem::take(&mut self.listeners);
+            return Forked::Child(worker_main(py, self.cfg, listeners, master_pid));
         }
-        drop(boot);
-        self.workers.insert(pid, Instant::now());
+        self.table.slot(slot).pid.store(pid, Ordering::Release);
+        self.workers.insert(
+            pid,
+            WorkerInfo {
+                slot,
+                started: Instant::now(),
+                leaving: None,
+            },
+        );
         Forked::Master(pid)
     }
 
@@ -287,6 +513,11 @@ impl Master<'_> {
                 "fast"
             }
         );
+        // Shutting the listening sockets down makes new connections fail at once, even while
+        // a worker busy with a long request still holds its copy of the descriptor.
+        for l in self.listeners.drain(..) {
+            let _ = l.socket.shutdown(std::net::Shutdown::Read);
+        }
         for &pid in self.workers.keys() {
             kill(pid, sig);
         }
@@ -296,41 +527,35 @@ impl Master<'_> {
             // SAFETY: non-blocking waitpid into a local int.
             let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
             if pid > 0 {
-                self.workers.remove(&pid);
+                self.forget(pid);
             } else {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        for &pid in self.workers.keys() {
+        let left: Vec<_> = self.workers.keys().copied().collect();
+        for pid in left {
             warning!("Worker (pid:{pid}) did not stop in time; killing it");
             kill(pid, libc::SIGKILL);
             // SAFETY: blocking waitpid on our own child after SIGKILL.
             unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            self.forget(pid);
         }
-        self.workers.clear();
         0
     }
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors into our array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
+extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// The life of a worker process, from the fork to its exit code.
-fn worker_main(
-    py: Python<'_>,
-    cfg: &Config,
-    listeners: &[Listener],
-    boot: Option<OwnedFd>,
-    master: u32,
-) -> i32 {
+fn worker_main(py: Python<'_>, cfg: &Config, listeners: Vec<Listener>, master: u32) -> i32 {
     set_mask(libc::SIG_UNBLOCK);
+    // HUP, TTIN and TTOU are for the master; a worker that gets one (a signal to the whole
+    // process group) carries on. A handler, unlike SIG_IGN, is not inherited by programs the
+    // app executes.
+    for sig in [libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU] {
+        // SAFETY: installs an async-signal-safe handler that does nothing.
+        unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
+    }
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -347,11 +572,18 @@ fn worker_main(
             return BOOT_ERROR;
         }
     };
-    if let Some(fd) = boot {
-        let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"1");
+    if !cfg.timeout.is_zero() {
+        if let Err(e) = wsgi::register_stack_dump(py, crate::log::dump_fd()) {
+            warning!("cannot set up stack dumps for --timeout: {e}");
+        }
     }
     info!("Booting worker with pid: {}", std::process::id());
     let code = py.detach(|| crate::server::run(cfg, listeners, app));
     crate::log::flush();
+    if crate::server::watchdog::stuck_count() > 0 {
+        // A thread is still inside the app; Python's finalisation would wait for it.
+        // SAFETY: _exit ends the process at once; the logs were flushed above.
+        unsafe { libc::_exit(code) };
+    }
     code
 }

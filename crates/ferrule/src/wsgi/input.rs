@@ -213,7 +213,11 @@ impl Input {
         };
         match reader.read(out, max, false) {
             Ok(Some(n)) => Ok(n),
-            Ok(None) => match py.detach(|| reader.read(out, max, true)) {
+            Ok(None) => match py.detach(|| {
+                // Waiting for the client does not count against --timeout.
+                let _paused = crate::server::watchdog::pause();
+                reader.read(out, max, true)
+            }) {
                 Ok(n) => Ok(n.unwrap_or(0)),
                 Err(e) => Err(e.to_py()),
             },
@@ -252,7 +256,10 @@ impl Input {
                 Some(reader) => match reader.read(&mut more, READ_BLOCK, false) {
                     Ok(Some(n)) => n,
                     Ok(None) => py
-                        .detach(|| reader.read(&mut more, READ_BLOCK, true))
+                        .detach(|| {
+                            let _paused = crate::server::watchdog::pause();
+                            reader.read(&mut more, READ_BLOCK, true)
+                        })
                         .map_err(BodyError::to_py)?
                         .unwrap_or(0),
                     Err(e) => return Err(e.to_py()),

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::log::{self, error};
-use crate::server::{date, io as sio, ConnInfo};
+use crate::server::{date, io as sio, watchdog, ConnInfo};
 
 pub mod environ;
 pub mod file_wrapper;
@@ -83,6 +83,7 @@ pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> O
         timeout: app.client_timeout,
         coalesce: app.inline,
     };
+    watchdog::request_begin(conn.fd);
     let (mut reader, keep_alive, code, sent) = Python::attach(|py| {
         let input = match Py::new(py, Input::new(reader)) {
             Ok(i) => i,
@@ -103,6 +104,13 @@ pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> O
         let r = response.borrow(py);
         (reader, r.out.keep_alive, r.code, r.body_sent)
     });
+    if watchdog::request_end() {
+        // The watchdog answered this request (504) and the worker is leaving.
+        return Outcome {
+            keep_alive: false,
+            rbuf: BytesMut::new(),
+        };
+    }
     let mut keep_alive = keep_alive;
     let rbuf = match reader.as_mut() {
         Some(r) => {
@@ -151,7 +159,11 @@ fn run_app(
             return;
         }
     };
-    let result = match app.callable.bind(py).call1((env, response.bind(py))) {
+    let called = {
+        let _in_app = watchdog::enter();
+        app.callable.bind(py).call1((env, response.bind(py)))
+    };
+    let result = match called {
         Ok(r) => r,
         Err(e) => {
             app_failed(py, input, response, &e, "calling the app");
@@ -163,7 +175,11 @@ fn run_app(
     }
     // PEP 3333: close() is called whatever happened.
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close")) {
-        if let Err(e) = close.call0() {
+        let closed = {
+            let _in_app = watchdog::enter();
+            close.call0()
+        };
+        if let Err(e) = closed {
             error!(
                 "error closing the app's response:\n{}",
                 format_exception(py, &e)
@@ -210,7 +226,10 @@ fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny
         // Pending blocks go to the flusher while the app produces the next (see flush.rs);
         // the borrow ends before the app runs, as it may call write().
         response.borrow_mut(py).lend_pending();
-        let next = iter.next();
+        let next = {
+            let _in_app = watchdog::enter();
+            iter.next()
+        };
         let mut r = response.borrow_mut(py);
         if let Err(e) = r.take_back(py) {
             lost(e);
@@ -291,6 +310,10 @@ fn respond_simple(py: Python<'_>, response: &Py<Response>, code: u16) {
     let bytes = date::with(|d| enc::simple_response(code, close, d, server, r.out.head_request));
     r.body_sent = bytes.len() as u64;
     r.mark_finished();
+    if !watchdog::claim_response() {
+        r.out.keep_alive = false;
+        return;
+    }
     let (fd, timeout) = (r.out.fd, r.out.timeout);
     if py
         .detach(|| sio::write_all(fd, &[&bytes], 0, timeout))
@@ -365,6 +388,19 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
         server_header: cfg.server_header,
         inline: cfg.threads == 1,
     })
+}
+
+/// Has `faulthandler` dump every thread's stack to the error log on the watchdog's signal:
+/// the C handler needs no GIL, so it works while a stuck thread holds it.
+pub fn register_stack_dump(py: Python<'_>, fd: std::os::fd::RawFd) -> PyResult<()> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("file", fd)?;
+    kwargs.set_item("all_threads", true)?;
+    kwargs.set_item("chain", false)?;
+    py.import("faulthandler")?
+        .getattr("register")?
+        .call((watchdog::DUMP_SIGNAL,), Some(&kwargs))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -204,6 +204,11 @@ impl Response {
 
     /// Encodes the head, choosing the framing. `total`: the whole body's length when known.
     fn encode_head(&mut self, total: Option<u64>) -> Vec<u8> {
+        if !crate::server::watchdog::claim_response() {
+            // The watchdog answered this request (--timeout): nothing more goes out.
+            self.broken = true;
+            self.out.keep_alive = false;
+        }
         let no_body = self.no_body();
         let mut add_length = None;
         self.framing = if let Some(n) = self.content_length {

@@ -1,0 +1,238 @@
+//! The per-request timeout (`--timeout`): a Rust thread that watches every thread that calls
+//! into the app. When one call (the app call, one step of its iterable, or `close()`) runs
+//! longer than the timeout, it dumps every Python thread's stack to the error log (through
+//! `faulthandler`, which needs no GIL, so it works while the stuck thread holds it), answers the
+//! request with a 504 if nothing was sent yet (else cuts the connection), and has the worker
+//! stop gracefully; the master starts a replacement at once.
+//!
+//! Time spent waiting for the client (reading the body) does not count: `wsgi.input` pauses
+//! the clock around its waits.
+use std::cell::Cell;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferrule_proto::http1::response as enc;
+
+use crate::log::{self, error};
+use crate::supervisor::shared::now_ms;
+
+/// No request on this thread.
+const IDLE: u8 = 0;
+/// A request is running and nothing was sent.
+const OPEN: u8 = 1;
+/// The response's head went out.
+const SENT: u8 = 2;
+/// The watchdog answered (or cut) the request: nothing more may be written.
+const TIMED_OUT: u8 = 3;
+
+/// The signal `faulthandler` is registered on in workers, to dump every thread's stack.
+pub const DUMP_SIGNAL: libc::c_int = libc::SIGUSR2;
+
+/// One app-calling thread's state, read by the watchdog thread.
+struct Slot {
+    /// `now_ms()` when the current call into the app began; 0 outside the app.
+    since: AtomicU64,
+    fd: AtomicI32,
+    phase: AtomicU8,
+}
+
+thread_local! {
+    static SLOT: Cell<Option<&'static Slot>> = const { Cell::new(None) };
+}
+
+static SLOTS: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
+static STUCK: AtomicUsize = AtomicUsize::new(0);
+
+fn slot() -> &'static Slot {
+    SLOT.with(|c| {
+        if let Some(s) = c.get() {
+            return s;
+        }
+        let s: &'static Slot = Box::leak(Box::new(Slot {
+            since: AtomicU64::new(0),
+            fd: AtomicI32::new(-1),
+            phase: AtomicU8::new(IDLE),
+        }));
+        SLOTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(s);
+        c.set(Some(s));
+        s
+    })
+}
+
+/// A request begins on this thread, on connection `fd`.
+pub fn request_begin(fd: RawFd) {
+    let s = slot();
+    s.fd.store(fd, Ordering::Release);
+    s.phase.store(OPEN, Ordering::Release);
+}
+
+/// The request on this thread is over. True if the watchdog took it over (timed out).
+pub fn request_end() -> bool {
+    let s = slot();
+    s.since.store(0, Ordering::Release);
+    s.fd.store(-1, Ordering::Release);
+    s.phase.swap(IDLE, Ordering::AcqRel) == TIMED_OUT
+}
+
+/// Marks a call into the app; the clock runs until the guard drops.
+pub struct InApp(&'static Slot);
+
+#[must_use]
+pub fn enter() -> InApp {
+    let s = slot();
+    s.since.store(now_ms().max(1), Ordering::Release);
+    InApp(s)
+}
+
+impl Drop for InApp {
+    fn drop(&mut self) {
+        self.0.since.store(0, Ordering::Release);
+    }
+}
+
+/// Stops the clock while the app waits for the client (reading the body).
+pub struct Paused(&'static Slot, bool);
+
+#[must_use]
+pub fn pause() -> Paused {
+    let s = slot();
+    let running = s.since.swap(0, Ordering::AcqRel) != 0;
+    Paused(s, running)
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.since.store(now_ms().max(1), Ordering::Release);
+        }
+    }
+}
+
+/// Before the response's first bytes go out: false if the watchdog already answered it.
+pub fn claim_response() -> bool {
+    let s = slot();
+    match s
+        .phase
+        .compare_exchange(OPEN, SENT, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => true,
+        Err(p) => p != TIMED_OUT,
+    }
+}
+
+/// Requests the watchdog took over and whose threads are still inside the app.
+pub fn stuck_count() -> usize {
+    STUCK.load(Ordering::Acquire)
+}
+
+/// What the watchdog needs to know.
+pub struct Settings {
+    pub timeout: Duration,
+    pub graceful: Duration,
+    /// The app runs on the event loop thread: nothing else can progress once it is stuck.
+    pub inline: bool,
+    pub server_header: bool,
+}
+
+/// Starts the watchdog thread; `stop` makes the worker stop gracefully.
+pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
+    let timeout_ms = settings.timeout.as_millis() as u64;
+    let tick = (settings.timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let spawned = std::thread::Builder::new()
+        .name("ferrule-watchdog".into())
+        .spawn(move || {
+            let mut fired_at: Option<u64> = None;
+            loop {
+                std::thread::sleep(tick);
+                let now = now_ms();
+                let slots: Vec<&'static Slot> = SLOTS
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                for s in slots {
+                    let since = s.since.load(Ordering::Acquire);
+                    if since == 0 || now.saturating_sub(since) <= timeout_ms {
+                        continue;
+                    }
+                    let phase = s.phase.load(Ordering::Acquire);
+                    if phase == TIMED_OUT || phase == IDLE {
+                        continue;
+                    }
+                    take_over(s, &settings, now - since);
+                    fired_at.get_or_insert(now);
+                }
+                if let Some(at) = fired_at {
+                    if settings.inline {
+                        // The event loop itself is stuck: no other request can finish.
+                        exit_now();
+                    }
+                    if at == now {
+                        stop();
+                    }
+                    if now.saturating_sub(at) > settings.graceful.as_millis() as u64 {
+                        error!("worker did not stop within the graceful timeout; exiting");
+                        exit_now();
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        error!("cannot start the request watchdog (--timeout): {e}");
+    }
+}
+
+fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
+    STUCK.fetch_add(1, Ordering::AcqRel);
+    let fd = s.fd.load(Ordering::Acquire);
+    error!(
+        "WORKER TIMEOUT (pid:{}): a call into the app has run for {}.{:03} s, over --timeout {} s; \
+         the Python stacks of all threads follow, then this worker is replaced",
+        std::process::id(),
+        ran_ms / 1000,
+        ran_ms % 1000,
+        settings.timeout.as_secs()
+    );
+    log::flush();
+    // SAFETY: sends a signal to our own process; faulthandler's handler writes the stacks.
+    unsafe {
+        libc::kill(libc::getpid(), DUMP_SIGNAL);
+    }
+    // The handler runs on another thread; give it a moment before writing on.
+    std::thread::sleep(Duration::from_millis(100));
+    let answered = s
+        .phase
+        .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if fd < 0 {
+        return;
+    }
+    if answered {
+        let server = settings.server_header.then_some(&b"ferrule"[..]);
+        let resp = crate::server::date::with(|d| enc::simple_response(504, true, d, server, false));
+        // SAFETY: fd is the request's connection, kept open by its task while the request is
+        // in the app (which it still is); a short write on a fresh response head is harmless.
+        unsafe {
+            libc::write(fd, resp.as_ptr().cast(), resp.len());
+            libc::shutdown(fd, libc::SHUT_WR);
+        }
+    } else {
+        s.phase.store(TIMED_OUT, Ordering::Release);
+        // The response had started: all the client can learn is that it was cut short.
+        // SAFETY: as above, the connection is still open; shutdown does not close the fd.
+        unsafe {
+            libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+fn exit_now() -> ! {
+    log::flush();
+    // SAFETY: _exit ends the process without running Python's finalisation, which would wait
+    // for the stuck thread's GIL.
+    unsafe { libc::_exit(1) }
+}
