@@ -18,15 +18,33 @@ pub struct Cli {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
-    /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `unix:/path`, or `http://HOST:PORT`.
-    /// Repeat for several. Port 0 picks a free port (logged at start).
-    #[arg(
-        short = 'b',
-        long = "bind",
-        value_name = "ADDRESS",
-        default_value = "127.0.0.1:8000"
-    )]
+    /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `unix:/path`, `http://HOST:PORT`, or
+    /// `fd://N` (a listening socket inherited from the parent). Repeat for several. Port 0
+    /// picks a free port (logged at start). Sockets passed by systemd (LISTEN_FDS) are used
+    /// too. [default: 127.0.0.1:8000]
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
     pub bind: Vec<String>,
+
+    /// Give each worker its own listening socket (SO_REUSEPORT) instead of one shared queue.
+    /// The kernel may reset connections still queued on the socket of a worker that exits,
+    /// unless net.ipv4.tcp_migrate_req is set to 1.
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
+
+    /// File mode creation mask (octal) set at start: it decides the permissions of Unix
+    /// sockets and of files the app creates. [default: unchanged]
+    #[arg(long, value_name = "MASK")]
+    pub umask: Option<String>,
+
+    /// Run the workers as this user (name or uid) once the sockets are bound.
+    /// [default: unchanged]
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Run the workers with this group (name or gid) once the sockets are bound.
+    /// [default: the user's primary group]
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub group: Option<String>,
 
     /// Worker processes.
     #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]

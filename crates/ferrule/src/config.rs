@@ -12,6 +12,8 @@ use crate::cli::Cli;
 pub enum BindAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// A listening socket inherited from the parent process (`fd://N`, systemd).
+    Fd(i32),
 }
 
 /// The protocol a listener speaks.
@@ -59,17 +61,47 @@ pub struct Config {
     /// `--max-worker-memory` in bytes; 0 disables.
     pub max_worker_memory: u64,
     pub pidfile: Option<PathBuf>,
+    pub reuse_port: bool,
+    pub umask: Option<u32>,
+    /// `--user`: uid (and its primary gid) the workers switch to.
+    pub user: Option<(u32, u32)>,
+    /// `--group`: gid the workers switch to.
+    pub group: Option<u32>,
     pub cli: Cli,
 }
 
 impl Config {
     /// Checks the command line; the error names the bad option and the fix.
     pub fn from_cli(cli: Cli) -> Result<Self, String> {
-        let binds = cli
+        let mut binds = cli
             .bind
             .iter()
             .map(|b| parse_bind(b))
             .collect::<Result<Vec<_>, _>>()?;
+        // systemd socket activation: the sockets it passes, as gunicorn does.
+        for fd in crate::server::listener::systemd_fds() {
+            binds.push(Bind {
+                protocol: Protocol::Http,
+                addr: BindAddr::Fd(fd),
+                spec: format!("fd://{fd}"),
+            });
+        }
+        if binds.is_empty() {
+            binds.push(parse_bind(DEFAULT_BIND)?);
+        }
+        let umask = cli
+            .umask
+            .as_deref()
+            .map(|u| {
+                let digits = u.strip_prefix("0o").unwrap_or(u);
+                u32::from_str_radix(digits, 8)
+                    .ok()
+                    .filter(|&m| m <= 0o777)
+                    .ok_or_else(|| format!("--umask {u}: give an octal mask, as in 007 or 0o027"))
+            })
+            .transpose()?;
+        let user = cli.user.as_deref().map(resolve_user).transpose()?;
+        let group = cli.group.as_deref().map(resolve_group).transpose()?;
         let root_path = cli.root_path.trim_end_matches('/').to_owned();
         if !root_path.is_empty() && !root_path.starts_with('/') {
             return Err(format!(
@@ -117,23 +149,71 @@ impl Config {
             max_requests_jitter: cli.max_requests_jitter,
             max_worker_memory: cli.max_worker_memory.saturating_mul(1 << 20),
             pidfile: cli.pidfile.clone(),
+            reuse_port: cli.reuse_port,
+            umask,
+            user,
+            group,
             cli,
         })
     }
+}
+
+/// Where the server listens when no `--bind` is given.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// A user name or number: its uid and primary gid.
+fn resolve_user(name: &str) -> Result<(u32, u32), String> {
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("--user {name:?}: bad name"))?;
+    // SAFETY: getpwnam/getpwuid return a pointer to static storage or null; the master is
+    // single-threaded while it reads the configuration.
+    let pw = unsafe {
+        match name.parse::<u32>() {
+            Ok(uid) => libc::getpwuid(uid),
+            Err(_) => libc::getpwnam(cname.as_ptr()),
+        }
+    };
+    if pw.is_null() {
+        if let Ok(uid) = name.parse::<u32>() {
+            return Ok((uid, uid));
+        }
+        return Err(format!("--user {name}: no such user"));
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record.
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// A group name or number: its gid.
+fn resolve_group(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("--group {name:?}: bad name"))?;
+    // SAFETY: getgrnam returns a pointer to static storage or null; single-threaded here.
+    let gr = unsafe { libc::getgrnam(cname.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("--group {name}: no such group"));
+    }
+    // SAFETY: gr is non-null and points to a valid group record.
+    Ok(unsafe { (*gr).gr_gid })
 }
 
 /// `HOST:PORT`, `[v6]:PORT`, `HOST` (port 8000), `unix:/path`, each optionally `http://`-prefixed.
 pub fn parse_bind(spec: &str) -> Result<Bind, String> {
     let (protocol, rest) = match spec.split_once("://") {
         Some(("http", rest)) => (Protocol::Http, rest),
+        Some(("fd", _)) | None => (Protocol::Http, spec),
         Some((other, _)) => {
             return Err(format!(
                 "--bind {spec}: unknown protocol {other:?}; use http:// or none"
             ));
         }
-        None => (Protocol::Http, spec),
     };
-    let addr = if let Some(path) = rest.strip_prefix("unix:") {
+    let addr = if let Some(fd) = spec.strip_prefix("fd://") {
+        let fd: i32 = fd.parse().ok().filter(|&n| n >= 0).ok_or_else(|| {
+            format!("--bind {spec}: {fd:?} is not a file descriptor number, as in fd://3")
+        })?;
+        BindAddr::Fd(fd)
+    } else if let Some(path) = rest.strip_prefix("unix:") {
         if path.is_empty() {
             return Err(format!(
                 "--bind {spec}: give a socket path, as in unix:/run/app.sock"

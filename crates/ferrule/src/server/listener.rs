@@ -1,12 +1,17 @@
-//! Listening sockets: bound once in the master, shared by every worker.
+//! Listening sockets: bound once in the master and shared by every worker, inherited from a
+//! parent (`fd://N`, systemd's LISTEN_FDS), or, with `--reuse-port`, one per worker.
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener as StdUnixListener;
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use crate::config::{Bind, BindAddr};
+
+/// The first descriptor systemd passes (SD_LISTEN_FDS_START).
+const LISTEN_FDS_START: RawFd = 3;
 
 /// A bound, listening socket.
 pub struct Listener {
@@ -15,26 +20,21 @@ pub struct Listener {
     /// What the start-up line shows: `http://127.0.0.1:8000` with the real port.
     pub display: String,
     pub local: Option<SocketAddr>,
+    /// `--reuse-port`: the master's socket only holds the address; each worker listens on a
+    /// socket of its own (see [`Listener::for_worker`]).
+    pub reuse_port: bool,
 }
 
 /// Binds `bind`; the error names the address.
-pub fn bind(bind: &Bind, backlog: u32) -> Result<Listener, String> {
+pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, String> {
     let fail = |e: io::Error| format!("Cannot bind to {}: {e}", bind.spec);
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     match &bind.addr {
         BindAddr::Tcp(addr) => {
-            let socket = Socket::new(
-                Domain::for_address(*addr),
-                Type::STREAM,
-                Some(SockProtocol::TCP),
-            )
-            .map_err(fail)?;
-            socket.set_reuse_address(true).map_err(fail)?;
-            if addr.is_ipv6() {
-                socket.set_only_v6(true).map_err(fail)?;
+            let socket = tcp_socket(*addr, reuse_port).map_err(fail)?;
+            if !reuse_port {
+                socket.listen(backlog).map_err(fail)?;
             }
-            socket.bind(&(*addr).into()).map_err(fail)?;
-            socket.listen(backlog).map_err(fail)?;
             let local = socket.local_addr().map_err(fail)?.as_socket();
             let shown = local.map_or_else(|| addr.to_string(), |a| a.to_string());
             Ok(Listener {
@@ -42,6 +42,7 @@ pub fn bind(bind: &Bind, backlog: u32) -> Result<Listener, String> {
                 bind: bind.clone(),
                 socket,
                 local,
+                reuse_port,
             })
         }
         BindAddr::Unix(path) => {
@@ -52,14 +53,105 @@ pub fn bind(bind: &Bind, backlog: u32) -> Result<Listener, String> {
                 }
             }
             let l = StdUnixListener::bind(path).map_err(fail)?;
-            let socket = Socket::from(std::os::fd::OwnedFd::from(l));
+            let socket = Socket::from(OwnedFd::from(l));
             socket.listen(backlog).map_err(fail)?;
             Ok(Listener {
                 display: format!("{}://unix:{}", bind.protocol.scheme(), path.display()),
                 bind: bind.clone(),
                 socket,
                 local: None,
+                reuse_port: false,
             })
         }
+        BindAddr::Fd(fd) => inherited(bind, *fd).map_err(|e| format!("--bind {}: {e}", bind.spec)),
+    }
+}
+
+fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(SockProtocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// A listening socket handed down by the parent process as descriptor `fd`.
+fn inherited(bind: &Bind, fd: RawFd) -> io::Result<Listener> {
+    // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::other(format!(
+            "descriptor {fd} is not open; pass a listening socket from the parent process"
+        )));
+    }
+    // SAFETY: the descriptor is open and was handed to us to own; nothing else in this process
+    // uses it.
+    let socket = unsafe { Socket::from_raw_fd(fd) };
+    if !socket.is_listener()? {
+        // Do not close a descriptor that is not ours to use.
+        std::mem::forget(socket);
+        return Err(io::Error::other(format!(
+            "descriptor {fd} is not a listening socket"
+        )));
+    }
+    socket.set_cloexec(true)?;
+    let addr = socket.local_addr()?;
+    let (display, local) = if let Some(a) = addr.as_socket() {
+        (format!("{}://{a}", bind.protocol.scheme()), Some(a))
+    } else {
+        let path = addr
+            .as_pathname()
+            .map_or_else(|| format!("fd{fd}"), |p| p.display().to_string());
+        (format!("{}://unix:{path}", bind.protocol.scheme()), None)
+    };
+    Ok(Listener {
+        bind: bind.clone(),
+        socket,
+        display,
+        local,
+        reuse_port: false,
+    })
+}
+
+/// systemd socket activation: the descriptors in LISTEN_FDS when LISTEN_PID is this process.
+/// The variables are removed so that the app's own children do not take them too.
+#[must_use]
+pub fn systemd_fds() -> Vec<RawFd> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<RawFd>().ok())
+        .unwrap_or(0);
+    if !pid_ok || count <= 0 {
+        return Vec::new();
+    }
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // SAFETY (of the environment): the master is still single-threaded here.
+        std::env::remove_var(var);
+    }
+    (LISTEN_FDS_START..LISTEN_FDS_START.saturating_add(count)).collect()
+}
+
+impl Listener {
+    /// In a worker: with `--reuse-port`, a listening socket of its own on the same address;
+    /// the kernel spreads connections across the workers' sockets.
+    pub fn for_worker(self, backlog: u32) -> io::Result<Self> {
+        let (true, Some(addr)) = (self.reuse_port, self.local) else {
+            return Ok(self);
+        };
+        let socket = tcp_socket(addr, true)?;
+        socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+        Ok(Self { socket, ..self })
     }
 }

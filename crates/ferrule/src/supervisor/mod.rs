@@ -107,12 +107,24 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the server: returns the process exit code (in the master, or in a worker child).
 pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
+    if let Some(mask) = cfg.umask {
+        // SAFETY: umask only sets the process's file mode creation mask.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
     let mut listeners = Vec::new();
     for b in &cfg.binds {
-        match listener::bind(b, cfg.backlog) {
+        match listener::bind(b, cfg.backlog, cfg.reuse_port) {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 error!("{e}");
+                return 1;
+            }
+        }
+        if let (BindAddr::Unix(path), Some((uid, gid))) = (&b.addr, cfg.user) {
+            // Workers running as --user must be able to accept on it: the socket is theirs.
+            let gid = cfg.group.unwrap_or(gid);
+            if let Err(e) = std::os::unix::fs::chown(path, Some(uid), Some(gid)) {
+                error!("--user: cannot hand {} to uid {uid}: {e}", path.display());
                 return 1;
             }
         }
@@ -546,6 +558,35 @@ impl Master<'_> {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
+/// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
+fn drop_privileges(cfg: &Config) -> Result<(), String> {
+    let gid = cfg.group.or(cfg.user.map(|(_, g)| g));
+    if let Some(gid) = gid {
+        // SAFETY: geteuid, setgroups (one gid from our stack) and setgid only read or change
+        // this process's credentials. As root, the supplementary groups go too.
+        let failed = unsafe {
+            (libc::geteuid() == 0 && libc::setgroups(1, &raw const gid) != 0)
+                || libc::setgid(gid) != 0
+        };
+        if failed {
+            return Err(format!(
+                "cannot switch to group {gid} (--group): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if let Some((uid, _)) = cfg.user {
+        // SAFETY: setuid only changes this process's credentials.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(format!(
+                "cannot switch to user {uid} (--user): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The life of a worker process, from the fork to its exit code.
 fn worker_main(py: Python<'_>, cfg: &Config, listeners: Vec<Listener>, master: u32) -> i32 {
     set_mask(libc::SIG_UNBLOCK);
@@ -564,6 +605,22 @@ fn worker_main(py: Python<'_>, cfg: &Config, listeners: Vec<Listener>, master: u
     if u32::try_from(unsafe { libc::getppid() }).ok() != Some(master) {
         return 0; // the master died before we could set the death signal
     }
+    let mut own = Vec::with_capacity(listeners.len());
+    for l in listeners {
+        let display = l.display.clone();
+        match l.for_worker(cfg.backlog) {
+            Ok(l) => own.push(l),
+            Err(e) => {
+                error!("cannot listen on {display} (--reuse-port): {e}");
+                return BOOT_ERROR;
+            }
+        }
+    }
+    if let Err(e) = drop_privileges(cfg) {
+        error!("{e}");
+        crate::log::flush();
+        return BOOT_ERROR;
+    }
     let app = match wsgi::load(py, cfg) {
         Ok(app) => app,
         Err(msg) => {
@@ -578,7 +635,7 @@ fn worker_main(py: Python<'_>, cfg: &Config, listeners: Vec<Listener>, master: u
         }
     }
     info!("Booting worker with pid: {}", std::process::id());
-    let code = py.detach(|| crate::server::run(cfg, listeners, app));
+    let code = py.detach(|| crate::server::run(cfg, own, app));
     crate::log::flush();
     if crate::server::watchdog::stuck_count() > 0 {
         // A thread is still inside the app; Python's finalisation would wait for it.
