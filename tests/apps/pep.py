@@ -192,6 +192,13 @@ def hop_by_hop(environ, start_response):
     return [body]
 
 
+def same_content_length(environ, start_response):
+    start_response(
+        "200 OK", [("Content-Length", "3"), ("Content-Type", "text/plain"), ("Content-Length", "3")]
+    )
+    return [b"abc"]
+
+
 def second_call(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     try:
@@ -402,6 +409,7 @@ ROUTES = {
     "/memory": memory,
     "/slow_read": slow_read,
     "/hop_by_hop": hop_by_hop,
+    "/same_content_length": same_content_length,
     "/second_call": second_call,
     "/exc_info_before_headers": exc_info_before_headers,
     "/exc_info_after_headers": exc_info_after_headers,
