@@ -14,15 +14,12 @@ def get(path: str, version: str = "HTTP/1.1", extra: str = "") -> bytes:
     return f"GET {path} {version}\r\nHost: x\r\n{extra}\r\n".encode()
 
 
-def close_count(srv, tag: str) -> int:
-    return srv.text.count(f"close() called for {tag}\n")
-
-
-def settle(srv, tag: str) -> None:
-    """Waits for close() to be logged, then a little longer in case it came twice."""
+def assert_closed_once(srv, tag: str) -> None:
+    """Waits for close() to be logged, then a little longer in case it comes twice."""
     srv.wait_for_log(re.escape(f"close() called for {tag}"))
     requests.get(srv.url + "/generator")  # one more request through the same worker
     time.sleep(0.1)
+    assert srv.text.count(f"close() called for {tag}\n") == 1
 
 
 def test_close_is_called_once_at_the_normal_end(serve_both):
@@ -30,8 +27,7 @@ def test_close_is_called_once_at_the_normal_end(serve_both):
     tag = uuid.uuid4().hex
     r = requests.get(f"{srv.url}/close_normal?tag={tag}")
     assert (r.status_code, r.text) == (200, "one,two")
-    settle(srv, tag)
-    assert close_count(srv, tag) == 1
+    assert_closed_once(srv, tag)
 
 
 def test_close_is_called_once_when_the_app_fails_mid_stream_after_flushing_what_it_sent(serve_both):
@@ -44,8 +40,7 @@ def test_close_is_called_once_when_the_app_fails_mid_stream_after_flushing_what_
     assert head.startswith(b"HTTP/1.1 200 OK") and b"Transfer-Encoding: chunked" in head
     # Everything yielded before the error arrived, and no last chunk: the client sees a cut.
     assert body == b"16\r\nsent before the error,\r\na\r\nalso sent,\r\n"
-    settle(srv, tag)
-    assert close_count(srv, tag) == 1
+    assert_closed_once(srv, tag)
     assert srv.text.count(f"RuntimeError: failed mid-stream for {tag}") == 1
 
 
@@ -55,8 +50,7 @@ def test_close_is_called_once_when_the_app_fails_before_headers(serve_both):
     r = requests.get(f"{srv.url}/close_error_before_headers?tag={tag}")
     assert r.status_code == 500
     assert tag not in r.text
-    settle(srv, tag)
-    assert close_count(srv, tag) == 1
+    assert_closed_once(srv, tag)
 
 
 def test_close_is_called_once_when_the_client_disconnects_mid_stream(serve_both):
@@ -68,8 +62,7 @@ def test_close_is_called_once_when_the_client_disconnects_mid_stream(serve_both)
         while len(got) < 200_000:
             got += s.recv(65536)
         assert got.startswith(b"HTTP/1.1 200 OK")
-    settle(srv, tag)
-    assert close_count(srv, tag) == 1
+    assert_closed_once(srv, tag)
 
 
 @pytest.mark.parametrize("path", ["/single_list", "/single_tuple"])
