@@ -201,3 +201,16 @@ def serve() -> Iterator:
     yield start
     for srv in servers:
         srv.stop()
+
+
+@pytest.fixture(params=["inline", "threads"])
+def serve_both(request, serve) -> Iterator:
+    """Like `serve`, run twice: the app inline on the I/O thread (`--threads 1`, the default)
+    and on a pool of app threads (`--threads 4`). `serve_both.threaded` tells which."""
+
+    def start(app: str | None, *args: str, **kw) -> Server:
+        extra = ("--threads", "4") if request.param == "threads" else ()
+        return serve(app, *extra, *args, **kw)
+
+    start.threaded = request.param == "threads"
+    yield start

@@ -90,7 +90,8 @@ impl Errors {
         }
         let s: String = data.extract()?;
         crate::log::write_error_raw(s.as_bytes());
-        Ok(s.len())
+        // TextIOBase.write returns the number of characters, not bytes.
+        Ok(s.chars().count())
     }
 
     fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -46,7 +46,12 @@ pub struct Outcome {
 /// Formats a Python exception with its traceback, as `traceback.format_exception` does.
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        // (type, value, traceback) explicitly: before 3.12 the value's __traceback__ may not
+        // hold the traceback PyO3 fetched, and this form works on every supported Python.
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
         let text: Vec<String> = lines.extract()?;
         Ok(text.concat())
     });
@@ -274,6 +279,10 @@ fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &
     let mut r = response.borrow_mut(py);
     r.out.keep_alive = false;
     if r.headers_sent() {
+        // What the app produced before failing still goes out before the connection closes.
+        if let Err(e) = r.flush(py) {
+            log::debug!("client connection lost: {e}");
+        }
         error!(
             "error {when} after the response started; closing the connection:\n{}",
             format_exception(py, err)

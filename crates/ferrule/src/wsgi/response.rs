@@ -117,10 +117,11 @@ impl Response {
             ))
         })?;
         let bytes = latin1(s)?.ok_or_else(|| invalid(format!("status {s} is not latin-1")))?;
-        let ok = bytes.len() >= 3
+        // PEP 3333: "a status code and a reason phrase, separated by a single space".
+        let ok = bytes.len() >= 4
             && bytes[..3].iter().all(u8::is_ascii_digit)
             && bytes[0] != b'0'
-            && (bytes.len() == 3 || bytes[3] == b' ')
+            && bytes[3] == b' '
             && is_field_value(&bytes);
         if !ok {
             return Err(invalid(format!(
@@ -181,7 +182,15 @@ impl Response {
                     .ok_or_else(|| {
                         invalid(format!("Content-Length {value} is not a decimal number"))
                     })?;
-                self.content_length = Some(n);
+                match self.content_length {
+                    Some(prev) if prev == n => continue, // an identical duplicate merges
+                    Some(prev) => {
+                        return Err(invalid(format!(
+                            "two differing Content-Length headers: {prev} and {n}"
+                        )))
+                    }
+                    None => self.content_length = Some(n),
+                }
             } else if name_b.eq_ignore_ascii_case(b"date") {
                 self.app_date = true;
             } else if name_b.eq_ignore_ascii_case(b"server") {

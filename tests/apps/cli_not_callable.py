@@ -1,0 +1,3 @@
+"""`app` is not callable (tests/test_cli.py)."""
+
+app = 42

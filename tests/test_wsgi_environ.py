@@ -1,0 +1,249 @@
+"""The environ the app gets (PEP 3333 and CGI variables), from raw requests."""
+
+import json
+import socket
+
+import pytest
+import requests
+from conftest import read_response
+
+
+def environ_of(srv, request: bytes) -> dict:
+    with srv.connect() as s:
+        s.sendall(request)
+        status, _, body = read_response(s)
+    assert status.startswith(b"HTTP/1.1 200"), (status, body)
+    return json.loads(body)
+
+
+def get(target: str = "/", headers: bytes = b"Host: example.com\r\n", version: str = "HTTP/1.1") -> bytes:
+    return f"GET {target} {version}\r\n".encode() + headers + b"\r\n"
+
+
+REQUIRED = {
+    "REQUEST_METHOD": "str",
+    "SCRIPT_NAME": "str",
+    "PATH_INFO": "str",
+    "QUERY_STRING": "str",
+    "SERVER_NAME": "str",
+    "SERVER_PORT": "str",
+    "SERVER_PROTOCOL": "str",
+    "SERVER_SOFTWARE": "str",
+    "REMOTE_ADDR": "str",
+    "REMOTE_PORT": "str",
+    "REQUEST_URI": "str",
+    "RAW_URI": "str",
+    "wsgi.version": "tuple",
+    "wsgi.url_scheme": "str",
+    "wsgi.multithread": "bool",
+    "wsgi.multiprocess": "bool",
+    "wsgi.run_once": "bool",
+    "wsgi.input_terminated": "bool",
+}
+
+
+def test_environ_has_every_required_key_with_its_type(serve_both):
+    srv = serve_both("pep:app")
+    env = environ_of(srv, get("/x?y=1"))
+    assert {k: env["types"].get(k) for k in REQUIRED} == REQUIRED
+    for k in ("wsgi.input", "wsgi.errors", "wsgi.file_wrapper"):
+        assert k in env["types"]
+    assert env["wsgi.version"] == [1, 0]
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["wsgi.run_once"] is False
+    assert env["wsgi.input_terminated"] is True
+    assert env["wsgi.multiprocess"] is False
+    assert env["wsgi.multithread"] is serve_both.threaded
+    assert env["SERVER_SOFTWARE"].startswith("ferrule/")
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["SCRIPT_NAME"] == ""
+
+
+def test_multiprocess_is_true_with_two_workers(serve):
+    srv = serve("pep:app", "-w", "2")
+    env = environ_of(srv, get())
+    assert (env["wsgi.multiprocess"], env["wsgi.multithread"]) == (True, False)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"])
+def test_request_method_is_passed_as_sent(serve, method):
+    srv = serve("pep:app")
+    env = environ_of(srv, f"{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    assert env["REQUEST_METHOD"] == method
+
+
+def test_path_info_is_percent_decoded_as_latin1_and_query_string_stays_raw(serve):
+    srv = serve("pep:app")
+    target = "/a%2Fb/%C3%A9/%7e%20sp+?q=%C3%A9&x=a+b&e=%2F"
+    env = environ_of(srv, get(target))
+    # %2F is decoded too (as in every WSGI server): the app cannot tell it from "/".
+    assert env["PATH_INFO"] == "/a/b/\xc3\xa9/~ sp+"
+    assert env["PATH_INFO"].encode("latin-1").decode("utf-8") == "/a/b/\xe9/~ sp+"
+    assert env["QUERY_STRING"] == "q=%C3%A9&x=a+b&e=%2F"
+    assert env["REQUEST_URI"] == env["RAW_URI"] == target
+
+
+def test_query_string_is_empty_without_a_query(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("/plain"))
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/plain", "")
+
+
+@pytest.mark.parametrize(
+    "target,script_name,path_info",
+    [("/mount/x/y", "/mount", "/x/y"), ("/mount", "/mount", ""), ("/mount/", "/mount", "/")],
+)
+def test_script_name_is_the_root_path(serve, target, script_name, path_info):
+    srv = serve("pep:app", "--root-path", "/mount")
+    env = environ_of(srv, get(target))
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == (script_name, path_info)
+    assert env["RAW_URI"] == target
+
+
+@pytest.mark.parametrize("target", ["/", "/other", "/mountain", "/mo"])
+def test_path_outside_the_root_path_is_404(serve, target):
+    srv = serve("pep:app", "--root-path", "/mount")
+    with srv.connect() as s:
+        s.sendall(get(target) + get("/mount/next"))
+        buf = bytearray()
+        status, _, _ = read_response(s, buf)
+        assert status.startswith(b"HTTP/1.1 404")
+        # The 404 keeps the connection: the next request is served.
+        status, _, body = read_response(s, buf)
+        assert status == b"HTTP/1.1 200 OK"
+        assert json.loads(body)["PATH_INFO"] == "/next"
+
+
+def test_content_type_and_length_only_when_sent(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get())
+    assert "CONTENT_TYPE" not in env and "CONTENT_LENGTH" not in env
+    env = environ_of(
+        srv,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: 3\r\n\r\nabc",
+    )
+    assert (env["CONTENT_TYPE"], env["CONTENT_LENGTH"]) == ("text/plain; charset=utf-8", "3")
+    # Never as HTTP_ variables (PEP 3333, CGI).
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+
+
+@pytest.mark.parametrize(
+    "host,name,port",
+    [
+        ("example.com", "example.com", "80"),
+        ("example.com:8080", "example.com", "8080"),
+        ("[::1]:9000", "[::1]", "9000"),
+        ("[::1]", "[::1]", "80"),
+        ("10.0.0.1:81", "10.0.0.1", "81"),
+    ],
+)
+def test_server_name_and_port_come_from_host(serve, host, name, port):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("/", f"Host: {host}\r\n".encode()))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (name, port)
+    assert env["HTTP_HOST"] == host
+
+
+def test_server_name_and_port_are_the_bound_address_without_host(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("/", b"", "HTTP/1.0"))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("127.0.0.1", str(srv.port))
+
+
+def test_absolute_form_authority_wins_over_host(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("http://abs.example:8081/p/q?r=1", b"Host: other.example:9999\r\n"))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("abs.example", "8081")
+    assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/p/q", "r=1")
+    assert env["RAW_URI"] == "http://abs.example:8081/p/q?r=1"
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
+def test_server_protocol_is_the_version_sent(serve, version):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("/", b"Host: x\r\n", version))
+    assert env["SERVER_PROTOCOL"] == version
+
+
+def test_remote_addr_and_port_are_the_client_socket(serve):
+    srv = serve("pep:app")
+    with srv.connect() as s:
+        s.sendall(get())
+        _, _, body = read_response(s)
+        local = s.getsockname()
+    env = json.loads(body)
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (local[0], str(local[1]))
+
+
+def test_repeated_headers_are_joined_with_comma_and_cookies_with_semicolon(serve):
+    srv = serve("pep:app")
+    env = environ_of(
+        srv,
+        get(
+            "/",
+            b"Host: x\r\nAccept: text/html\r\nX-Multi: one\r\nCookie: a=1\r\nAccept: text/plain\r\n"
+            b"X-Multi: two\r\nCookie: b=2\r\nX-Multi: three\r\n",
+        ),
+    )
+    assert env["HTTP_ACCEPT"] == "text/html, text/plain"
+    assert env["HTTP_X_MULTI"] == "one, two, three"
+    assert env["HTTP_COOKIE"] == "a=1; b=2"
+
+
+def test_header_names_with_underscore_are_dropped(serve):
+    srv = serve("pep:app")
+    env = environ_of(
+        srv, get("/", b"Host: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 1.2.3.4\r\nX-A-B: c\r\n")
+    )
+    assert env["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"
+    assert env["HTTP_X_A_B"] == "c"
+    assert not any("6.6.6.6" in str(v) for v in env.values())
+
+
+def test_header_values_are_latin1_strings(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("/", "Host: x\r\nX-Name: caf\xe9\r\n".encode("latin-1")))
+    assert env["HTTP_X_NAME"] == "caf\xe9"
+
+
+def test_wsgi_errors_reaches_the_error_log_and_write_returns_the_character_count(serve):
+    srv = serve("pep:app")
+    r = requests.get(srv.url + "/errors")
+    assert r.json() == {"written": len("wsgi.errors says h\xe9llo\n")}
+    srv.wait_for_log("wsgi.errors says h\xe9llo")
+    srv.wait_for_log("line one")
+    srv.wait_for_log("line two")
+
+
+def test_environ_is_fresh_for_each_request_on_a_connection(serve):
+    srv = serve("pep:app")
+    with srv.connect() as s:
+        s.sendall(get("/one", b"Host: x\r\nX-Only-First: 1\r\n") + get("/two"))
+        buf = bytearray()
+        first = json.loads(read_response(s, buf)[2])
+        second = json.loads(read_response(s, buf)[2])
+    assert (first["PATH_INFO"], first["HTTP_X_ONLY_FIRST"]) == ("/one", "1")
+    assert second["PATH_INFO"] == "/two"
+    assert "HTTP_X_ONLY_FIRST" not in second
+    assert first["REMOTE_PORT"] == second["REMOTE_PORT"]
+
+
+def test_environ_over_ipv6(serve):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        srv = serve("pep:app", "-b", "[::1]:0")
+    except AssertionError:
+        pytest.skip("cannot bind [::1]")
+    with socket.create_connection(("::1", int(srv.binds[-1][1].rsplit(":", 1)[1])), timeout=10) as s:
+        s.sendall(
+            get(
+                "/",
+                b"",  # no Host on 1.0
+                "HTTP/1.0",
+            )
+        )
+        _, _, body = read_response(s)
+    env = json.loads(body)
+    assert env["REMOTE_ADDR"] == "::1"

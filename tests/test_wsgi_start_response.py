@@ -1,0 +1,145 @@
+"""`start_response(status, headers, exc_info)` and `write()` (PEP 3333)."""
+
+import pytest
+import requests
+from apps.pep import BAD_HEADERS, BAD_STATUS
+from conftest import read_all, read_response
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+
+@pytest.fixture
+def srv(serve):
+    return serve("pep:app")
+
+
+@pytest.mark.parametrize("case", BAD_STATUS)
+def test_malformed_status_raises_into_the_app(srv, case):
+    r = requests.get(f"{srv.url}/bad_status/{case}")
+    assert r.status_code == 200
+    assert r.text.startswith(("ValueError: status", "TypeError: status")), r.text
+
+
+@pytest.mark.parametrize("case", BAD_HEADERS)
+def test_malformed_headers_raise_into_the_app(srv, case):
+    r = requests.get(f"{srv.url}/bad_headers/{case}")
+    assert r.status_code == 200
+    assert r.text.startswith(("ValueError: ", "TypeError: ")), r.text
+    assert "X-Injected" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "path,named",
+    [
+        ("/bad_status/bare_code", 'status "200" is not'),
+        ("/bad_status/crlf", 'status "200 OK\\r\\nX-Injected: 1" is not'),
+        ("/bad_status/not_str", "status must be a str"),
+        ("/bad_headers/crlf_in_value", "invalid value for header X-Thing"),
+        ("/bad_headers/not_tuple", "must be a (name, value) tuple"),
+        ("/bad_headers/differing_content_length", "two differing Content-Length headers: 3 and 4"),
+    ],
+)
+def test_uncaught_malformed_start_response_is_500_naming_the_mistake(srv, path, named):
+    r = requests.get(f"{srv.url}{path}?catch=0")
+    assert r.status_code == 500
+    assert "X-Injected" not in r.headers and named not in r.text
+    srv.wait_for_log("error calling the app")
+    assert named in srv.text
+    assert srv.text.count("Traceback (most recent call last)") == 1
+    assert "bad_start_response" in srv.text  # the app's frame is in the traceback
+
+
+def test_identical_duplicate_content_length_merges(srv):
+    data = srv.raw(b"GET /same_content_length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert head.lower().count(b"content-length: 3") == 1
+    assert body == b"abc"
+
+
+def test_hop_by_hop_headers_are_dropped_with_a_warning_naming_them(srv):
+    with srv.connect() as s:
+        s.sendall(get("/hop_by_hop") + get("/hop_by_hop"))
+        buf = bytearray()
+        for _ in range(2):  # Connection: close from the app did not close the connection
+            status, headers, body = read_response(s, buf)
+            assert (status, body) == (b"HTTP/1.1 200 OK", b"hop")
+            assert headers["x-kept"] == "yes"
+            assert headers["content-length"] == "3"
+            assert "keep-alive" not in headers
+            assert "transfer-encoding" not in headers
+            assert "connection" not in headers
+    line = srv.wait_for_log("hop-by-hop").string
+    assert "Connection" in line and "Keep-Alive" in line and "Transfer-Encoding" in line
+
+
+def test_second_call_without_exc_info_raises(srv):
+    r = requests.get(srv.url + "/second_call")
+    assert r.status_code == 200
+    assert r.text.startswith("AssertionError: start_response() called a second time")
+
+
+def test_start_response_exc_info_before_headers_sent_replaces_the_response(serve_both):
+    srv = serve_both("pep:app")
+    r = requests.get(srv.url + "/exc_info_before_headers")
+    assert (r.status_code, r.reason, r.text) == (503, "Service Unavailable", "replaced")
+    assert r.headers["X-Second"] == "1"
+    assert "X-First" not in r.headers
+
+
+def test_start_response_exc_info_reraises_after_headers_sent(serve_both):
+    srv = serve_both("pep:app")
+    r = requests.get(srv.url + "/exc_info_after_headers")
+    assert (r.status_code, r.text) == (200, "first,reraised")
+    srv.wait_for_log("start_response re-raised the same error: True")
+
+
+def test_start_response_exc_info_reraised_uncaught_closes_the_connection(serve_both):
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        s.sendall(get("/exc_info_after_headers_uncaught"))
+        data = read_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Transfer-Encoding: chunked" in head
+    # The first block went out; the response was cut (no last chunk) and the socket closed.
+    assert body == b"6\r\nfirst,\r\n"
+    srv.wait_for_log("ValueError: too late, uncaught")
+    assert "not reached" not in srv.text
+
+
+def test_write_callable_alone(serve_both):
+    srv = serve_both("pep:app")
+    r = requests.get(srv.url + "/write_only")
+    assert (r.status_code, r.text) == (200, "written by write()")
+    assert r.headers["Transfer-Encoding"] == "chunked"
+
+
+def test_write_callable_then_returned_iterable(serve_both):
+    srv = serve_both("pep:app")
+    assert requests.get(srv.url + "/write_then_iterable").text == "write,list"
+
+
+def test_error_after_write_closes_the_connection_after_what_was_written(serve_both):
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        s.sendall(get("/write_then_error"))
+        data = read_all(s)
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(b"written before the error\r\n")
+    srv.wait_for_log("RuntimeError: error after write")
+
+
+def test_headers_wait_for_the_first_non_empty_block(serve_both):
+    srv = serve_both("pep:app")
+    r = requests.get(srv.url + "/empty_chunk_then_error")
+    assert (r.status_code, r.headers["Connection"]) == (500, "close")
+    assert "error after an empty block" not in r.text
+    srv.wait_for_log("RuntimeError: error after an empty block")
+
+
+def test_status_may_change_after_an_empty_block(serve_both):
+    srv = serve_both("pep:app")
+    r = requests.get(srv.url + "/empty_chunk_then_new_status")
+    assert (r.status_code, r.text) == (404, "not found after all")
