@@ -29,6 +29,8 @@ class Server:
         env: dict[str, str] | None = None,
         wait: bool = True,
         timeout: float = 30.0,
+        pass_fds: tuple[int, ...] = (),
+        prefix: list[str] | None = None,
     ) -> None:
         self.args = args
         self.log: list[str] = []
@@ -38,7 +40,8 @@ class Server:
         if env:
             full_env.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ferrule", *args],
+            [*(prefix or []), sys.executable, "-m", "ferrule", *args],
+            pass_fds=pass_fds,
             cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,

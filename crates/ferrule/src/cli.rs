@@ -55,10 +55,11 @@ pub struct Cli {
     pub threads: u32,
 
     /// Change to this directory before loading the app; it goes first on `sys.path`.
+    /// [default: the current directory]
     #[arg(long, value_name = "DIR")]
     pub chdir: Option<PathBuf>,
 
-    /// Extra directories for `sys.path`, comma-separated.
+    /// Extra directories for `sys.path`, comma-separated. [default: none]
     #[arg(long, value_name = "DIRS")]
     pub pythonpath: Option<String>,
 
@@ -130,7 +131,7 @@ pub struct Cli {
     #[arg(long = "max-worker-memory", value_name = "MIB", default_value_t = 0)]
     pub max_worker_memory: u64,
 
-    /// Write the master's pid to this file (removed at exit).
+    /// Write the master's pid to this file (removed at exit). [default: none]
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
 
@@ -147,7 +148,8 @@ pub struct Cli {
     )]
     pub error_logfile: String,
 
-    /// Where the access log goes (Apache combined format): a file, or `-` for stdout. Off by default.
+    /// Where the access log goes (Apache combined format): a file, or `-` for stdout.
+    /// [default: none, no access log]
     #[arg(long = "access-logfile", value_name = "FILE")]
     pub access_logfile: Option<String>,
 }

@@ -155,6 +155,7 @@ pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
             return 1;
         }
     }
+    wsgi::prepare(py);
     set_mask(libc::SIG_BLOCK);
     let mut master = Master {
         cfg,

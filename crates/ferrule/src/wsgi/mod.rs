@@ -399,6 +399,17 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
     })
 }
 
+/// In the master, before any fork: imports what workers need to load and report on an app,
+/// so that a worker running as `--user` need not read the interpreter's own files. (The app
+/// itself is not imported: without `--preload` each worker does that.)
+pub fn prepare(py: Python<'_>) {
+    for module in ["ferrule._loader", "traceback", "faulthandler"] {
+        if let Err(e) = py.import(module) {
+            log::warning!("cannot import {module}: {e}");
+        }
+    }
+}
+
 /// Has `faulthandler` dump every thread's stack to the error log on the watchdog's signal:
 /// the C handler needs no GIL, so it works while a stuck thread holds it.
 pub fn register_stack_dump(py: Python<'_>, fd: std::os::fd::RawFd) -> PyResult<()> {
