@@ -16,6 +16,7 @@
 
 pub mod cgi;
 pub mod error;
+pub mod fastcgi;
 mod gateway_error;
 pub mod http1;
 pub mod limits;
