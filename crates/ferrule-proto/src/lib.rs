@@ -20,6 +20,7 @@ pub mod fastcgi;
 mod gateway_error;
 pub mod http1;
 pub mod limits;
+pub mod proxy_protocol;
 pub mod scgi;
 pub mod uwsgi;
 pub mod vars;
@@ -27,5 +28,6 @@ pub mod vars;
 pub use error::{FastCgiError, ParseError, ProxyProtocolError, ScgiError, UwsgiError};
 
 pub use limits::{GatewayLimits, Limits};
+pub use proxy_protocol::{parse_proxy_header, ProxyHeader};
 
 pub use vars::CgiVars;
