@@ -1,6 +1,8 @@
 //! One error type for everything a client can get wrong, and its HTTP status.
 use std::fmt;
 
+pub use crate::gateway_error::{FastCgiError, ProxyProtocolError, ScgiError, UwsgiError};
+
 /// Why a request was refused. Each variant maps to one status in [`ParseError::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseError {
@@ -29,6 +31,14 @@ pub enum ParseError {
     Chunked(&'static str),
     /// The method cannot be served (CONNECT).
     Method,
+    /// A malformed uwsgi packet head ([`crate::uwsgi`]).
+    Uwsgi(UwsgiError),
+    /// A malformed SCGI netstring head ([`crate::scgi`]).
+    Scgi(ScgiError),
+    /// A malformed FastCGI record or record sequence ([`crate::fastcgi`]).
+    FastCgi(FastCgiError),
+    /// A missing or malformed PROXY protocol header ([`crate::proxy_protocol`]).
+    ProxyProtocol(ProxyProtocolError),
 }
 
 impl ParseError {
@@ -40,13 +50,18 @@ impl ParseError {
             | Self::Host
             | Self::ContentLength
             | Self::TransferEncoding
-            | Self::Chunked(_) => 400,
+            | Self::Chunked(_)
+            | Self::ProxyProtocol(_) => 400,
             Self::RequestLineTooLong => 414,
             Self::HeaderTooLarge | Self::TooManyHeaders => 431,
             Self::Version => 505,
             Self::UnsupportedTransferCoding | Self::Method => 501,
             Self::Expectation => 417,
             Self::BodyTooLarge => 413,
+            // Gateway protocols: the front server, not a browser, reads the answer (if any).
+            Self::Uwsgi(e) => e.status(),
+            Self::Scgi(e) => e.status(),
+            Self::FastCgi(e) => e.status(),
         }
     }
 
@@ -81,6 +96,10 @@ impl fmt::Display for ParseError {
             Self::BodyTooLarge => f.write_str("body over --limit-request-body"),
             Self::Chunked(what) => write!(f, "malformed chunked body: {what}"),
             Self::Method => f.write_str("method not supported"),
+            Self::Uwsgi(e) => write!(f, "malformed uwsgi packet: {e}"),
+            Self::Scgi(e) => write!(f, "malformed SCGI request: {e}"),
+            Self::FastCgi(e) => write!(f, "malformed FastCGI request: {e}"),
+            Self::ProxyProtocol(e) => write!(f, "bad PROXY protocol header: {e}"),
         }
     }
 }

@@ -75,3 +75,53 @@ impl Limits {
         self.request_body != 0 && len > self.request_body
     }
 }
+
+/// Largest vars block a front server may send ahead of a request: the uwsgi vars block, the
+/// SCGI netstring, the FastCGI PARAMS stream. Default 65535 bytes, the most a uwsgi `datasize`
+/// can say; nginx's stock params plus a request head within its `large_client_header_buffers`
+/// (4 x 8k) fit well inside it. Set [`GatewayLimits::vars_size`] to change it (at most
+/// [`MAX_GATEWAY_VARS_SIZE`]); a larger block is refused (431).
+pub const DEFAULT_GATEWAY_VARS_SIZE: usize = 65535;
+
+/// Most vars (CGI variables and `HTTP_*` headers) in one gateway request. Default 512: nginx's
+/// stock params are about 20, plus one per request header (gunicorn allows 100). Set
+/// [`GatewayLimits::vars`] to change it; more are refused (431).
+pub const DEFAULT_GATEWAY_VARS: usize = 512;
+
+/// Hard ceiling for [`GatewayLimits::vars_size`]: 1 MiB.
+pub const MAX_GATEWAY_VARS_SIZE: usize = 1 << 20;
+
+/// The limits on the vars block that uwsgi, SCGI and FastCGI send before the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// Bytes in the vars block (uwsgi datasize, SCGI netstring length, FastCGI PARAMS total).
+    pub vars_size: usize,
+    /// Number of name/value pairs.
+    pub vars: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            vars_size: DEFAULT_GATEWAY_VARS_SIZE,
+            vars: DEFAULT_GATEWAY_VARS,
+        }
+    }
+}
+
+impl GatewayLimits {
+    /// Builds limits where 0 means "the maximum" ([`MAX_GATEWAY_VARS_SIZE`] bytes, and as many
+    /// pairs as fit).
+    #[must_use]
+    pub fn new(vars_size: usize, vars: usize) -> Self {
+        let vars_size = if vars_size == 0 || vars_size > MAX_GATEWAY_VARS_SIZE {
+            MAX_GATEWAY_VARS_SIZE
+        } else {
+            vars_size
+        };
+        Self {
+            vars_size,
+            vars: if vars == 0 { usize::MAX } else { vars },
+        }
+    }
+}
