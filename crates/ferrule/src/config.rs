@@ -20,13 +20,23 @@ pub enum BindAddr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http,
+    /// The uwsgi binary protocol (nginx `uwsgi_pass`).
+    Uwsgi,
+    /// SCGI (nginx `scgi_pass`).
+    Scgi,
+    /// FastCGI, responder role (nginx `fastcgi_pass`).
+    FastCgi,
 }
 
 impl Protocol {
+    /// The bind's scheme, as written in `--bind` and shown in `Listening at:`.
     #[must_use]
     pub fn scheme(self) -> &'static str {
         match self {
             Self::Http => "http",
+            Self::Uwsgi => "uwsgi",
+            Self::Scgi => "scgi",
+            Self::FastCgi => "fastcgi",
         }
     }
 }
@@ -201,14 +211,18 @@ fn resolve_group(name: &str) -> Result<u32, String> {
 pub fn parse_bind(spec: &str) -> Result<Bind, String> {
     let (protocol, rest) = match spec.split_once("://") {
         Some(("http", rest)) => (Protocol::Http, rest),
+        Some(("uwsgi", rest)) => (Protocol::Uwsgi, rest),
+        Some(("scgi", rest)) => (Protocol::Scgi, rest),
+        Some(("fastcgi" | "fcgi", rest)) => (Protocol::FastCgi, rest),
         Some(("fd", _)) | None => (Protocol::Http, spec),
         Some((other, _)) => {
             return Err(format!(
-                "--bind {spec}: unknown protocol {other:?}; use http:// or none"
+                "--bind {spec}: unknown protocol {other:?}; use http://, uwsgi://, scgi://, \
+                 fastcgi:// or none (HTTP)"
             ));
         }
     };
-    let addr = if let Some(fd) = spec.strip_prefix("fd://") {
+    let addr = if let Some(fd) = rest.strip_prefix("fd://").or(spec.strip_prefix("fd://")) {
         let fd: i32 = fd.parse().ok().filter(|&n| n >= 0).ok_or_else(|| {
             format!("--bind {spec}: {fd:?} is not a file descriptor number, as in fd://3")
         })?;

@@ -14,25 +14,26 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::listener::Listener;
-use super::{date, io as sio, ConnInfo, Worker};
+use super::{date, gateway, io as sio, ConnInfo, Worker};
+use crate::config::Protocol;
 use crate::log::{debug, error};
 use crate::wsgi;
 
 /// Initial read buffer per connection.
-const READ_BUF: usize = 8 * 1024;
+pub(super) const READ_BUF: usize = 8 * 1024;
 /// How long a closing connection reads (and discards) what the client still sends, so that
 /// our last response is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(1);
 /// How long an idle keep-alive connection waits for one more request once the worker stops.
 const STOP_IDLE: Duration = Duration::from_millis(500);
 
-enum Stream {
+pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Stream {
-    async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(super) async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         buf.reserve(READ_BUF);
         match self {
             Self::Tcp(s) => s.read_buf(buf).await,
@@ -40,7 +41,7 @@ impl Stream {
         }
     }
 
-    fn fd(&self) -> i32 {
+    pub(super) fn fd(&self) -> i32 {
         match self {
             Self::Tcp(s) => s.as_raw_fd(),
             Self::Unix(s) => s.as_raw_fd(),
@@ -96,7 +97,9 @@ pub fn spawn_acceptor(
 ) -> io::Result<()> {
     let socket: Socket = l.socket;
     socket.set_nonblocking(true)?;
-    let scheme = l.bind.protocol.scheme();
+    // Behind a front server the scheme comes with each request (HTTPS=on).
+    let scheme = "http";
+    let protocol = l.bind.protocol;
     let local = l.local;
     let listener = if local.is_some() {
         AnyListener::Tcp(TcpListener::from_std(std::net::TcpListener::from(socket))?)
@@ -114,7 +117,15 @@ pub fn spawn_acceptor(
                         let worker = Arc::clone(&worker);
                         let stop = stop.clone();
                         tokio::spawn(async move {
-                            serve_connection(&worker, stream, info, stop).await;
+                            match protocol {
+                                Protocol::Http => serve_connection(&worker, stream, info, stop).await,
+                                Protocol::Uwsgi | Protocol::Scgi => {
+                                    gateway::serve_one(&worker, stream, info, protocol).await;
+                                }
+                                Protocol::FastCgi => {
+                                    gateway::serve_fastcgi(&worker, stream, info, stop).await;
+                                }
+                            }
                             drop(guard);
                         });
                     }
@@ -213,7 +224,7 @@ async fn serve_connection(
         let w = Arc::clone(worker);
         let buf = std::mem::take(&mut rbuf);
         let outcome = worker
-            .run_app(move || wsgi::serve(&w.app, &info, head, buf))
+            .run_app(move || wsgi::serve(&w.app, &info, wsgi::Request::Http(head), buf))
             .await;
         let Some(outcome) = outcome else { return };
         worker.request_done();
@@ -228,7 +239,7 @@ async fn serve_connection(
 
 /// Half-closes and discards what the client still sends for a moment, so that it reads our
 /// last response before seeing the connection close.
-async fn linger(stream: &mut Stream) {
+pub(super) async fn linger(stream: &mut Stream) {
     sio::shutdown_write(stream.fd());
     let mut sink = BytesMut::with_capacity(READ_BUF);
     let _ = tokio::time::timeout(LINGER, async {

@@ -13,6 +13,7 @@ use crate::wsgi::App;
 
 pub mod conn;
 pub mod date;
+pub mod gateway;
 pub mod io;
 pub mod listener;
 pub mod watchdog;

@@ -9,7 +9,7 @@
 //! the clock around its waits.
 use std::cell::Cell;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ struct Slot {
     since: AtomicU64,
     fd: AtomicI32,
     phase: AtomicU8,
+    /// The connection speaks HTTP to the client: a 504 can be written on it.
+    http: AtomicBool,
 }
 
 thread_local! {
@@ -54,6 +56,7 @@ fn slot() -> &'static Slot {
             since: AtomicU64::new(0),
             fd: AtomicI32::new(-1),
             phase: AtomicU8::new(IDLE),
+            http: AtomicBool::new(true),
         }));
         SLOTS
             .lock()
@@ -64,10 +67,12 @@ fn slot() -> &'static Slot {
     })
 }
 
-/// A request begins on this thread, on connection `fd`.
-pub fn request_begin(fd: RawFd) {
+/// A request begins on this thread, on connection `fd`; `http`: a 504 may be written on it
+/// (for a front server's protocol the watchdog only cuts the connection).
+pub fn request_begin(fd: RawFd, http: bool) {
     let s = slot();
     s.fd.store(fd, Ordering::Release);
+    s.http.store(http, Ordering::Release);
     s.phase.store(OPEN, Ordering::Release);
 }
 
@@ -211,7 +216,7 @@ fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
     if fd < 0 {
         return;
     }
-    if answered {
+    if answered && s.http.load(Ordering::Acquire) {
         let server = settings.server_header.then_some(&b"ferrule"[..]);
         let resp = crate::server::date::with(|d| enc::simple_response(504, true, d, server, false));
         // SAFETY: fd is the request's connection, kept open by its task while the request is

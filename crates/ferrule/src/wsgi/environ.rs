@@ -82,6 +82,11 @@ impl EnvironBase {
         })
     }
 
+    /// A fresh environ holding the keys every request shares.
+    pub fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.base.bind(py).copy()
+    }
+
     fn header_key<'py>(
         &self,
         py: Python<'py>,
@@ -223,7 +228,7 @@ pub fn build<'py>(
     Ok(env)
 }
 
-fn set_addr(
+pub fn set_addr(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
     addr: Option<SocketAddr>,

@@ -4,6 +4,9 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use ferrule_proto::fastcgi::{
+    encode_end_request, ProtocolStatus, RecordType, StdinDecoder, StdinEvent,
+};
 use ferrule_proto::http1::{response::CONTINUE, BodyKind, ChunkedDecoder};
 use ferrule_proto::{Limits, ParseError};
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -11,6 +14,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::server::io as sio;
+
+/// What a FastCGI connection answers to GET_VALUES (one request at a time).
+pub const FASTCGI_VALUES: ferrule_proto::fastcgi::ServerValues =
+    ferrule_proto::fastcgi::ServerValues {
+        max_conns: 1024,
+        max_reqs: 1024,
+        mpxs_conns: false,
+    };
 
 /// Bytes asked of the socket per read.
 const READ_BLOCK: usize = 64 * 1024;
@@ -41,6 +52,8 @@ impl BodyError {
 enum Framing {
     Length(u64),
     Chunked(ChunkedDecoder),
+    /// FastCGI STDIN records of one request.
+    FastCgi(StdinDecoder),
     Done,
 }
 
@@ -84,6 +97,25 @@ impl BodyReader {
         }
     }
 
+    /// The body of FastCGI request `request_id`: its STDIN records, up to `max_body` (0: none).
+    #[must_use]
+    pub fn fastcgi(
+        fd: RawFd,
+        rbuf: BytesMut,
+        request_id: u16,
+        max_body: u64,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            fd,
+            rbuf,
+            framing: Framing::FastCgi(StdinDecoder::new(request_id, max_body)),
+            continue_pending: false,
+            timeout,
+            error: None,
+        }
+    }
+
     #[must_use]
     pub fn is_done(&self) -> bool {
         matches!(self.framing, Framing::Done)
@@ -113,6 +145,62 @@ impl BodyReader {
                             self.framing = Framing::Done;
                         }
                         return Ok(Some(n));
+                    }
+                }
+                Framing::FastCgi(dec) => {
+                    if !self.rbuf.is_empty() {
+                        let mut reply = Vec::new();
+                        let (used, n, end) = match dec.decode(&self.rbuf, max) {
+                            Ok((used, Some(StdinEvent::Data(r)))) => {
+                                out.extend_from_slice(&self.rbuf[r.clone()]);
+                                (used, r.len(), false)
+                            }
+                            Ok((used, Some(StdinEvent::End))) => (used, 0, true),
+                            Ok((_, Some(StdinEvent::Abort))) => {
+                                let e = BodyError::Io(io::ErrorKind::ConnectionAborted);
+                                return Err(*self.error.insert(e));
+                            }
+                            Ok((used, Some(StdinEvent::Management(rec)))) => {
+                                if ferrule_proto::fastcgi::answer_management(
+                                    &rec,
+                                    &FASTCGI_VALUES,
+                                    &mut reply,
+                                )
+                                .is_err()
+                                {
+                                    reply.clear();
+                                }
+                                (used, 0, false)
+                            }
+                            Ok((used, Some(StdinEvent::OtherRequest(rec)))) => {
+                                if rec.record_type() == Some(RecordType::BeginRequest) {
+                                    encode_end_request(
+                                        rec.request_id,
+                                        0,
+                                        ProtocolStatus::CantMpxConn,
+                                        &mut reply,
+                                    );
+                                }
+                                (used, 0, false)
+                            }
+                            Ok((used, None)) => (used, 0, false),
+                            Err(e) => return Err(*self.error.insert(BodyError::Parse(e))),
+                        };
+                        self.rbuf.advance(used);
+                        if !reply.is_empty() {
+                            sio::write_all(self.fd, &[&reply], 0, self.timeout)
+                                .map_err(|e| BodyError::Io(e.kind()))?;
+                        }
+                        if end {
+                            self.framing = Framing::Done;
+                            return Ok(Some(0));
+                        }
+                        if n > 0 {
+                            return Ok(Some(n));
+                        }
+                        if used > 0 {
+                            continue;
+                        }
                     }
                 }
                 Framing::Chunked(dec) => {

@@ -15,6 +15,7 @@ use crate::server::{date, io as sio, watchdog, ConnInfo};
 pub mod environ;
 pub mod file_wrapper;
 pub mod flush;
+pub mod gateway;
 pub mod input;
 pub mod response;
 
@@ -68,46 +69,110 @@ fn path_info<'a>(root: &str, path: &'a [u8]) -> Option<&'a [u8]> {
     (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
 }
 
+/// A request as a front protocol delivered it.
+pub enum Request {
+    Http(RequestHead),
+    /// uwsgi, SCGI or FastCGI: CGI variables from a front server.
+    Cgi(gateway::CgiRequest),
+}
+
+impl Request {
+    /// Builds the environ; Ok(None) when the path lies outside `--root-path` (a 404).
+    fn environ<'py>(
+        &self,
+        py: Python<'py>,
+        app: &App,
+        conn: &ConnInfo,
+        input: Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        match self {
+            Self::Http(head) => {
+                let target = split_target(head.target());
+                let decoded = percent_decode(target.path);
+                let Some(path) = path_info(&app.root_path, &decoded) else {
+                    return Ok(None);
+                };
+                environ::build(py, &app.environ, head, conn, path, input).map(Some)
+            }
+            Self::Cgi(req) => {
+                let full = req.path();
+                let Some(path) = path_info(&app.root_path, &full) else {
+                    return Ok(None);
+                };
+                gateway::build(py, &app.environ, req, conn, path, input).map(Some)
+            }
+        }
+    }
+}
+
 /// Serves one request: attaches to Python, runs the app, writes the response.
-pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> Outcome {
+pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Outcome {
     let started = Instant::now();
-    let reader = BodyReader::new(
-        conn.fd,
-        rbuf,
-        head.body,
-        head.expect_continue,
-        &app.limits,
-        app.client_timeout,
-    );
+    let (body, expect, version, keep_alive, head_request) = match &request {
+        Request::Http(h) => (
+            h.body,
+            h.expect_continue,
+            h.version,
+            h.keep_alive,
+            h.is_head(),
+        ),
+        Request::Cgi(c) => (
+            if c.content_length == 0 {
+                ferrule_proto::http1::BodyKind::Empty
+            } else {
+                ferrule_proto::http1::BodyKind::Length(c.content_length)
+            },
+            false,
+            // One request per connection, its end marked by the close (or a Content-Length).
+            ferrule_proto::http1::Version::Http10,
+            false,
+            c.is_head(),
+        ),
+    };
+    let fastcgi = match &request {
+        Request::Cgi(c) => c.fastcgi,
+        Request::Http(_) => None,
+    };
+    let reader = match fastcgi {
+        Some(f) => BodyReader::fastcgi(
+            conn.fd,
+            rbuf,
+            f.request_id,
+            app.limits.request_body,
+            app.client_timeout,
+        ),
+        None => BodyReader::new(conn.fd, rbuf, body, expect, &app.limits, app.client_timeout),
+    };
     let out = Output {
         fd: conn.fd,
-        version: head.version,
-        keep_alive: head.keep_alive,
-        head_request: head.is_head(),
+        version,
+        keep_alive: keep_alive || fastcgi.is_some_and(|f| f.keep_conn),
+        head_request,
         server_header: app.server_header,
         timeout: app.client_timeout,
-        coalesce: app.inline,
+        coalesce: app.inline && fastcgi.is_none(),
+        fastcgi: fastcgi.map(|f| f.request_id),
     };
-    watchdog::request_begin(conn.fd);
-    let (mut reader, keep_alive, code, sent) = Python::attach(|py| {
+    watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
+    let (mut reader, keep_alive, code, sent, broken) = Python::attach(|py| {
         let input = match Py::new(py, Input::new(reader)) {
             Ok(i) => i,
             Err(e) => {
                 error!("cannot create wsgi.input: {e}");
-                return (None, false, 500, 0);
+                return (None, false, 500, 0, true);
             }
         };
         let response = match Py::new(py, Response::new(out)) {
             Ok(r) => r,
             Err(e) => {
                 error!("cannot create start_response: {e}");
-                return (input.borrow_mut(py).reader.take(), false, 500, 0);
+                return (input.borrow_mut(py).reader.take(), false, 500, 0, true);
             }
         };
-        run_app(py, app, conn, &head, &input, &response);
+        run_app(py, app, conn, &request, &input, &response);
         let reader = input.borrow_mut(py).reader.take();
         let r = response.borrow(py);
-        (reader, r.out.keep_alive, r.code, r.body_sent)
+        (reader, r.out.keep_alive, r.code, r.body_sent, r.broken)
     });
     if watchdog::request_end() {
         // The watchdog answered this request (504) and the worker is leaving.
@@ -129,35 +194,47 @@ pub fn serve(app: &App, conn: &ConnInfo, head: RequestHead, rbuf: BytesMut) -> O
             BytesMut::new()
         }
     };
+    if let Some(f) = fastcgi {
+        // The end of STDOUT and END_REQUEST; after a failure mid-response the connection just
+        // closes, so that the front server sees the response cut short.
+        if broken || !end_fastcgi(conn.fd, f.request_id, app.client_timeout) {
+            keep_alive = false;
+        }
+    }
     if log::access_enabled() {
-        access_log(conn, &head, code, sent, started);
+        access_log(conn, &request, code, sent, started);
     }
     Outcome { keep_alive, rbuf }
+}
+
+/// Ends a FastCGI response: an empty STDOUT record and END_REQUEST. False if it failed.
+fn end_fastcgi(fd: std::os::fd::RawFd, request_id: u16, timeout: Duration) -> bool {
+    use ferrule_proto::fastcgi as fcgi;
+    let mut out = Vec::with_capacity(32);
+    fcgi::encode_stream_end(fcgi::RecordType::Stdout, request_id, &mut out);
+    fcgi::encode_end_request(
+        request_id,
+        0,
+        fcgi::ProtocolStatus::RequestComplete,
+        &mut out,
+    );
+    sio::write_all(fd, &[&out], 0, timeout).is_ok()
 }
 
 fn run_app(
     py: Python<'_>,
     app: &App,
     conn: &ConnInfo,
-    head: &RequestHead,
+    request: &Request,
     input: &Py<Input>,
     response: &Py<Response>,
 ) {
-    let target = split_target(head.target());
-    let decoded = percent_decode(target.path);
-    let Some(path) = path_info(&app.root_path, &decoded) else {
-        respond_simple(py, response, 404);
-        return;
-    };
-    let env = match environ::build(
-        py,
-        &app.environ,
-        head,
-        conn,
-        path,
-        input.bind(py).clone().into_any(),
-    ) {
-        Ok(e) => e,
+    let env = match request.environ(py, app, conn, input.bind(py).clone().into_any()) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            respond_simple(py, response, 404);
+            return;
+        }
         Err(e) => {
             error!("cannot build the environ: {}", format_exception(py, &e));
             respond_simple(py, response, 500);
@@ -316,47 +393,72 @@ fn respond_simple(py: Python<'_>, response: &Py<Response>, code: u16) {
         r.out.keep_alive = false;
     }
     let server = r.out.server_header.then_some(&b"ferrule"[..]);
-    let bytes = date::with(|d| enc::simple_response(code, close, d, server, r.out.head_request));
+    let mut bytes =
+        date::with(|d| enc::simple_response(code, close, d, server, r.out.head_request));
     r.body_sent = bytes.len() as u64;
     r.mark_finished();
     if !watchdog::claim_response() {
         r.out.keep_alive = false;
         return;
     }
-    let (fd, timeout) = (r.out.fd, r.out.timeout);
-    if py
-        .detach(|| sio::write_all(fd, &[&bytes], 0, timeout))
-        .is_err()
-    {
+    if r.out.fastcgi.is_some() {
+        // A CGI-style head: `Status: 404 Not Found` instead of the HTTP status line.
+        if let Some(rest) = bytes.strip_prefix(b"HTTP/1.1 ") {
+            bytes = [&b"Status: "[..], rest].concat();
+        }
+    }
+    if r.send(py, &[&bytes]).is_err() {
         r.out.keep_alive = false;
     }
 }
 
-fn access_log(conn: &ConnInfo, head: &RequestHead, code: u16, sent: u64, started: Instant) {
-    let field = |name: &[u8]| {
-        head.fields()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or_else(
-                || "-".to_owned(),
-                |(_, v)| String::from_utf8_lossy(v).replace('"', "\\\""),
-            )
+fn access_log(conn: &ConnInfo, request: &Request, code: u16, sent: u64, started: Instant) {
+    let quote = |v: Option<&[u8]>| {
+        v.map_or_else(
+            || "-".to_owned(),
+            |v| String::from_utf8_lossy(v).replace('"', "\\\""),
+        )
     };
-    let remote = conn
-        .peer
-        .map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let (method, target, version, referer, agent, remote) = match request {
+        Request::Http(head) => {
+            let field = |name: &[u8]| {
+                head.fields()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            };
+            (
+                String::from_utf8_lossy(head.method()).into_owned(),
+                String::from_utf8_lossy(head.target()).replace('"', "%22"),
+                head.version.as_str().to_owned(),
+                quote(field(b"referer")),
+                quote(field(b"user-agent")),
+                conn.peer
+                    .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+            )
+        }
+        Request::Cgi(req) => (
+            String::from_utf8_lossy(req.method()).into_owned(),
+            String::from_utf8_lossy(&req.target()).replace('"', "%22"),
+            String::from_utf8_lossy(req.protocol()).into_owned(),
+            quote(req.header(b"HTTP_REFERER")),
+            quote(req.header(b"HTTP_USER_AGENT")),
+            req.header(b"REMOTE_ADDR").map_or_else(
+                || {
+                    conn.peer
+                        .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+                },
+                |a| String::from_utf8_lossy(a).into_owned(),
+            ),
+        ),
+    };
     let line = format!(
-        "{remote} - - [{}] \"{} {} {}\" {code} {} \"{}\" \"{}\" {}us",
+        "{remote} - - [{}] \"{method} {target} {version}\" {code} {} \"{referer}\" \"{agent}\" {}us",
         log::timestamp(true),
-        String::from_utf8_lossy(head.method()),
-        String::from_utf8_lossy(head.target()).replace('"', "%22"),
-        head.version.as_str(),
         if sent == 0 {
             "-".to_owned()
         } else {
             sent.to_string()
         },
-        field(b"referer"),
-        field(b"user-agent"),
         started.elapsed().as_micros(),
     );
     log::access(&line);

@@ -1,6 +1,8 @@
 //! `start_response`, the `write()` callable, and the encoding of the app's response.
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
+
+use ferrule_proto::fastcgi as fcgi;
 use std::time::Duration;
 
 use ferrule_proto::http1::request::parse_decimal;
@@ -37,6 +39,54 @@ pub struct Output {
     pub timeout: Duration,
     /// Blocks from the app's iterable may be coalesced (see `flush`): the inline worker.
     pub coalesce: bool,
+    /// FastCGI: the request id whose STDOUT records carry the response (a CGI-style head,
+    /// `Status: 200 OK`, then the body until the stream ends).
+    pub fastcgi: Option<u16>,
+}
+
+/// Frames `parts` (one byte stream) as FastCGI STDOUT records of request `id`: the headers go
+/// in `headers`, and the returned slices interleave them with the parts and the padding.
+fn fastcgi_records<'a>(
+    id: u16,
+    parts: &[&'a [u8]],
+    headers: &'a mut Vec<[u8; fcgi::HEADER_LEN]>,
+) -> Vec<&'a [u8]> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut lens = Vec::with_capacity(total / fcgi::MAX_CONTENT + 1);
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(fcgi::MAX_CONTENT);
+        lens.push(n);
+        left -= n;
+    }
+    headers.clear();
+    headers.extend(
+        lens.iter()
+            .map(|&n| fcgi::stream_header(fcgi::RecordType::Stdout, id, n as u16)),
+    );
+    let headers: &'a [[u8; fcgi::HEADER_LEN]] = headers;
+    let mut out = Vec::with_capacity(parts.len() + 3 * lens.len());
+    let mut pi = 0;
+    let mut off = 0;
+    for (h, &n) in headers.iter().zip(&lens) {
+        out.push(&h[..]);
+        let mut need = n;
+        while need > 0 {
+            let Some(part) = parts.get(pi) else { break };
+            let avail = part.len() - off;
+            if avail == 0 {
+                pi += 1;
+                off = 0;
+                continue;
+            }
+            let take = avail.min(need);
+            out.push(&part[off..off + take]);
+            off += take;
+            need -= take;
+        }
+        out.push(&fcgi::PADDING[..fcgi::padding_for(n)]);
+    }
+    out
 }
 
 /// The `start_response` callable handed to the app; also the response's state.
@@ -237,6 +287,9 @@ impl Response {
             }
         } else if no_body {
             Framing::NoBody
+        } else if self.out.fastcgi.is_some() {
+            // The end of the STDOUT stream ends the body.
+            Framing::Close
         } else if self.out.version == Version::Http11 {
             Framing::Chunked
         } else {
@@ -248,7 +301,11 @@ impl Response {
             .as_deref()
             .unwrap_or(b"500 Internal Server Error");
         let mut head = Vec::with_capacity(64 + status.len() + self.headers.len());
-        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(if self.out.fastcgi.is_some() {
+            b"Status: "
+        } else {
+            b"HTTP/1.1 "
+        });
         head.extend_from_slice(status);
         head.extend_from_slice(b"\r\n");
         if self.out.server_header && !self.app_server {
@@ -268,7 +325,9 @@ impl Response {
         if self.framing == Framing::Chunked {
             head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
-        if !self.out.keep_alive {
+        if self.out.fastcgi.is_some() {
+            // The connection is the front server's business, not the client's.
+        } else if !self.out.keep_alive {
             head.extend_from_slice(b"Connection: close\r\n");
         } else if self.out.version == Version::Http10 {
             head.extend_from_slice(b"Connection: keep-alive\r\n");
@@ -278,13 +337,22 @@ impl Response {
     }
 
     /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released.
-    fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "connection already failed",
             ));
         }
+        let mut headers = Vec::new();
+        let framed;
+        let parts = match self.out.fastcgi {
+            Some(id) => {
+                framed = fastcgi_records(id, parts, &mut headers);
+                &framed[..]
+            }
+            None => parts,
+        };
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let iov: Vec<IoSlice<'_>> = parts
             .iter()
@@ -466,6 +534,9 @@ impl Response {
         if count == 0 {
             return Ok(());
         }
+        if self.out.fastcgi.is_some() {
+            return self.send_file_copied(py, file, offset, count);
+        }
         if self.framing == Framing::Chunked {
             let mut size = Vec::with_capacity(18);
             enc::push_chunk_size(&mut size, count as usize);
@@ -492,6 +563,40 @@ impl Response {
         }
         if self.framing == Framing::Chunked {
             self.send(py, &[b"\r\n"])?;
+        }
+        Ok(())
+    }
+
+    /// Sends a file's bytes through `send` (FastCGI records cannot carry sendfile's output).
+    fn send_file_copied(
+        &mut self,
+        py: Python<'_>,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut done = 0u64;
+        while done < count {
+            let want = (count - done).min(buf.len() as u64) as usize;
+            let at = offset + done;
+            // SAFETY: pread into our own buffer of at least `want` bytes, from a descriptor the
+            // file wrapper keeps open for the call.
+            let n = py.detach(|| unsafe {
+                libc::pread(file, buf.as_mut_ptr().cast(), want, at as libc::off_t)
+            });
+            if n <= 0 {
+                self.broken = true;
+                self.out.keep_alive = false;
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its size",
+                ));
+            }
+            let n = n as usize;
+            self.send(py, &[&buf[..n]])?;
+            self.body_sent += n as u64;
+            done += n as u64;
         }
         Ok(())
     }

@@ -1,0 +1,227 @@
+//! Connections from a front server: uwsgi and SCGI (one request per connection) and FastCGI
+//! (records, with FCGI_KEEP_CONN reuse). The codecs are in `ferrule_proto`; this reads their
+//! heads off the socket and hands each request to the WSGI bridge like an HTTP one.
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use ferrule_proto::fastcgi::{
+    answer_management, encode_end_request, FcgiRequest, HeadDecoder, HeadEvent, ProtocolStatus,
+    RecordType, Role,
+};
+use ferrule_proto::{scgi, uwsgi, GatewayLimits};
+use tokio::sync::watch;
+
+use super::conn::{linger, Stream, READ_BUF};
+use super::{io as sio, ConnInfo, Worker};
+use crate::config::Protocol;
+use crate::log::{error, warning};
+use crate::wsgi::gateway::{CgiRequest, FastCgi};
+use crate::wsgi::{self, Request};
+
+/// How long an idle FastCGI connection kept by the front server (`fastcgi_keep_conn on`) stays
+/// open; nginx notices a closed one and opens another.
+const FASTCGI_IDLE: std::time::Duration = std::time::Duration::from_mins(1);
+
+fn peer(info: &ConnInfo) -> String {
+    info.peer
+        .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
+}
+
+/// Reads more bytes within the client timeout. False when the peer closed, failed or stalled.
+async fn fill(stream: &mut Stream, rbuf: &mut BytesMut, worker: &Worker) -> bool {
+    matches!(
+        tokio::time::timeout(worker.client_timeout, stream.read_buf(rbuf)).await,
+        Ok(Ok(n)) if n > 0
+    )
+}
+
+/// Serves the one request of a uwsgi or SCGI connection.
+pub(super) async fn serve_one(
+    worker: &Arc<Worker>,
+    mut stream: Stream,
+    info: ConnInfo,
+    proto: Protocol,
+) {
+    let limits = GatewayLimits::default();
+    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    let parsed = loop {
+        let parsed = match proto {
+            Protocol::Uwsgi => uwsgi::parse_packet(&mut rbuf, &limits)
+                .map(|p| p.map(|p| (p.vars, p.content_length))),
+            _ => {
+                scgi::parse_head(&mut rbuf, &limits).map(|h| h.map(|h| (h.vars, h.content_length)))
+            }
+        };
+        match parsed {
+            Ok(Some(p)) => break p,
+            Ok(None) => {
+                if !fill(&mut stream, &mut rbuf, worker).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                if proto == Protocol::Uwsgi && uwsgi::looks_like_http(&rbuf) {
+                    error!(
+                        "an HTTP request arrived on the uwsgi socket from {}: point the front \
+                         server's uwsgi_pass (not proxy_pass) here, or bind an http:// address \
+                         for HTTP clients",
+                        peer(&info)
+                    );
+                } else {
+                    warning!(
+                        "closing a {} connection from {}: {e}",
+                        proto.scheme(),
+                        peer(&info)
+                    );
+                }
+                return;
+            }
+        }
+    };
+    let (vars, content_length) = parsed;
+    let request = Request::Cgi(CgiRequest {
+        vars,
+        content_length,
+        fastcgi: None,
+        length_always_sent: proto == Protocol::Scgi,
+    });
+    let w = Arc::clone(worker);
+    let outcome = worker
+        .run_app(move || wsgi::serve(&w.app, &info, request, rbuf))
+        .await;
+    if outcome.is_some() {
+        worker.request_done();
+    }
+    linger(&mut stream).await;
+}
+
+use crate::wsgi::input::FASTCGI_VALUES as VALUES;
+
+/// Serves FastCGI requests on one connection, one at a time, while the front server keeps it.
+pub(super) async fn serve_fastcgi(
+    worker: &Arc<Worker>,
+    mut stream: Stream,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    let mut dec = HeadDecoder::new(GatewayLimits::default());
+    loop {
+        let Some(req) =
+            read_fastcgi_head(worker, &mut stream, &mut rbuf, &mut dec, &info, &mut stop).await
+        else {
+            return;
+        };
+        let fd = stream.fd();
+        if req.role != Role::Responder {
+            let mut out = Vec::new();
+            encode_end_request(req.request_id, 0, ProtocolStatus::UnknownRole, &mut out);
+            if sio::write_all(fd, &[&out], 0, worker.client_timeout).is_err() || !req.keep_conn {
+                return;
+            }
+            continue;
+        }
+        let keep_conn = req.keep_conn;
+        let request = Request::Cgi(CgiRequest {
+            vars: req.vars,
+            content_length: req.content_length,
+            fastcgi: Some(FastCgi {
+                request_id: req.request_id,
+                keep_conn,
+            }),
+            length_always_sent: false,
+        });
+        let w = Arc::clone(worker);
+        let buf = std::mem::take(&mut rbuf);
+        let Some(outcome) = worker
+            .run_app(move || wsgi::serve(&w.app, &info, request, buf))
+            .await
+        else {
+            return;
+        };
+        worker.request_done();
+        rbuf = outcome.rbuf;
+        if !keep_conn || !outcome.keep_alive || *stop.borrow() {
+            linger(&mut stream).await;
+            return;
+        }
+    }
+}
+
+/// Reads records until one request's head is complete, answering management records and
+/// refusing other request ids on the way. None: close the connection.
+async fn read_fastcgi_head(
+    worker: &Worker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    dec: &mut HeadDecoder,
+    info: &ConnInfo,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<FcgiRequest> {
+    let fd = stream.fd();
+    loop {
+        let mut reply = Vec::new();
+        let (used, request) = match dec.decode(rbuf) {
+            Ok((0, None)) => (0, None),
+            Ok((n, None)) => (n, None),
+            Ok((n, Some(ev))) => match ev {
+                HeadEvent::Request(r) => (n, Some(r)),
+                HeadEvent::Management(rec) => {
+                    if let Err(e) = answer_management(&rec, &VALUES, &mut reply) {
+                        warning!("closing a FastCGI connection from {}: {e}", peer(info));
+                        return None;
+                    }
+                    (n, None)
+                }
+                HeadEvent::OtherRequest(rec) => {
+                    if rec.record_type() == Some(RecordType::BeginRequest) {
+                        // One request at a time: the spec's answer to multiplexing.
+                        encode_end_request(
+                            rec.request_id,
+                            0,
+                            ProtocolStatus::CantMpxConn,
+                            &mut reply,
+                        );
+                    }
+                    (n, None)
+                }
+                HeadEvent::Aborted { request_id } => {
+                    encode_end_request(request_id, 0, ProtocolStatus::RequestComplete, &mut reply);
+                    (n, None)
+                }
+            },
+            Err(e) => {
+                warning!("closing a FastCGI connection from {}: {e}", peer(info));
+                return None;
+            }
+        };
+        rbuf.advance(used);
+        if !reply.is_empty() && sio::write_all(fd, &[&reply], 0, worker.client_timeout).is_err() {
+            return None;
+        }
+        if request.is_some() {
+            return request;
+        }
+        if used > 0 {
+            continue;
+        }
+        // Between requests the front server may keep the connection idle for long; a stopping
+        // worker closes idle ones (nginx retries a request on a closed kept connection).
+        let idle = rbuf.is_empty() && !dec.in_request();
+        if idle && *stop.borrow() {
+            return None;
+        }
+        let timeout = if idle {
+            FASTCGI_IDLE
+        } else {
+            worker.client_timeout
+        };
+        tokio::select! {
+            r = tokio::time::timeout(timeout, stream.read_buf(rbuf)) => match r {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            },
+            _ = stop.changed(), if idle => return None,
+        }
+    }
+}

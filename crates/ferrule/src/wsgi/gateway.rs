@@ -1,0 +1,181 @@
+//! Requests that come through a front server (uwsgi, SCGI, FastCGI): CGI variables instead of
+//! an HTTP head. They become the environ as sent, where PEP 3333 allows, with the few fixes a
+//! front server's stock parameters need.
+use ferrule_proto::cgi::percent_decode;
+use ferrule_proto::CgiVars;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::environ::{latin1, EnvironBase};
+use crate::server::ConnInfo;
+
+/// One request from a front server.
+pub struct CgiRequest {
+    pub vars: CgiVars,
+    /// The body's length (CONTENT_LENGTH); the body follows on the connection (uwsgi, SCGI) or
+    /// in STDIN records (FastCGI).
+    pub content_length: u64,
+    /// FastCGI: the request id (the response goes out in STDOUT records); None for uwsgi/SCGI.
+    pub fastcgi: Option<FastCgi>,
+    /// The protocol always sends CONTENT_LENGTH (SCGI), so "0" cannot tell "no body" apart.
+    pub length_always_sent: bool,
+}
+
+/// What a FastCGI response needs to know of its request.
+#[derive(Debug, Clone, Copy)]
+pub struct FastCgi {
+    pub request_id: u16,
+    /// FCGI_KEEP_CONN: the front server reuses the connection after this request.
+    pub keep_conn: bool,
+}
+
+impl CgiRequest {
+    pub fn method(&self) -> &[u8] {
+        self.vars.get(b"REQUEST_METHOD").unwrap_or(b"GET")
+    }
+
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+
+    /// The target as the client sent it: REQUEST_URI, else DOCUMENT_URI plus the query.
+    pub fn target(&self) -> Vec<u8> {
+        if let Some(uri) = self.vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
+            return uri.to_vec();
+        }
+        let mut t = self
+            .vars
+            .get(b"DOCUMENT_URI")
+            .or_else(|| self.vars.get(b"PATH_INFO"))
+            .unwrap_or(b"/")
+            .to_vec();
+        if let Some(q) = self.vars.get(b"QUERY_STRING").filter(|q| !q.is_empty()) {
+            t.push(b'?');
+            t.extend_from_slice(q);
+        }
+        t
+    }
+
+    pub fn protocol(&self) -> &[u8] {
+        self.vars.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")
+    }
+
+    /// The request path the app sees, before `--root-path` is taken off: PATH_INFO when the
+    /// front server sends one (nginx's uwsgi_params), else the path of REQUEST_URI (stock
+    /// SCGI and FastCGI params), else DOCUMENT_URI; percent-decoded as bytes.
+    pub fn path(&self) -> Vec<u8> {
+        if let Some(p) = self.vars.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
+            return p.to_vec();
+        }
+        if let Some(uri) = self.vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
+            let path = ferrule_proto::cgi::split_target(uri).path;
+            return percent_decode(path).into_owned();
+        }
+        self.vars.get(b"DOCUMENT_URI").unwrap_or(b"/").to_vec()
+    }
+
+    /// `https` when the front server says the client came over TLS.
+    pub fn scheme(&self) -> &'static str {
+        let on =
+            |v: &[u8]| v.eq_ignore_ascii_case(b"on") || v == b"1" || v.eq_ignore_ascii_case(b"yes");
+        if self.vars.get(b"HTTPS").is_some_and(on)
+            || self
+                .vars
+                .get(b"REQUEST_SCHEME")
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"https"))
+        {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A request header by its CGI name (`HTTP_USER_AGENT`), for the access log.
+    pub fn header(&self, cgi_name: &[u8]) -> Option<&[u8]> {
+        self.vars.get(cgi_name)
+    }
+}
+
+/// Builds the environ of a gateway request. `path_info`: the app's path under `--root-path`.
+pub fn build<'py>(
+    py: Python<'py>,
+    base: &EnvironBase,
+    req: &CgiRequest,
+    conn: &ConnInfo,
+    path_info: &[u8],
+    input: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = base.copy(py)?;
+    for (name, value) in req.vars.iter() {
+        // Names are the front server's CGI variables; the few that describe the request's
+        // framing or that the server decides are set below.
+        if name.is_empty()
+            || matches!(
+                name,
+                b"SCRIPT_NAME" | b"PATH_INFO" | b"CONTENT_LENGTH" | b"CONTENT_TYPE"
+            )
+            || name.starts_with(b"wsgi.")
+        {
+            continue;
+        }
+        env.set_item(latin1(py, name), latin1(py, value))?;
+    }
+    env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method()))?;
+    env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
+    if env.get_item(intern!(py, "QUERY_STRING"))?.is_none() {
+        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+    }
+    let target = latin1(py, &req.target());
+    if env.get_item(intern!(py, "REQUEST_URI"))?.is_none() {
+        env.set_item(intern!(py, "REQUEST_URI"), &target)?;
+    }
+    env.set_item(intern!(py, "RAW_URI"), target)?;
+    if env.get_item(intern!(py, "SERVER_PROTOCOL"))?.is_none() {
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), intern!(py, "HTTP/1.0"))?;
+    }
+    // SCGI always sends CONTENT_LENGTH, "0" without a body, so there "0" is taken as absent,
+    // which is what a request without a body gives over HTTP. Elsewhere it is passed as sent.
+    let sent = req
+        .vars
+        .get(b"CONTENT_LENGTH")
+        .is_some_and(|v| !v.is_empty());
+    if req.content_length > 0 || (sent && !req.length_always_sent) {
+        env.set_item(
+            intern!(py, "CONTENT_LENGTH"),
+            itoa::Buffer::new().format(req.content_length),
+        )?;
+    }
+    if let Some(ct) = req.vars.get(b"CONTENT_TYPE").filter(|v| !v.is_empty()) {
+        env.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, ct))?;
+    }
+    env.set_item(
+        intern!(py, "wsgi.url_scheme"),
+        pyo3::types::PyString::intern(py, req.scheme()),
+    )?;
+    if env.get_item(intern!(py, "SERVER_NAME"))?.is_none()
+        || env.get_item(intern!(py, "SERVER_PORT"))?.is_none()
+    {
+        super::environ::set_addr(
+            py,
+            &env,
+            conn.local,
+            intern!(py, "SERVER_NAME"),
+            intern!(py, "SERVER_PORT"),
+        )?;
+    }
+    if env.get_item(intern!(py, "REMOTE_ADDR"))?.is_none() {
+        match conn.peer {
+            Some(_) => super::environ::set_addr(
+                py,
+                &env,
+                conn.peer,
+                intern!(py, "REMOTE_ADDR"),
+                intern!(py, "REMOTE_PORT"),
+            )?,
+            None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
+        }
+    }
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+    Ok(env)
+}

@@ -1,0 +1,55 @@
+"""An app that reports what it saw, for comparing the front protocols with direct HTTP."""
+
+import hashlib
+import json
+import os
+import tempfile
+
+FILE = os.path.join(tempfile.gettempdir(), f"ferrule-gateway-{os.getpid()}.bin")
+
+
+def _file_path() -> str:
+    if not os.path.exists(FILE):
+        with open(FILE + ".tmp", "wb") as f:
+            f.write(bytes(range(256)) * 4096)  # 1 MiB
+        os.replace(FILE + ".tmp", FILE)
+    return FILE
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/error":
+        raise RuntimeError("the app failed on purpose")
+    if path == "/notmod":
+        start_response("304 Not Modified", [("ETag", '"v1"'), ("X-App", "yes")])
+        return []
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-App", "yes")])
+        return (bytes([i]) * 65536 for i in range(64))
+    if path == "/file":
+        f = open(_file_path(), "rb")
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-App", "yes")])
+        return environ["wsgi.file_wrapper"](f, 65536)
+    digest = hashlib.sha256()
+    size = 0
+    stream = environ["wsgi.input"]
+    while block := stream.read(65536):
+        digest.update(block)
+        size += len(block)
+    seen = {
+        "method": environ["REQUEST_METHOD"],
+        "path_info": environ["PATH_INFO"],
+        "script_name": environ["SCRIPT_NAME"],
+        "query": environ["QUERY_STRING"],
+        "content_type": environ.get("CONTENT_TYPE"),
+        "content_length": environ.get("CONTENT_LENGTH"),
+        "body_sha256": digest.hexdigest(),
+        "body_len": size,
+        "x_custom": environ.get("HTTP_X_CUSTOM"),
+        "scheme": environ["wsgi.url_scheme"],
+    }
+    body = json.dumps(seen, sort_keys=True).encode()
+    headers = [("Content-Type", "application/json"), ("X-App", "yes"), ("Content-Length", str(len(body)))]
+    headers.append(("Set-Cookie", "seen=1; Path=/"))
+    start_response("200 OK", headers)
+    return [body]
