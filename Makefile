@@ -9,7 +9,7 @@ SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
-.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt nginx
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt nginx fuzz-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ smoke: venv
 
 bench:
 	$(MAKE) -C bench
+
+# Every cargo-fuzz target for FUZZ_SECONDS each (not part of `make test`; see the README).
+FUZZ_SECONDS ?= 20
+fuzz-smoke:
+	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 fmt:
 	cargo fmt --all

@@ -118,6 +118,36 @@ pub fn split_host_port(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
+/// The path a gateway request asks for, when the front server sends no PATH_INFO (nginx's
+/// stock `scgi_params` and `fastcgi_params` do not): the path of REQUEST_URI (before `?`,
+/// absolute-form authority dropped), percent-decoded as bytes (`%2F` becomes `/`, to be read
+/// as latin-1), else DOCUMENT_URI as sent (nginx has already decoded and normalised it).
+/// `None` when neither is there (or both are empty). Strip `--root-path` from the result
+/// with [`strip_root_path`].
+#[must_use]
+pub fn gateway_path_info<'a>(
+    request_uri: Option<&'a [u8]>,
+    document_uri: Option<&'a [u8]>,
+) -> Option<Cow<'a, [u8]>> {
+    match request_uri.filter(|u| !u.is_empty()) {
+        Some(uri) => Some(percent_decode(split_target(uri).path)),
+        None => document_uri.filter(|u| !u.is_empty()).map(Cow::Borrowed),
+    }
+}
+
+/// PATH_INFO once the mount point `root` (`--root-path`, without a trailing `/`; empty for
+/// none) is taken off the decoded `path`: `None` when `path` is outside `root`, which is
+/// matched on segment boundaries (`/app` mounts `/app` and `/app/x`, not `/apple`).
+/// `OPTIONS *` keeps `*`.
+#[must_use]
+pub fn strip_root_path<'a>(root: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
+    if path == b"*" {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
+}
+
 /// Writes the CGI name of header `name` (`HTTP_` + upper case, `-` as `_`) into `out`.
 /// Returns false, writing nothing, for names holding `_`: dropped so that `X_Forwarded_For`
 /// cannot pose as `X-Forwarded-For`.
@@ -185,6 +215,35 @@ mod tests {
         );
         assert_eq!(split_host_port(b"[::1]"), (&b"[::1]"[..], None));
         assert_eq!(split_host_port(b"h:1"), (&b"h"[..], Some(&b"1"[..])));
+    }
+
+    #[test]
+    fn gateway_path_info_from_request_uri_else_document_uri() {
+        let p = gateway_path_info(Some(b"/a%2Fb/%C3%A9?x=%2F"), Some(b"/ignored"));
+        assert_eq!(p.as_deref(), Some(&b"/a/b/\xc3\xa9"[..]));
+        let p = gateway_path_info(Some(b"http://h:1/p?q"), None);
+        assert_eq!(p.as_deref(), Some(&b"/p"[..]));
+        let p = gateway_path_info(Some(b""), Some(b"/doc"));
+        assert_eq!(p.as_deref(), Some(&b"/doc"[..]));
+        assert_eq!(
+            gateway_path_info(None, Some(b"/d%20")).as_deref(),
+            Some(&b"/d%20"[..])
+        );
+        assert_eq!(gateway_path_info(None, None), None);
+        assert_eq!(
+            gateway_path_info(Some(b"?only"), None).as_deref(),
+            Some(&b""[..])
+        );
+    }
+
+    #[test]
+    fn root_path_is_stripped_on_segment_boundaries() {
+        assert_eq!(strip_root_path(b"/app", b"/app/x"), Some(&b"/x"[..]));
+        assert_eq!(strip_root_path(b"/app", b"/app"), Some(&b""[..]));
+        assert_eq!(strip_root_path(b"/app", b"/apple"), None);
+        assert_eq!(strip_root_path(b"/app", b"/other"), None);
+        assert_eq!(strip_root_path(b"", b"/x"), Some(&b"/x"[..]));
+        assert_eq!(strip_root_path(b"/app", b"*"), Some(&b"*"[..]));
     }
 
     #[test]

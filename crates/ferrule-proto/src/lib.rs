@@ -17,6 +17,7 @@
 pub mod cgi;
 pub mod error;
 pub mod fastcgi;
+pub mod forwarded;
 mod gateway_error;
 pub mod http1;
 pub mod limits;
@@ -27,6 +28,7 @@ pub mod vars;
 
 pub use error::{FastCgiError, ParseError, ProxyProtocolError, ScgiError, UwsgiError};
 
+pub use forwarded::{resolve_forwarded, ForwardedHeaders, ProxyOverrides, Scheme, TrustList};
 pub use limits::{GatewayLimits, Limits};
 pub use proxy_protocol::{parse_proxy_header, ProxyHeader};
 
