@@ -113,6 +113,31 @@ pub struct Cli {
     )]
     pub graceful_timeout: u64,
 
+    /// Peers trusted to set Forwarded / X-Forwarded-For, -Proto, -Host, -Port and -Prefix
+    /// (comma-separated IPs and networks, `*` for all). From them REMOTE_ADDR, the URL scheme,
+    /// the host and SCRIPT_NAME follow those headers; from others they stay ordinary headers.
+    #[arg(
+        long = "forwarded-allow-ips",
+        value_name = "IPS",
+        env = "FORWARDED_ALLOW_IPS",
+        default_value = "127.0.0.1,::1"
+    )]
+    pub forwarded_allow_ips: String,
+
+    /// Expect a PROXY protocol (v1 or v2) header on every connection to HTTP binds, from a
+    /// load balancer such as HAProxy; the client address it carries becomes REMOTE_ADDR.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
+
+    /// Peers allowed to send the PROXY protocol header (comma-separated IPs and networks, `*`
+    /// for all); connections from others are closed.
+    #[arg(
+        long = "proxy-allow-from",
+        value_name = "IPS",
+        default_value = "127.0.0.1,::1"
+    )]
+    pub proxy_allow_from: String,
+
     /// Seconds one call into the app (the call, one step of its response, or close()) may run
     /// before the worker dumps every thread's stack, answers 504 and is replaced. Also how long
     /// a worker's event loop may go without a heartbeat before the master kills it. 0 disables.

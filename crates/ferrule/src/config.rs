@@ -3,6 +3,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferrule_proto::forwarded::TrustList;
 use ferrule_proto::Limits;
 
 use crate::cli::Cli;
@@ -72,6 +73,10 @@ pub struct Config {
     pub max_worker_memory: u64,
     pub pidfile: Option<PathBuf>,
     pub reuse_port: bool,
+    /// `--forwarded-allow-ips`.
+    pub forwarded_allow: TrustList,
+    /// `--proxy-protocol`: the peers allowed to send the header (`--proxy-allow-from`).
+    pub proxy_protocol: Option<TrustList>,
     pub umask: Option<u32>,
     /// `--user`: uid (and its primary gid) the workers switch to.
     pub user: Option<(u32, u32)>,
@@ -111,6 +116,14 @@ impl Config {
             })
             .transpose()?;
         let user = cli.user.as_deref().map(resolve_user).transpose()?;
+        let forwarded_allow: TrustList = cli
+            .forwarded_allow_ips
+            .parse()
+            .map_err(|e| format!("--forwarded-allow-ips {}: {e}", cli.forwarded_allow_ips))?;
+        let proxy_allow: TrustList = cli
+            .proxy_allow_from
+            .parse()
+            .map_err(|e| format!("--proxy-allow-from {}: {e}", cli.proxy_allow_from))?;
         let group = cli.group.as_deref().map(resolve_group).transpose()?;
         let root_path = cli.root_path.trim_end_matches('/').to_owned();
         if !root_path.is_empty() && !root_path.starts_with('/') {
@@ -160,6 +173,8 @@ impl Config {
             max_worker_memory: cli.max_worker_memory.saturating_mul(1 << 20),
             pidfile: cli.pidfile.clone(),
             reuse_port: cli.reuse_port,
+            forwarded_allow,
+            proxy_protocol: cli.proxy_protocol.then_some(proxy_allow),
             umask,
             user,
             group,

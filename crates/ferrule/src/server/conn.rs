@@ -5,9 +5,10 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Buf;
 use bytes::BytesMut;
 use ferrule_proto::http1::{parse_request, response as enc, RequestHead};
-use ferrule_proto::ParseError;
+use ferrule_proto::{parse_proxy_header, ParseError};
 use socket2::Socket;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 use super::listener::Listener;
 use super::{date, gateway, io as sio, ConnInfo, Worker};
 use crate::config::Protocol;
-use crate::log::{debug, error};
+use crate::log::{debug, error, warning};
 use crate::wsgi;
 
 /// Initial read buffer per connection.
@@ -186,13 +187,64 @@ async fn read_head(
     }
 }
 
+/// `--proxy-protocol`: reads the PROXY header (v1 or v2) the load balancer sends first; its
+/// source address becomes the client's. False: the connection must be closed.
+async fn read_proxy_header(
+    worker: &Worker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    info: &mut ConnInfo,
+) -> bool {
+    if let (Some(trust), Some(peer)) = (&worker.proxy_protocol, info.peer) {
+        if !trust.contains(peer.ip()) {
+            warning!(
+                "closing a connection from {peer}: not allowed to send a PROXY protocol header \
+                 (--proxy-allow-from)"
+            );
+            return false;
+        }
+    }
+    loop {
+        match parse_proxy_header(rbuf) {
+            Ok(Some(h)) => {
+                rbuf.advance(h.len);
+                if let Some((src, dst)) = h.addrs {
+                    info.peer = Some(src);
+                    info.local = Some(dst);
+                }
+                return true;
+            }
+            Ok(None) => {
+                let read = tokio::time::timeout(worker.client_timeout, stream.read_buf(rbuf));
+                if !matches!(read.await, Ok(Ok(n)) if n > 0) {
+                    return false;
+                }
+            }
+            Err(e) => {
+                warning!(
+                    "closing a connection from {}: {e} (--proxy-protocol expects one on every \
+                     connection)",
+                    info.peer
+                        .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
+                );
+                return false;
+            }
+        }
+    }
+}
+
 async fn serve_connection(
     worker: &Arc<Worker>,
     mut stream: Stream,
-    info: ConnInfo,
+    mut info: ConnInfo,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
+    if worker.proxy_protocol.is_some()
+        && !read_proxy_header(worker, &mut stream, &mut rbuf, &mut info).await
+    {
+        return;
+    }
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
     loop {

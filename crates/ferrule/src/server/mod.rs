@@ -45,6 +45,8 @@ pub struct Worker {
     max_requests: u64,
     /// Makes the worker stop gracefully on its own (request timeout, max requests).
     retire: Notify,
+    /// `--proxy-protocol`: the peers allowed to send the header.
+    pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
 }
 
 /// Counts a connection as active while it lives.
@@ -159,6 +161,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         served: AtomicU64::new(0),
         max_requests: retire_after(cfg.max_requests, cfg.max_requests_jitter),
         retire: Notify::new(),
+        proxy_protocol: cfg.proxy_protocol.clone(),
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);

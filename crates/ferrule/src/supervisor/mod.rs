@@ -149,6 +149,12 @@ pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
             "inline".to_owned()
         }
     );
+    if cfg.forwarded_allow.trusts_all() {
+        warning!(
+            "--forwarded-allow-ips '*': every peer may set X-Forwarded-For and the like; \
+             use it only when nothing but your proxy can reach this server"
+        );
+    }
     if let Some(p) = &cfg.pidfile {
         if let Err(e) = std::fs::write(p, format!("{pid}\n")) {
             error!("--pid {}: cannot write the pidfile: {e}", p.display());

@@ -15,6 +15,7 @@ use crate::server::{date, io as sio, watchdog, ConnInfo};
 pub mod environ;
 pub mod file_wrapper;
 pub mod flush;
+pub mod forwarded;
 pub mod gateway;
 pub mod input;
 pub mod response;
@@ -34,6 +35,8 @@ pub struct App {
     pub limits: Limits,
     pub client_timeout: Duration,
     pub server_header: bool,
+    /// `--forwarded-allow-ips`.
+    pub forwarded_allow: ferrule_proto::forwarded::TrustList,
     /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
     pub inline: bool,
 }
@@ -92,14 +95,18 @@ impl Request {
                 let Some(path) = path_info(&app.root_path, &decoded) else {
                     return Ok(None);
                 };
-                environ::build(py, &app.environ, head, conn, path, input).map(Some)
+                let env = environ::build(py, &app.environ, head, conn, path, input)?;
+                forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
+                Ok(Some(env))
             }
             Self::Cgi(req) => {
                 let full = req.path();
                 let Some(path) = path_info(&app.root_path, &full) else {
                     return Ok(None);
                 };
-                gateway::build(py, &app.environ, req, conn, path, input).map(Some)
+                let env = gateway::build(py, &app.environ, req, conn, path, input)?;
+                forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
+                Ok(Some(env))
             }
         }
     }
@@ -497,6 +504,7 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
         limits: cfg.limits,
         client_timeout: cfg.client_timeout,
         server_header: cfg.server_header,
+        forwarded_allow: cfg.forwarded_allow.clone(),
         inline: cfg.threads == 1,
     })
 }
