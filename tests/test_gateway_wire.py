@@ -242,3 +242,24 @@ def test_fastcgi_bad_version_closes_the_connection_with_a_log_line(gw):
     srv, addr = gw
     assert talk(addr["fastcgi"], b"\x02\x01\x00\x01\x00\x08\x00\x00" + bytes(8)) == b""
     srv.wait_for_log(r"closing a FastCGI connection from .*")
+
+
+def test_fastcgi_abort_request_stops_the_output_and_closes_the_iterable(tmp_path):
+    srv = Server(["-b", "fastcgi://127.0.0.1:0", "gateway:app"])
+    try:
+        host, port = srv.binds[0][1].rsplit(":", 1)
+        marker = tmp_path / "closed"
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(fcgi_request(1, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", f"/forever?{marker}")]))
+            got = b""
+            while len(got) < 4096:
+                got += s.recv(65536)
+            s.sendall(fcgi_record(ABORT, 1, b""))
+            records = read_records(s)
+            assert records and records[-1][0] == END and records[-1][1] == 1
+            # The connection stays usable (FCGI_KEEP_CONN).
+            s.sendall(fcgi_request(2, [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/hello")]))
+            assert stdout_of(read_records(s), 2).startswith(b"Status: 200 OK")
+        assert marker.read_text() == "closed"
+    finally:
+        srv.stop()

@@ -26,6 +26,9 @@ def app(environ, start_response):
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-App", "yes")])
         return (bytes([i]) * 65536 for i in range(64))
+    if path == "/forever":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _Forever(environ["QUERY_STRING"])
     if path == "/file":
         f = open(_file_path(), "rb")
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-App", "yes")])
@@ -53,3 +56,21 @@ def app(environ, start_response):
     headers.append(("Set-Cookie", "seen=1; Path=/"))
     start_response("200 OK", headers)
     return [body]
+
+
+class _Forever:
+    """Yields a block every 20 ms until closed; close() leaves a marker file (the query)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __iter__(self):
+        import time
+
+        while True:
+            time.sleep(0.02)
+            yield b"x" * 1024
+
+    def close(self) -> None:
+        with open(self.marker, "w") as f:
+            f.write("closed")

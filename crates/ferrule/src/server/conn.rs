@@ -130,6 +130,8 @@ pub fn spawn_acceptor(
                             drop(guard);
                         });
                     }
+                    // The master shut the listening socket down: the server is stopping.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         error!("accept failed: {e}");

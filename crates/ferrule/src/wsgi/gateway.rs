@@ -124,7 +124,10 @@ pub fn build<'py>(
     env.set_item(intern!(py, "REQUEST_METHOD"), latin1(py, req.method()))?;
     env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
     if env.get_item(intern!(py, "QUERY_STRING"))?.is_none() {
-        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+        // Not sent: the query of REQUEST_URI, as over HTTP.
+        let target = req.target();
+        let query = ferrule_proto::cgi::split_target(&target).query;
+        env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query))?;
     }
     let target = latin1(py, &req.target());
     if env.get_item(intern!(py, "REQUEST_URI"))?.is_none() {

@@ -179,7 +179,14 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         run_app(py, app, conn, &request, &input, &response);
         let reader = input.borrow_mut(py).reader.take();
         let r = response.borrow(py);
-        (reader, r.out.keep_alive, r.code, r.body_sent, r.broken)
+        // After ABORT_REQUEST the request still ends properly (END_REQUEST).
+        (
+            reader,
+            r.out.keep_alive,
+            r.code,
+            r.body_sent,
+            r.broken && !r.aborted,
+        )
     });
     if watchdog::request_end() {
         // The watchdog answered this request (504) and the worker is leaving.

@@ -44,6 +44,36 @@ pub struct Output {
     pub fastcgi: Option<u16>,
 }
 
+/// Whether the front server has sent ABORT_REQUEST for request `id` (checked without waiting
+/// between the response's writes). The record is taken off the socket; anything else is left
+/// for the connection (with no multiplexing, nothing else comes before END_REQUEST).
+fn fastcgi_aborted(fd: RawFd, id: u16) -> bool {
+    let mut head = [0u8; fcgi::HEADER_LEN];
+    // SAFETY: recv into our own 8-byte buffer; MSG_PEEK leaves the bytes on the socket.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            head.as_mut_ptr().cast(),
+            head.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    let [_, kind, hi, lo, 0, 0, 0, _] = head else {
+        return false;
+    };
+    if n != fcgi::HEADER_LEN as isize
+        || kind != fcgi::RecordType::AbortRequest as u8
+        || u16::from_be_bytes([hi, lo]) != id
+    {
+        return false;
+    }
+    // SAFETY: as above, now consuming the 8 bytes just peeked (an ABORT_REQUEST has no body).
+    unsafe {
+        libc::recv(fd, head.as_mut_ptr().cast(), head.len(), libc::MSG_DONTWAIT);
+    }
+    true
+}
+
 /// Frames `parts` (one byte stream) as FastCGI STDOUT records of request `id`: the headers go
 /// in `headers`, and the returned slices interleave them with the parts and the padding.
 fn fastcgi_records<'a>(
@@ -107,6 +137,8 @@ pub struct Response {
     overflow_logged: bool,
     /// The socket failed: nothing more can be sent.
     pub broken: bool,
+    /// FastCGI: the front server sent ABORT_REQUEST; the app's output stops.
+    pub aborted: bool,
     /// The request is over: `write()` refuses.
     finished: bool,
     /// Framed bytes not yet written (coalescing; see `flush`).
@@ -143,6 +175,7 @@ impl Response {
             body_sent: 0,
             overflow_logged: false,
             broken: false,
+            aborted: false,
             finished: false,
             pending: Pending::default(),
             pending_out: false,
@@ -370,6 +403,15 @@ impl Response {
         if res.is_err() {
             self.broken = true;
             self.out.keep_alive = false;
+        } else if let Some(id) = self.out.fastcgi {
+            if fastcgi_aborted(self.out.fd, id) {
+                self.aborted = true;
+                self.broken = true;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the front server aborted the request (FCGI_ABORT_REQUEST)",
+                ));
+            }
         }
         res
     }
