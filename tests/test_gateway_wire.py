@@ -263,3 +263,24 @@ def test_fastcgi_abort_request_stops_the_output_and_closes_the_iterable(tmp_path
         assert marker.read_text() == "closed"
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("proto", ["uwsgi", "scgi", "fastcgi"])
+def test_generator_blocks_reach_the_front_server_as_they_are_produced(proto):
+    # The app yields one block, then sleeps 10 s before the next.
+    srv = Server(["-b", f"{proto}://127.0.0.1:0", "--graceful-timeout", "1", "supervised:app"])
+    try:
+        host, port = srv.binds[0][1].rsplit(":", 1)
+        vars = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/stream-then-sleep"}
+        request = {
+            "uwsgi": lambda: uwsgi_packet(vars),
+            "scgi": lambda: scgi_request(vars),
+            "fastcgi": lambda: fcgi_request(1, list(vars.items())),
+        }[proto]()
+        with socket.create_connection((host, int(port)), timeout=3) as s:
+            s.sendall(request)
+            got = b""
+            while b"first block" not in got:
+                got += s.recv(65536)  # a timeout here fails the test
+    finally:
+        srv.stop()
