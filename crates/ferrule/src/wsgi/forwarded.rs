@@ -10,15 +10,17 @@ use pyo3::types::{PyDict, PyString};
 
 use super::environ::latin1;
 
-/// The environ keys of the headers the rules read.
-const KEYS: [&str; 6] = [
-    "HTTP_FORWARDED",
-    "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_FORWARDED_PORT",
-    "HTTP_X_FORWARDED_PREFIX",
-];
+/// Whether a request head holds any header the rules read (a cheap test before the environ
+/// is searched).
+pub fn any_in_head(head: &ferrule_proto::http1::RequestHead) -> bool {
+    head.fields().any(|(name, _)| {
+        name.len() >= 9
+            && (name[..9].eq_ignore_ascii_case(b"forwarded")
+                || name
+                    .get(..12)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"x-forwarded-")))
+    })
+}
 
 /// Rewrites REMOTE_ADDR/PORT, wsgi.url_scheme, HTTP_HOST, SERVER_NAME/PORT and SCRIPT_NAME of
 /// `env` from the forwarding headers, if `peer` is trusted. `peer` None (a Unix socket) is
@@ -33,10 +35,18 @@ pub fn apply(
     if !trust.contains(peer) && !trust.trusts_all() {
         return Ok(());
     }
+    let keys = [
+        intern!(py, "HTTP_FORWARDED"),
+        intern!(py, "HTTP_X_FORWARDED_FOR"),
+        intern!(py, "HTTP_X_FORWARDED_PROTO"),
+        intern!(py, "HTTP_X_FORWARDED_HOST"),
+        intern!(py, "HTTP_X_FORWARDED_PORT"),
+        intern!(py, "HTTP_X_FORWARDED_PREFIX"),
+    ];
     let mut values: [Option<Vec<u8>>; 6] = Default::default();
     let mut any = false;
-    for (slot, key) in values.iter_mut().zip(KEYS) {
-        if let Some(v) = env.get_item(PyString::intern(py, key))? {
+    for (slot, key) in values.iter_mut().zip(keys) {
+        if let Some(v) = env.get_item(key)? {
             let s = v.cast::<PyString>()?.to_cow()?;
             // Environ strings are latin-1 "bytes as str": back to the bytes that were sent.
             *slot = Some(s.chars().map(|c| u32::from(c) as u8).collect());

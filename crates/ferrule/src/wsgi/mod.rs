@@ -96,7 +96,9 @@ impl Request {
                     return Ok(None);
                 };
                 let env = environ::build(py, &app.environ, head, conn, path, input)?;
-                forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
+                if forwarded::any_in_head(head) {
+                    forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
+                }
                 Ok(Some(env))
             }
             Self::Cgi(req) => {
