@@ -48,8 +48,12 @@ class Server:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.log), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.log), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True),
+        ]
+        for t in self._pumps:
+            t.start()
         self.binds: list[tuple[str, str]] = []
         if wait:
             self.wait_ready(timeout)
@@ -108,6 +112,13 @@ class Server:
         with self.connect(timeout) as s:
             s.sendall(data)
             return read_all(s)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        """Waits for the process to exit and for its output to be read; returns the exit code."""
+        code = self.proc.wait(timeout)
+        for t in self._pumps:
+            t.join(5)
+        return code
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

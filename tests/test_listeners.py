@@ -40,7 +40,7 @@ def test_inherited_socket_given_as_fd(serve):
 
 def test_bad_fd_bind_names_the_descriptor():
     srv = Server(["-b", "fd://97", "basic:hello"], wait=False)
-    assert srv.proc.wait(10) != 0
+    assert srv.wait(10) != 0
     srv.stop()
     assert "descriptor 97 is not open" in srv.text
 
@@ -93,7 +93,7 @@ def test_umask_sets_the_unix_socket_permissions():
 
 def test_bad_umask_names_the_option():
     srv = Server(["--umask", "999", "basic:hello"], wait=False)
-    assert srv.proc.wait(10) == 2
+    assert srv.wait(10) == 2
     srv.stop()
     assert "--umask 999" in srv.text
 
@@ -108,6 +108,6 @@ def test_user_and_group_apply_to_workers(serve):
 
 def test_unknown_user_names_the_option():
     srv = Server(["--user", "no-such-user-here", "basic:hello"], wait=False)
-    assert srv.proc.wait(10) == 2
+    assert srv.wait(10) == 2
     srv.stop()
     assert "--user no-such-user-here: no such user" in srv.text

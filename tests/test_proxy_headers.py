@@ -84,7 +84,7 @@ def test_bad_allow_list_names_the_option(serve):
     from conftest import Server
 
     srv = Server(["--forwarded-allow-ips", "10.0.0.0/99", "basic:hello"], wait=False)
-    assert srv.proc.wait(10) == 2
+    assert srv.wait(10) == 2
     srv.stop()
     assert "--forwarded-allow-ips 10.0.0.0/99" in srv.text
 

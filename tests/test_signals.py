@@ -8,7 +8,7 @@ def test_term_stops_gracefully_with_exit_code_0(serve):
     srv = serve("basic:hello", "-w", "2")
     assert requests.get(srv.url).status_code == 200
     srv.signal(signal.SIGTERM)
-    assert srv.proc.wait(15) == 0
+    assert srv.wait(15) == 0
     assert "Shutting down: graceful" in srv.text
 
 

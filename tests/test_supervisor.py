@@ -240,7 +240,7 @@ def test_term_lets_the_in_flight_request_finish_and_refuses_new_connections(serv
     wait_until(refused, timeout=2)
     t.join()
     assert result and result[0].status_code == 200
-    assert srv.proc.wait(10) == 0
+    assert srv.wait(10) == 0
 
 
 def test_max_requests_recycles_workers_without_failing_a_request(serve, appdir):
@@ -281,7 +281,7 @@ def test_broken_import_with_four_workers_exits_at_once_with_the_error_once(appdi
     (appdir / "supervised.py").write_text("raise RuntimeError('database is down')\n")
     srv = Server(["-b", "127.0.0.1:0", "-w", "4", "supervised:app"], cwd=appdir, wait=False)
     try:
-        code = srv.proc.wait(20)
+        code = srv.wait(20)
     finally:
         srv.stop()
     assert code != 0
