@@ -284,3 +284,22 @@ def test_generator_blocks_reach_the_front_server_as_they_are_produced(proto):
                 got += s.recv(65536)  # a timeout here fails the test
     finally:
         srv.stop()
+
+
+def test_forwarded_headers_from_the_trusted_front_server_apply_to_gateway_requests(gw):
+    _, addr = gw
+    raw = talk(
+        addr["uwsgi"],
+        uwsgi_packet(
+            {
+                "REQUEST_METHOD": "GET",
+                "REQUEST_URI": "/",
+                "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_X_FORWARDED_FOR": "203.0.113.9",
+                "HTTP_X_FORWARDED_PROTO": "https",
+            }
+        ),
+    )
+    env = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert env["REMOTE_ADDR"] == "203.0.113.9"
+    assert env["wsgi.url_scheme"] == "https"

@@ -39,6 +39,8 @@ struct Sinks {
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// Whether an access log is open (read on every request, so not behind the mutex).
+static ACCESS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static SINKS: OnceLock<Mutex<Sinks>> = OnceLock::new();
 /// A stable duplicate of the error log's descriptor for `faulthandler`; -1 until asked for.
 /// Reopening the log points it at the new file.
@@ -69,6 +71,7 @@ pub fn init(level: Level, error: Option<&str>, access: Option<&str>) -> io::Resu
     LEVEL.store(level as u8, Ordering::Relaxed);
     let (error_sink, error_fd) = open_error(error)?;
     let access_sink = access.map(open_sink).transpose()?;
+    ACCESS_ON.store(access_sink.is_some(), Ordering::Release);
     let sinks = Sinks {
         error_path: error.map(str::to_owned),
         error: error_sink,
@@ -182,9 +185,7 @@ pub fn dump_fd() -> RawFd {
 
 #[must_use]
 pub fn access_enabled() -> bool {
-    SINKS
-        .get()
-        .is_some_and(|s| s.lock().is_ok_and(|s| s.access.is_some()))
+    ACCESS_ON.load(Ordering::Acquire)
 }
 
 /// Writes one access-log line (already formatted, without the newline).

@@ -41,7 +41,44 @@ const COMMON: [(&str, &str); 22] = [
 /// What every request's environ starts from.
 pub struct EnvironBase {
     base: Py<PyDict>,
+    /// `base` plus a placeholder for every key an HTTP request always sets, in a table with
+    /// room for its headers: copying it and replacing values never grows the dict.
+    http: Py<PyDict>,
     common: Vec<(&'static [u8], Py<PyString>)>,
+}
+
+/// Keys every HTTP request sets (REMOTE_PORT is removed again for Unix-socket peers).
+const HTTP_KEYS: [&str; 12] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+    "wsgi.url_scheme",
+    "wsgi.input",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+];
+
+/// The HTTP base: `base`, the placeholders, and spare room. A dict copy keeps the table size
+/// of its source (CPython clones the keys table when few entries were deleted), so keys
+/// inserted and deleted again here leave each copy room for a request's header keys.
+fn http_base<'py>(py: Python<'py>, base: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    let d = base.copy()?;
+    for k in HTTP_KEYS {
+        d.set_item(PyString::intern(py, k), "")?;
+    }
+    let spare: Vec<String> = (0..10).map(|i| format!("ferrule.spare.{i}")).collect();
+    for k in &spare {
+        d.set_item(k, py.None())?;
+    }
+    for k in &spare {
+        d.del_item(k)?;
+    }
+    Ok(d)
 }
 
 /// Settings the base environ is built from.
@@ -76,8 +113,10 @@ impl EnvironBase {
             .iter()
             .map(|(n, k)| (n.as_bytes(), PyString::intern(py, k).unbind()))
             .collect();
+        let http = http_base(py, &d)?;
         Ok(Self {
             base: d.unbind(),
+            http: http.unbind(),
             common,
         })
     }
@@ -107,9 +146,22 @@ impl EnvironBase {
 
 /// PEP 3333's "bytes as str": each byte one code point (latin-1).
 pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(b) {
-        Ok(s) if b.is_ascii() => PyString::new(py, s),
-        _ => PyString::new(py, &b.iter().map(|&c| c as char).collect::<String>()),
+    let len = pyo3::ffi::Py_ssize_t::try_from(b.len()).unwrap_or(pyo3::ffi::Py_ssize_t::MAX);
+    // SAFETY: the pointer and length describe `b`, which outlives the call; latin-1 decoding
+    // accepts every byte, so the only failure is memory, handled below. The GIL is held (py).
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_opt(
+            py,
+            pyo3::ffi::PyUnicode_DecodeLatin1(b.as_ptr().cast(), len, std::ptr::null()),
+        )
+    };
+    match obj.map(Bound::cast_into::<PyString>) {
+        Some(Ok(s)) => s,
+        // Out of memory: an empty str keeps the request going (the error is cleared).
+        _ => {
+            let _ = PyErr::take(py);
+            PyString::new(py, "")
+        }
     }
 }
 
@@ -131,7 +183,7 @@ pub fn build<'py>(
     path_info: &[u8],
     input: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let env = base.base.bind(py).copy()?;
+    let env = base.http.bind(py).copy()?;
     let target = head.target();
     let parts = split_target(target);
     env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
@@ -189,6 +241,7 @@ pub fn build<'py>(
         )?;
     } else {
         env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+        env.del_item(intern!(py, "REMOTE_PORT"))?;
     }
 
     let mut scratch = Vec::with_capacity(64);
@@ -228,6 +281,28 @@ pub fn build<'py>(
     Ok(env)
 }
 
+/// An IP address as a str; IPv4 written digit by digit (the hot path), IPv6 by `Display`.
+fn ip_str(py: Python<'_>, ip: std::net::IpAddr) -> Bound<'_, PyString> {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut out = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out[n] = b'.';
+                    n += 1;
+                }
+                let mut buf = itoa::Buffer::new();
+                let digits = buf.format(octet).as_bytes();
+                out[n..n + digits.len()].copy_from_slice(digits);
+                n += digits.len();
+            }
+            latin1(py, &out[..n])
+        }
+        std::net::IpAddr::V6(_) => PyString::new(py, &ip.to_string()),
+    }
+}
+
 pub fn set_addr(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
@@ -237,7 +312,7 @@ pub fn set_addr(
 ) -> PyResult<()> {
     match addr {
         Some(a) => {
-            env.set_item(host_key, a.ip().to_string())?;
+            env.set_item(host_key, ip_str(py, a.ip()))?;
             env.set_item(
                 port_key,
                 itoa::Buffer::new().format(a.port()).into_py_any(py)?,

@@ -116,7 +116,8 @@ impl Request {
 
 /// Serves one request: attaches to Python, runs the app, writes the response.
 pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Outcome {
-    let started = Instant::now();
+    // Only the access log needs the time a request took.
+    let started = log::access_enabled().then(Instant::now);
     let (body, expect, version, keep_alive, head_request) = match &request {
         Request::Http(h) => (
             h.body,
@@ -217,7 +218,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             keep_alive = false;
         }
     }
-    if log::access_enabled() {
+    if let Some(started) = started {
         access_log(conn, &request, code, sent, started);
     }
     Outcome { keep_alive, rbuf }
@@ -271,7 +272,13 @@ fn run_app(
     if let Err(e) = send_result(py, response, &result) {
         app_failed(py, input, response, &e, "iterating the app's response");
     }
-    // PEP 3333: close() is called whatever happened.
+    // PEP 3333: close() is called whatever happened. A plain list or tuple has none (and
+    // asking would build an AttributeError for nothing).
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    if plain {
+        response.borrow_mut(py).mark_finished();
+        return;
+    }
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close")) {
         let closed = {
             let _in_app = watchdog::enter();
