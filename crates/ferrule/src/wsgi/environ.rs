@@ -132,9 +132,16 @@ impl EnvironBase {
         name: &[u8],
         scratch: &mut Vec<u8>,
     ) -> Option<Bound<'py, PyString>> {
-        for (n, k) in &self.common {
-            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
-                return Some(k.bind(py).clone());
+        // Lower-case the name once, then compare whole names of the same length.
+        let mut lower = [0u8; 32];
+        if let Some(buf) = lower.get_mut(..name.len()) {
+            for (d, c) in buf.iter_mut().zip(name) {
+                *d = c.to_ascii_lowercase();
+            }
+            for (n, k) in &self.common {
+                if *n == &*buf {
+                    return Some(k.bind(py).clone());
+                }
             }
         }
         if !ferrule_proto::cgi::cgi_header_name(name, scratch) {
