@@ -158,3 +158,12 @@ def test_exception_before_headers_is_500_with_the_traceback_logged_once(serve_bo
     assert text.count("Traceback (most recent call last)") == 1
     # The traceback is the app's, down to the raising frame.
     assert re.search(r'File ".*pep\.py", line \d+, in _inner_failure', text), text
+
+
+def test_client_leaving_during_write_is_not_logged_as_an_app_error(serve_both):
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        s.sendall(b"GET /write_until_gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(65536)
+    srv.wait_for_log(r"write_until_gone: finished")
+    assert "Traceback" not in srv.text

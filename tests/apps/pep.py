@@ -404,7 +404,19 @@ def error_before_headers(environ, start_response):
     _inner_failure()
 
 
+def write_until_gone(environ, start_response):
+    """write()s 256 MiB; a client that leaves early makes write() raise, uncaught."""
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    try:
+        for _ in range(4096):
+            write(b"x" * 65536)
+    finally:
+        environ["wsgi.errors"].write("write_until_gone: finished\n")
+    return []
+
+
 ROUTES = {
+    "/write_until_gone": write_until_gone,
     "/errors": errors,
     "/memory": memory,
     "/slow_read": slow_read,

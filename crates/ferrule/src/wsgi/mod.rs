@@ -378,6 +378,11 @@ fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &
     let body_error = input.borrow(py).reader.as_ref().and_then(|r| r.error);
     let mut r = response.borrow_mut(py);
     r.out.keep_alive = false;
+    if r.broken {
+        // The client went away; the app's error (mostly write() raising) follows from that.
+        log::debug!("client connection lost while {when}: {err}");
+        return;
+    }
     if r.headers_sent() {
         // What the app produced before failing still goes out before the connection closes.
         if let Err(e) = r.flush(py) {
