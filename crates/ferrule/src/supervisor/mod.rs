@@ -334,7 +334,7 @@ impl Master {
                     return Forked::Master(self.stop(py, libc::SIGINT, Duration::from_secs(5)))
                 }
                 libc::SIGHUP => {
-                    if let Some(c) = self.restart(py) {
+                    if let Some(c) = self.restart(py, "Handling signal: hup") {
                         return Forked::Child(c);
                     }
                 }
@@ -433,7 +433,7 @@ impl Master {
 
     /// HUP (or a source change with --reload): re-reads the configuration, then reloads the
     /// workers, or with `--preload` re-executes the master. Some(code) in a new worker.
-    fn restart(&mut self, py: Python<'_>) -> Option<i32> {
+    fn restart(&mut self, py: Python<'_>, why: &str) -> Option<i32> {
         match crate::configure(py, &self.cfg.argv) {
             Ok(cfg) => {
                 if cfg.binds != self.cfg.binds {
@@ -450,7 +450,7 @@ impl Master {
             }
         }
         if self.cfg.preload {
-            info!("Handling signal: hup; re-executing the master (--preload)");
+            info!("{why}; re-executing the master (--preload)");
             let pids: Vec<libc::pid_t> = self.workers.keys().copied().collect();
             let why = reexec::exec(py, &self.listeners, &pids);
             error!(
@@ -459,6 +459,7 @@ impl Master {
             return None;
         }
         self.dormant = false;
+        info!("{why}; starting new workers");
         self.reload(py)
     }
 
@@ -473,7 +474,7 @@ impl Master {
         }
         if self.reload_at.is_some_and(|t| Instant::now() >= t) {
             self.reload_at = None;
-            return self.restart(py);
+            return self.restart(py, "Reloading (--reload)");
         }
         None
     }
@@ -515,7 +516,6 @@ impl Master {
     /// HUP: new workers with freshly imported code start and answer before the old ones are
     /// told to drain; if the new code cannot load, the old workers keep serving.
     fn reload(&mut self, py: Python<'_>) -> Option<i32> {
-        info!("Handling signal: hup; starting new workers");
         let old: Vec<libc::pid_t> = self
             .workers
             .iter()

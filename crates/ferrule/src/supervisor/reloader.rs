@@ -86,16 +86,24 @@ impl Reloader {
         }
     }
 
-    fn watch_tree(&mut self, dir: &Path) {
+    /// Watches `dir` and the directories under it. Returns a `.py` file found in them: for a
+    /// directory that just appeared, its files may have been written before the watch began.
+    fn watch_tree(&mut self, dir: &Path) -> Option<PathBuf> {
         self.add(dir, true);
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
+        let entries = std::fs::read_dir(dir).ok()?;
+        let mut found = None;
         for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) && !skipped(e.file_name().as_bytes()) {
-                self.watch_tree(&e.path());
+            let name = e.file_name();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if !skipped(name.as_bytes()) {
+                    let inner = self.watch_tree(&e.path());
+                    found = found.or(inner);
+                }
+            } else if name.as_bytes().ends_with(b".py") {
+                found.get_or_insert_with(|| e.path());
             }
         }
+        found
     }
 
     /// Reads the pending events without blocking: the first changed file that counts.
@@ -151,7 +159,7 @@ impl Reloader {
         }
         if mask & libc::IN_ISDIR != 0 {
             if mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 && !skipped(name) {
-                self.watch_tree(&path);
+                return self.watch_tree(&path);
             }
             return None;
         }
