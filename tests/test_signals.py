@@ -45,4 +45,4 @@ def test_term_runs_the_workers_atexit_handlers(serve, tmp_path):
     assert requests.get(srv.url).status_code == 200
     srv.signal(signal.SIGTERM)
     assert srv.proc.wait(15) == 0
-    assert {line.split()[1] for line in done.read_text().splitlines()} == pids
+    assert {line.split()[1] for line in done.read_text().splitlines()} == pids, srv.text

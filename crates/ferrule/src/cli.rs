@@ -29,11 +29,13 @@ pub struct Cli {
     /// Import the app once in the master before forking the workers (they share its memory
     /// copy-on-write). HUP then re-executes the master in place (same pid), keeping the
     /// listening sockets; if the new code fails to import, the old workers keep serving.
+    /// [default: off]
     #[arg(long, alias = "preload-app")]
     pub preload: bool,
 
     /// Development: restart the workers when a `.py` file under the app module's directory
     /// (or a --reload-extra-file) changes; broken code is logged and the old workers serve on.
+    /// [default: off]
     #[arg(long)]
     pub reload: bool,
 

@@ -18,6 +18,7 @@ pub mod shared;
 mod worker;
 
 pub use reexec::{remember_start_dir, start_dir};
+pub use worker::early_stop;
 
 /// A worker's exit code when it cannot load the app (gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
@@ -124,6 +125,8 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the server: returns the process exit code (in the master, or in a worker child).
 pub fn run(py: Python<'_>, cfg: Config) -> i32 {
+    // From here on signals wait for the master's loop (a TERM during start-up included).
+    set_mask(libc::SIG_BLOCK);
     wsgi::hooks::master(py, "on_starting");
     if let Some(mask) = cfg.umask {
         // SAFETY: umask only sets the process's file mode creation mask.
@@ -170,7 +173,6 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
             .map_err(|e| error!("--reload: cannot watch the source files: {e}"))
             .ok()
     });
-    set_mask(libc::SIG_BLOCK);
     let mut workers = BTreeMap::new();
     for pid in handoff.map(|h| h.workers).unwrap_or_default() {
         workers.insert(

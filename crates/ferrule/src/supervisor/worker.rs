@@ -1,5 +1,7 @@
 //! A worker process's life, from the fork to its exit code. Returning (rather than `_exit`)
 //! lets Python finalise: `atexit` handlers run and the logs are flushed.
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use pyo3::prelude::*;
 
 use crate::config::Config;
@@ -8,6 +10,19 @@ use crate::server::listener::Listener;
 use crate::wsgi;
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// A stop signal (TERM, INT, QUIT) that came before the event loop's own handlers were in
+/// place (while the app was loading, say); 0 if none.
+static EARLY_STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn note_stop(sig: libc::c_int) {
+    EARLY_STOP.store(sig, Ordering::Release);
+}
+
+/// In a worker: the stop signal received before the event loop could handle signals.
+pub fn early_stop() -> Option<libc::c_int> {
+    Some(EARLY_STOP.load(Ordering::Acquire)).filter(|&s| s != 0)
+}
 
 /// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
 fn drop_privileges(cfg: &Config) -> Result<(), String> {
@@ -46,7 +61,6 @@ pub(super) fn worker_main(
     master: u32,
     preloaded: Option<Py<PyAny>>,
 ) -> i32 {
-    super::set_mask(libc::SIG_UNBLOCK);
     // HUP, TTIN and TTOU are for the master; a worker that gets one (a signal to the whole
     // process group) carries on. A handler, unlike SIG_IGN, is not inherited by programs the
     // app executes.
@@ -54,6 +68,13 @@ pub(super) fn worker_main(
         // SAFETY: installs an async-signal-safe handler that does nothing.
         unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
     }
+    // A stop signal before the event loop handles them is kept for it, so that the worker
+    // still stops through Python's shutdown (atexit handlers) rather than dying at once.
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        // SAFETY: installs an async-signal-safe handler that stores into an atomic.
+        unsafe { libc::signal(sig, note_stop as *const () as libc::sighandler_t) };
+    }
+    super::set_mask(libc::SIG_UNBLOCK);
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
