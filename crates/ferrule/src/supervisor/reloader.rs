@@ -166,3 +166,36 @@ impl Reloader {
         name.ends_with(b".py").then_some(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ferrule-reload-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("pkg")).expect("scratch directory");
+        dir
+    }
+
+    #[test]
+    fn python_files_in_the_tree_and_extra_files_count_others_do_not() {
+        let dir = scratch("tree");
+        let extra = dir.join("settings.toml");
+        let mut r = Reloader::new(Some(&dir), std::slice::from_ref(&extra)).expect("inotify");
+        std::fs::write(dir.join("notes.txt"), "x").expect("write");
+        assert_eq!(r.changed(), None);
+        std::fs::write(dir.join("pkg/mod.py"), "X = 1").expect("write");
+        assert_eq!(r.changed(), Some(dir.join("pkg/mod.py")));
+        std::fs::write(&extra, "a = 1").expect("write");
+        assert_eq!(r.changed(), Some(extra));
+        // A directory made with a file already in it: the file counts.
+        std::fs::create_dir_all(dir.join("new/sub")).expect("mkdir");
+        std::fs::write(dir.join("new/sub/m.py"), "").expect("write");
+        assert!(r.changed().is_some());
+        std::fs::write(dir.join("new/sub/m.py"), "Y = 2").expect("write");
+        assert_eq!(r.changed(), Some(dir.join("new/sub/m.py")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
