@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::config::{BindAddr, Config};
+use crate::config::Config;
 use crate::log::{error, info, warning};
-use crate::server::listener::{self, Listener};
+use crate::server::listener::Listener;
 use crate::wsgi;
 
 mod reexec;
 mod reloader;
 pub mod shared;
+mod sockets;
 mod worker;
 
 pub use reexec::{remember_start_dir, start_dir};
@@ -134,8 +135,8 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
     }
     let handoff = reexec::take_handoff();
     let listeners = match &handoff {
-        Some(h) => adopt(&cfg, h),
-        None => bind_all(&cfg),
+        Some(h) => sockets::adopt(&cfg, h),
+        None => sockets::bind_all(&cfg),
     };
     let Some(listeners) = listeners else {
         return 1;
@@ -201,7 +202,7 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
     };
     let code = master.serve(py);
     if matches!(code, Forked::Master(_)) {
-        remove_unix_sockets(&master.cfg);
+        sockets::remove_unix_sockets(&master.cfg);
         if let Some(p) = &master.cfg.pidfile {
             let _ = std::fs::remove_file(p);
         }
@@ -209,59 +210,6 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
     }
     match code {
         Forked::Master(c) | Forked::Child(c) => c,
-    }
-}
-
-/// Binds every `--bind`. None (the error logged) if one fails.
-fn bind_all(cfg: &Config) -> Option<Vec<Listener>> {
-    let mut listeners = Vec::new();
-    for b in &cfg.binds {
-        match listener::bind(b, cfg.backlog, cfg.reuse_port) {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                error!("{e}");
-                return None;
-            }
-        }
-        if let (BindAddr::Unix(path), Some((uid, gid))) = (&b.addr, cfg.user) {
-            // Workers running as --user must be able to accept on it: the socket is theirs.
-            let gid = cfg.group.unwrap_or(gid);
-            if let Err(e) = std::os::unix::fs::chown(path, Some(uid), Some(gid)) {
-                error!("--user: cannot hand {} to uid {uid}: {e}", path.display());
-                return None;
-            }
-        }
-    }
-    Some(listeners)
-}
-
-/// After a `--preload` reload: the listening sockets the previous image handed over.
-fn adopt(cfg: &Config, handoff: &reexec::Handoff) -> Option<Vec<Listener>> {
-    if handoff.listeners.len() != cfg.binds.len() {
-        warning!(
-            "the binds changed ({} before, {} now); they take effect at the next full restart",
-            handoff.listeners.len(),
-            cfg.binds.len()
-        );
-    }
-    let mut listeners = Vec::new();
-    for &(protocol, fd) in &handoff.listeners {
-        match listener::adopt(protocol, fd, cfg.reuse_port) {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                error!("cannot adopt listening socket {fd} after the reload: {e}");
-                return None;
-            }
-        }
-    }
-    Some(listeners)
-}
-
-fn remove_unix_sockets(cfg: &Config) {
-    for b in &cfg.binds {
-        if let BindAddr::Unix(p) = &b.addr {
-            let _ = std::fs::remove_file(p);
-        }
     }
 }
 
