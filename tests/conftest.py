@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -199,6 +200,13 @@ def read_response(s: socket.socket, buf: bytearray | None = None) -> tuple[bytes
     body = bytes(buf) + read_all(s)
     buf.clear()
     return status, headers, body
+
+
+@pytest.fixture
+def appdir(tmp_path: Path) -> Path:
+    """A temporary directory holding a copy of apps/supervised.py, for tests that edit it."""
+    shutil.copy(APPS / "supervised.py", tmp_path / "supervised.py")
+    return tmp_path
 
 
 @pytest.fixture

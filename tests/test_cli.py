@@ -133,6 +133,10 @@ OPTIONS = [
     "--group",
     "--version",
     "--help",
+    "--config",
+    "--preload",
+    "--reload",
+    "--reload-extra-file",
 ]
 
 

@@ -35,3 +35,14 @@ def test_killed_worker_is_replaced(serve):
     second = int(srv.wait_for_log(r"Booting worker with pid: (\d+)", count=2).group(1))
     assert second != first
     assert requests.get(srv.url).status_code == 200
+
+
+def test_term_runs_the_workers_atexit_handlers(serve, tmp_path):
+    done = tmp_path / "atexit.txt"
+    srv = serve("hooked:app", "-w", "2", env={"FERRULE_TEST_ATEXIT_FILE": str(done)})
+    srv.wait_for_log(r"Booting worker with pid", count=2)
+    pids = {m for line in srv.log if (m := line.partition("Booting worker with pid: ")[2].strip())}
+    assert requests.get(srv.url).status_code == 200
+    srv.signal(signal.SIGTERM)
+    assert srv.proc.wait(15) == 0
+    assert {line.split()[1] for line in done.read_text().splitlines()} == pids, srv.text

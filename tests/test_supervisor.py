@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -49,15 +48,29 @@ def pid_of(text: str) -> int:
     return int(text.split()[1].split("=")[1])
 
 
-@pytest.fixture
-def appdir(tmp_path: Path) -> Path:
-    shutil.copy(APPS / "supervised.py", tmp_path / "supervised.py")
-    return tmp_path
-
-
 def set_version(appdir: Path, text: str) -> None:
     src = (APPS / "supervised.py").read_text().replace("VERSION = 1", text)
     (appdir / "supervised.py").write_text(src)
+
+
+def breaking_and_fixing_the_code_keeps_serving(srv: Server, appdir: Path, reload, failure: str) -> None:
+    """Breaks the app and calls `reload()`: `failure` is logged, the SyntaxError once, and the
+    old workers keep answering. Then fixes it and reloads again: the new code is served and
+    the old workers leave."""
+    before = workers(srv)
+    (appdir / "supervised.py").write_text("def app(:\n")
+    reload()
+    srv.wait_for_log(failure)
+    assert srv.text.count("SyntaxError") == 1
+    with requests.Session() as s:
+        for _ in range(20):
+            r = s.get(srv.url)
+            assert r.status_code == 200 and version_of(r.text) == 1
+    assert workers(srv) == before
+    set_version(appdir, "VERSION = 2")
+    reload()
+    wait_until(lambda: version_of(requests.get(srv.url).text) == 2, timeout=20)
+    wait_until(lambda: len(workers(srv)) == len(before) and not workers(srv) & before, timeout=15)
 
 
 class Load:
@@ -118,18 +131,12 @@ def test_hup_reloads_five_times_under_load_without_a_failed_request(serve, appdi
 def test_hup_with_a_syntax_error_keeps_the_old_workers_serving(serve, appdir):
     srv = serve("supervised:app", "-w", "2", cwd=appdir)
     srv.wait_for_log(r"Booting worker with pid", count=2)
-    before = workers(srv)
-    (appdir / "supervised.py").write_text("def app(:\n")
-    srv.signal(signal.SIGHUP)
-    srv.wait_for_log(r"Reload failed: the new worker exited with code 3; the old workers keep serving")
-    assert srv.text.count("SyntaxError") == 1
-    for _ in range(20):
-        r = requests.get(srv.url)
-        assert r.status_code == 200 and version_of(r.text) == 1
-    assert workers(srv) == before
-    set_version(appdir, "VERSION = 2")
-    srv.signal(signal.SIGHUP)
-    wait_until(lambda: version_of(requests.get(srv.url).text) == 2, timeout=20)
+    breaking_and_fixing_the_code_keeps_serving(
+        srv,
+        appdir,
+        lambda: srv.signal(signal.SIGHUP),
+        r"Reload failed: the new worker exited with code 3; the old workers keep serving",
+    )
 
 
 def test_killed_worker_under_load_is_replaced_within_a_second(serve, appdir):
@@ -277,15 +284,18 @@ def test_ttin_and_ttou_change_the_worker_count(serve, appdir):
     assert requests.get(srv.url).status_code == 200
 
 
-def test_broken_import_with_four_workers_exits_at_once_with_the_error_once(appdir):
+@pytest.mark.parametrize("preload", [(), ("--preload",)], ids=["", "preload"])
+def test_broken_import_with_four_workers_exits_at_once_with_the_error_once(appdir, preload):
+    """With --preload the master's own import fails: no worker is even started."""
     (appdir / "supervised.py").write_text("raise RuntimeError('database is down')\n")
-    srv = Server(["-b", "127.0.0.1:0", "-w", "4", "supervised:app"], cwd=appdir, wait=False)
+    srv = Server(["-b", "127.0.0.1:0", "-w", "4", *preload, "supervised:app"], cwd=appdir, wait=False)
     try:
         code = srv.wait(20)
     finally:
         srv.stop()
     assert code != 0
     assert srv.text.count("RuntimeError: database is down") == 1
+    assert ("Worker failed to boot" in srv.text) == (not preload)
 
 
 def test_pidfile_holds_the_master_pid_and_is_removed_at_exit(serve, appdir):

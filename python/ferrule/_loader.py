@@ -73,14 +73,41 @@ def _parse_call(expr: str) -> tuple[str, tuple[Any, ...], dict[str, Any]] | None
     return func, args, kwargs
 
 
-def load(spec: str | None, pythonpath: list[str]) -> Callable[..., Any]:
-    """Returns the WSGI callable named by ``spec``; raises AppLoadError saying what is wrong."""
+def _set_path(pythonpath: list[str]) -> None:
     cwd = os.getcwd()
     for path in [*reversed(pythonpath), cwd]:
         path = os.path.abspath(path)
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
+
+
+def source_dir(spec: str | None, pythonpath: list[str]) -> str | None:
+    """The directory ``--reload`` watches: the app's top-level package, or the directory of
+    its module or file. Found without running the app's code (only its top-level name is
+    looked up)."""
+    if spec is None or spec == PRELOADED_SPEC:
+        return None
+    module_part = spec.partition(":")[0]
+    if module_part.endswith(".py") or os.sep in module_part:
+        return os.path.dirname(os.path.abspath(module_part))
+    _set_path(pythonpath)
+    try:
+        found = importlib.util.find_spec(module_part.split(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if found is None:
+        return None
+    if found.submodule_search_locations:
+        return next(iter(found.submodule_search_locations), None)
+    if found.origin and os.path.isfile(found.origin):
+        return os.path.dirname(os.path.abspath(found.origin))
+    return None
+
+
+def load(spec: str | None, pythonpath: list[str]) -> Callable[..., Any]:
+    """Returns the WSGI callable named by ``spec``; raises AppLoadError saying what is wrong."""
+    _set_path(pythonpath)
     if spec is None:
         spec = "ferrule._demo:app"
     if spec == PRELOADED_SPEC and PRELOADED is not None:

@@ -4,6 +4,7 @@ from typing import IO, Any
 __version__: str
 
 def main(argv: list[str]) -> int: ...
+def log(level: str, msg: str) -> None: ...
 
 class FileWrapper:
     filelike: IO[bytes]

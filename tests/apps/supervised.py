@@ -9,6 +9,8 @@ import time
 from urllib.parse import parse_qs
 
 VERSION = 1
+#: The process that imported this module: the master with --preload, else the worker.
+IMPORTED_IN = os.getpid()
 _hoard: list[bytes] = []
 
 
@@ -33,7 +35,7 @@ def app(environ, start_response):
     elif path == "/stream-then-sleep":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _stream_then_sleep()
-    body = f"version={VERSION} pid={os.getpid()}\n".encode()
+    body = f"version={VERSION} pid={os.getpid()} imported={IMPORTED_IN}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 

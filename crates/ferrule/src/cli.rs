@@ -18,6 +18,31 @@ pub struct Cli {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
+    /// A Python config file, as gunicorn's: module-level names set options (the long option
+    /// names with `_` for `-`, as in `workers = 4` or `bind = ["0.0.0.0:8000"]`) and server
+    /// hooks (`on_starting`, `when_ready`, `post_fork`, `pre_request`, `post_request`,
+    /// `child_exit`, `worker_exit`, `on_exit`). Options on the command line win; HUP re-reads
+    /// it. [default: none]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Import the app once in the master before forking the workers (they share its memory
+    /// copy-on-write). HUP then re-executes the master in place (same pid), keeping the
+    /// listening sockets; if the new code fails to import, the old workers keep serving.
+    /// [default: off]
+    #[arg(long, alias = "preload-app")]
+    pub preload: bool,
+
+    /// Development: restart the workers when a `.py` file under the app module's directory
+    /// (or a --reload-extra-file) changes; broken code is logged and the old workers serve on.
+    /// [default: off]
+    #[arg(long)]
+    pub reload: bool,
+
+    /// With --reload, also restart when this file changes. Repeatable. [default: none]
+    #[arg(long = "reload-extra-file", value_name = "FILE")]
+    pub reload_extra_file: Vec<PathBuf>,
+
     /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `unix:/path`, `http://HOST:PORT`, or
     /// `fd://N` (a listening socket inherited from the parent). Repeat for several. Port 0
     /// picks a free port (logged at start). Sockets passed by systemd (LISTEN_FDS) are used

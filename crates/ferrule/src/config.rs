@@ -82,6 +82,13 @@ pub struct Config {
     pub user: Option<(u32, u32)>,
     /// `--group`: gid the workers switch to.
     pub group: Option<u32>,
+    /// `--preload`: the master imports the app before forking; HUP re-executes the master.
+    pub preload: bool,
+    /// `--reload`: restart the workers when the app's source changes.
+    pub reload: bool,
+    pub reload_extra_files: Vec<PathBuf>,
+    /// The command line as given (program name first), to re-read the config file on HUP.
+    pub argv: Vec<String>,
     pub cli: Cli,
 }
 
@@ -178,6 +185,10 @@ impl Config {
             umask,
             user,
             group,
+            preload: cli.preload,
+            reload: cli.reload,
+            reload_extra_files: cli.reload_extra_file.clone(),
+            argv: Vec::new(),
             cli,
         })
     }

@@ -6,35 +6,27 @@
 
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod log;
 pub mod server;
 pub mod supervisor;
 pub mod wsgi;
 
-use clap::Parser;
 use pyo3::prelude::*;
 
 /// Runs the `ferrule` command with `argv` (without the program name). Returns the exit code;
 /// in a worker process it returns when the worker ends.
 #[pyfunction]
 fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    let args = std::iter::once("ferrule".to_owned()).chain(argv);
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<String> = std::iter::once("ferrule".to_owned()).chain(argv).collect();
+    supervisor::remember_start_dir();
+    let cfg = match configure(py, &args) {
         Ok(c) => c,
-        Err(e) => {
+        Err(config_file::LoadError::Cli(e)) => {
             let _ = e.print();
             return e.exit_code();
         }
-    };
-    if let Some(dir) = &cli.chdir {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("Error: --chdir {}: {e}", dir.display());
-            return 2;
-        }
-    }
-    let cfg = match config::Config::from_cli(cli) {
-        Ok(c) => c,
-        Err(msg) => {
+        Err(config_file::LoadError::Msg(msg)) => {
             eprintln!("Error: {msg}");
             return 2;
         }
@@ -48,12 +40,43 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
         eprintln!("Error: cannot open a log file (--error-logfile / --access-logfile): {e}");
         return 2;
     }
-    supervisor::run(py, &cfg)
+    supervisor::run(py, cfg)
+}
+
+/// Reads the command line and config file from the directory the server started in (so that
+/// HUP finds a relative config file again), then changes to `--chdir`.
+pub fn configure(
+    py: Python<'_>,
+    args: &[String],
+) -> Result<config::Config, config_file::LoadError> {
+    if let Some(dir) = supervisor::start_dir() {
+        let _ = std::env::set_current_dir(dir);
+    }
+    let cfg = config_file::load(py, args)?;
+    if let Some(dir) = &cfg.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| config_file::LoadError::Msg(format!("--chdir {}: {e}", dir.display())))?;
+    }
+    Ok(cfg)
+}
+
+/// Writes `msg` to the error log at `level` (`debug`, `info`, `warning`, `error`): for hooks.
+#[pyfunction]
+#[pyo3(name = "log")]
+fn write_log(level: &str, msg: &str) {
+    let level = match level {
+        "debug" => log::Level::Debug,
+        "warning" => log::Level::Warning,
+        "error" | "critical" => log::Level::Error,
+        _ => log::Level::Info,
+    };
+    log::log(level, msg);
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(main, m)?)?;
+    m.add_function(wrap_pyfunction!(write_log, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<wsgi::file_wrapper::FileWrapper>()?;
     m.add_class::<wsgi::file_wrapper::Errors>()?;

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixListener as StdUnixListener;
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
-use crate::config::{Bind, BindAddr};
+use crate::config::{Bind, BindAddr, Protocol};
 
 /// The first descriptor systemd passes (SD_LISTEN_FDS_START).
 const LISTEN_FDS_START: RawFd = 3;
@@ -63,7 +63,9 @@ pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, Str
                 reuse_port: false,
             })
         }
-        BindAddr::Fd(fd) => inherited(bind, *fd).map_err(|e| format!("--bind {}: {e}", bind.spec)),
+        BindAddr::Fd(fd) => {
+            inherited(bind, *fd, false).map_err(|e| format!("--bind {}: {e}", bind.spec))
+        }
     }
 }
 
@@ -84,8 +86,19 @@ fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// After a `--preload` reload re-executed the master: the socket the previous image bound,
+/// as descriptor `fd`. With `--reuse-port` it only holds the address (it is not listening).
+pub fn adopt(protocol: Protocol, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
+    let bind = Bind {
+        protocol,
+        addr: BindAddr::Fd(fd),
+        spec: format!("fd://{fd}"),
+    };
+    inherited(&bind, fd, reuse_port)
+}
+
 /// A listening socket handed down by the parent process as descriptor `fd`.
-fn inherited(bind: &Bind, fd: RawFd) -> io::Result<Listener> {
+fn inherited(bind: &Bind, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
     // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(io::Error::other(format!(
@@ -95,7 +108,7 @@ fn inherited(bind: &Bind, fd: RawFd) -> io::Result<Listener> {
     // SAFETY: the descriptor is open and was handed to us to own; nothing else in this process
     // uses it.
     let socket = unsafe { Socket::from_raw_fd(fd) };
-    if !socket.is_listener()? {
+    if !reuse_port && !socket.is_listener()? {
         // Do not close a descriptor that is not ours to use.
         std::mem::forget(socket);
         return Err(io::Error::other(format!(
@@ -117,7 +130,7 @@ fn inherited(bind: &Bind, fd: RawFd) -> io::Result<Listener> {
         socket,
         display,
         local,
-        reuse_port: false,
+        reuse_port,
     })
 }
 

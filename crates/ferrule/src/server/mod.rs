@@ -239,6 +239,12 @@ async fn wait_for_stop() -> Stop {
         error!("cannot install signal handlers");
         return Stop::Fast;
     };
+    // A stop signal that came while the worker was starting (see supervisor::early_stop).
+    match crate::supervisor::early_stop() {
+        Some(libc::SIGTERM) => return Stop::Graceful,
+        Some(_) => return Stop::Fast,
+        None => {}
+    }
     loop {
         tokio::select! {
             _ = term.recv() => return Stop::Graceful,

@@ -7,12 +7,19 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
-use crate::config::{BindAddr, Config};
+use crate::config::Config;
 use crate::log::{error, info, warning};
-use crate::server::listener::{self, Listener};
+use crate::server::listener::Listener;
 use crate::wsgi;
 
+mod reexec;
+mod reloader;
 pub mod shared;
+mod sockets;
+mod worker;
+
+pub use reexec::{remember_start_dir, start_dir};
+pub use worker::early_stop;
 
 /// A worker's exit code when it cannot load the app (gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
@@ -79,14 +86,26 @@ fn describe(status: libc::c_int) -> (String, Option<i32>) {
 
 /// What the master knows of one worker.
 struct WorkerInfo {
-    slot: usize,
+    /// Its slot in the shared table; None for a worker of the previous image of a master
+    /// re-executed by a `--preload` reload (its slot stayed in the old mapping).
+    slot: Option<usize>,
+    /// From the previous image: serving until the first new worker boots, then drained.
+    old: bool,
     started: Instant,
     /// Told to stop (or stopping on its own): no longer counted, killed if it lingers.
     leaving: Option<Instant>,
 }
 
-struct Master<'a> {
-    cfg: &'a Config,
+struct Master {
+    cfg: Config,
+    /// `--preload`: the app's callable, imported in the master.
+    app: Option<Py<PyAny>>,
+    /// After a `--preload` reload whose new code failed: no new workers are started; the old
+    /// ones serve until the next HUP.
+    dormant: bool,
+    /// `--reload`: the source watches, and when the next reload is due (changes settle first).
+    reloader: Option<reloader::Reloader>,
+    reload_at: Option<Instant>,
     listeners: Vec<Listener>,
     workers: BTreeMap<libc::pid_t, WorkerInfo>,
     target: u32,
@@ -106,29 +125,22 @@ const HEARTBEAT_GRACE: Duration = Duration::from_secs(2);
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the server: returns the process exit code (in the master, or in a worker child).
-pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
+pub fn run(py: Python<'_>, cfg: Config) -> i32 {
+    // From here on signals wait for the master's loop (a TERM during start-up included).
+    set_mask(libc::SIG_BLOCK);
+    wsgi::hooks::master(py, "on_starting");
     if let Some(mask) = cfg.umask {
         // SAFETY: umask only sets the process's file mode creation mask.
         unsafe { libc::umask(mask as libc::mode_t) };
     }
-    let mut listeners = Vec::new();
-    for b in &cfg.binds {
-        match listener::bind(b, cfg.backlog, cfg.reuse_port) {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                error!("{e}");
-                return 1;
-            }
-        }
-        if let (BindAddr::Unix(path), Some((uid, gid))) = (&b.addr, cfg.user) {
-            // Workers running as --user must be able to accept on it: the socket is theirs.
-            let gid = cfg.group.unwrap_or(gid);
-            if let Err(e) = std::os::unix::fs::chown(path, Some(uid), Some(gid)) {
-                error!("--user: cannot hand {} to uid {uid}: {e}", path.display());
-                return 1;
-            }
-        }
-    }
+    let handoff = reexec::take_handoff();
+    let listeners = match &handoff {
+        Some(h) => sockets::adopt(&cfg, h),
+        None => sockets::bind_all(&cfg),
+    };
+    let Some(listeners) = listeners else {
+        return 1;
+    };
     let table = match shared::table() {
         Ok(t) => t,
         Err(e) => {
@@ -162,33 +174,48 @@ pub fn run(py: Python<'_>, cfg: &Config) -> i32 {
         }
     }
     wsgi::prepare(py);
-    set_mask(libc::SIG_BLOCK);
+    let reloader = cfg.reload.then(|| {
+        let tree = wsgi::source_dir(py, &cfg);
+        reloader::Reloader::new(tree.as_deref(), &cfg.reload_extra_files)
+            .map_err(|e| error!("--reload: cannot watch the source files: {e}"))
+            .ok()
+    });
+    let mut workers = BTreeMap::new();
+    for pid in handoff.map(|h| h.workers).unwrap_or_default() {
+        workers.insert(
+            pid,
+            WorkerInfo {
+                slot: None,
+                old: true,
+                started: Instant::now(),
+                leaving: None,
+            },
+        );
+    }
+    let target = cfg.workers;
     let mut master = Master {
         cfg,
+        app: None,
+        dormant: false,
+        reloader: reloader.flatten(),
+        reload_at: None,
         listeners,
-        workers: BTreeMap::new(),
-        target: cfg.workers,
+        workers,
+        target,
         table,
         retry_at: None,
         backoff: Duration::from_secs(1),
     };
     let code = master.serve(py);
     if matches!(code, Forked::Master(_)) {
-        remove_unix_sockets(cfg);
-        if let Some(p) = &cfg.pidfile {
+        sockets::remove_unix_sockets(&master.cfg);
+        if let Some(p) = &master.cfg.pidfile {
             let _ = std::fs::remove_file(p);
         }
+        wsgi::hooks::master(py, "on_exit");
     }
     match code {
         Forked::Master(c) | Forked::Child(c) => c,
-    }
-}
-
-fn remove_unix_sockets(cfg: &Config) {
-    for b in &cfg.binds {
-        if let BindAddr::Unix(p) = &b.addr {
-            let _ = std::fs::remove_file(p);
-        }
     }
 }
 
@@ -207,33 +234,38 @@ enum BootFailure {
     TimedOut,
 }
 
-impl Master<'_> {
+impl BootFailure {
+    fn describe(&self) -> String {
+        match self {
+            Self::Exited(status) => describe(*status).0,
+            Self::TimedOut => format!("did not boot within {} s", BOOT_TIMEOUT.as_secs()),
+        }
+    }
+}
+
+impl Master {
     /// `Forked::Master(code)` when the server stops; `Forked::Child(code)` in a worker.
     fn serve(&mut self, py: Python<'_>) -> Forked {
-        // The first worker boots alone: an app that cannot load stops the server with its
-        // error printed once, instead of once per worker.
-        let first = match self.spawn(py) {
-            Forked::Child(c) => return Forked::Child(c),
-            Forked::Master(pid) => pid,
-        };
-        if first < 0 {
-            return Forked::Master(1);
+        let has_old = self.workers.values().any(|w| w.old);
+        if self.cfg.preload {
+            match wsgi::import_app(py, &self.cfg) {
+                Ok(app) => self.app = Some(app),
+                Err(msg) => {
+                    error!("{msg}");
+                    if !has_old {
+                        return Forked::Master(BOOT_ERROR);
+                    }
+                    error!(
+                        "Reload failed: the new code cannot be imported; the old workers keep \
+                         serving (fix it and send HUP)"
+                    );
+                    self.dormant = true;
+                }
+            }
         }
-        match self.wait_booted(first) {
-            Ok(()) => {}
-            Err(BootFailure::Exited(status)) if describe(status).1 == Some(BOOT_ERROR) => {
-                error!("Worker failed to boot ({})", describe(status).0);
-                self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
-                return Forked::Master(BOOT_ERROR);
-            }
-            // Killed from outside while it booted: start another, as after any crash.
-            Err(BootFailure::Exited(status)) => {
-                warning!("Worker (pid:{first}) {} while booting", describe(status).0);
-            }
-            Err(BootFailure::TimedOut) => {
-                error!("Worker did not boot within {} s", BOOT_TIMEOUT.as_secs());
-                self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
-                return Forked::Master(BOOT_ERROR);
+        if !self.dormant {
+            if let Some(c) = self.boot_first(py, has_old) {
+                return c;
             }
         }
         let set = signal_set();
@@ -251,13 +283,14 @@ impl Master<'_> {
             };
             match sig {
                 libc::SIGTERM => {
-                    return Forked::Master(self.stop(libc::SIGTERM, self.cfg.graceful_timeout))
+                    let grace = self.cfg.graceful_timeout;
+                    return Forked::Master(self.stop(py, libc::SIGTERM, grace));
                 }
                 libc::SIGINT | libc::SIGQUIT => {
-                    return Forked::Master(self.stop(libc::SIGINT, Duration::from_secs(5)))
+                    return Forked::Master(self.stop(py, libc::SIGINT, Duration::from_secs(5)))
                 }
                 libc::SIGHUP => {
-                    if let Some(c) = self.reload(py) {
+                    if let Some(c) = self.restart(py, "Handling signal: hup") {
                         return Forked::Child(c);
                     }
                 }
@@ -286,22 +319,133 @@ impl Master<'_> {
                 }
                 _ => {}
             }
-            self.reap();
+            if let Some(c) = self.watch_sources(py) {
+                return Forked::Child(c);
+            }
+            self.reap(py);
             self.check();
         }
+    }
+
+    /// The first worker boots alone: an app that cannot load stops the server with its error
+    /// printed once, instead of once per worker. After a `--preload` reload (old workers
+    /// present), a failure keeps the old workers serving instead. Some(code) to return.
+    fn boot_first(&mut self, py: Python<'_>, has_old: bool) -> Option<Forked> {
+        let first = match self.spawn(py) {
+            Forked::Child(c) => return Some(Forked::Child(c)),
+            Forked::Master(pid) => pid,
+        };
+        let failure = if first < 0 {
+            Err(BootFailure::TimedOut)
+        } else {
+            self.wait_booted(first)
+        };
+        match failure {
+            Ok(()) => {
+                if has_old {
+                    self.drain_old();
+                }
+                wsgi::hooks::master(py, "when_ready");
+                return None;
+            }
+            Err(f) if has_old => {
+                error!(
+                    "Reload failed: the new worker {}; the old workers keep serving",
+                    f.describe()
+                );
+                self.dormant = true;
+                return None;
+            }
+            // Killed from outside while it booted: start another, as after any crash.
+            Err(BootFailure::Exited(status)) if describe(status).1 != Some(BOOT_ERROR) => {
+                warning!("Worker (pid:{first}) {} while booting", describe(status).0);
+                return None;
+            }
+            Err(BootFailure::Exited(status)) => {
+                error!("Worker failed to boot ({})", describe(status).0);
+            }
+            Err(BootFailure::TimedOut) if first < 0 => {}
+            Err(BootFailure::TimedOut) => {
+                error!("Worker did not boot within {} s", BOOT_TIMEOUT.as_secs());
+            }
+        }
+        self.stop(py, libc::SIGTERM, self.cfg.graceful_timeout);
+        Some(Forked::Master(BOOT_ERROR))
+    }
+
+    /// After a `--preload` reload: the previous image's workers finish and leave.
+    fn drain_old(&mut self) {
+        let old: Vec<libc::pid_t> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.old && w.leaving.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in old {
+            self.retire(pid, libc::SIGTERM);
+        }
+        info!("Reload: new workers serving; old workers draining");
+    }
+
+    /// HUP (or a source change with --reload): re-reads the configuration, then reloads the
+    /// workers, or with `--preload` re-executes the master. Some(code) in a new worker.
+    fn restart(&mut self, py: Python<'_>, why: &str) -> Option<i32> {
+        match crate::configure(py, &self.cfg.argv) {
+            Ok(cfg) => {
+                if cfg.binds != self.cfg.binds {
+                    warning!("the binds changed; they take effect at the next full restart");
+                }
+                self.target = cfg.workers;
+                self.cfg = cfg;
+            }
+            Err(crate::config_file::LoadError::Msg(msg)) => {
+                error!("cannot re-read the configuration; keeping the current one: {msg}");
+            }
+            Err(crate::config_file::LoadError::Cli(e)) => {
+                error!("cannot re-read the configuration; keeping the current one: {e}");
+            }
+        }
+        if self.cfg.preload {
+            info!("{why}; re-executing the master (--preload)");
+            let pids: Vec<libc::pid_t> = self.workers.keys().copied().collect();
+            let why = reexec::exec(py, &self.listeners, &pids);
+            error!(
+                "Reload failed: cannot re-execute the master: {why}; the old workers keep serving"
+            );
+            return None;
+        }
+        self.dormant = false;
+        info!("{why}; starting new workers");
+        self.reload(py)
+    }
+
+    /// `--reload`: notes source changes; once they settle (300 ms), restarts.
+    fn watch_sources(&mut self, py: Python<'_>) -> Option<i32> {
+        let r = self.reloader.as_mut()?;
+        if let Some(path) = r.changed() {
+            if self.reload_at.is_none() {
+                info!("{} changed; reloading", path.display());
+            }
+            self.reload_at = Some(Instant::now() + Duration::from_millis(300));
+        }
+        if self.reload_at.is_some_and(|t| Instant::now() >= t) {
+            self.reload_at = None;
+            return self.restart(py, "Reloading (--reload)");
+        }
+        None
     }
 
     /// Workers counted toward the target: those not leaving.
     fn serving(&self) -> usize {
         self.workers
             .values()
-            .filter(|w| w.leaving.is_none())
+            .filter(|w| w.leaving.is_none() && !w.old)
             .count()
     }
 
     /// Starts workers up to the target. Some(code) in a new worker child.
     fn fill(&mut self, py: Python<'_>) -> Option<i32> {
-        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+        if self.dormant || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return None;
         }
         while self.serving() < self.target as usize {
@@ -328,7 +472,6 @@ impl Master<'_> {
     /// HUP: new workers with freshly imported code start and answer before the old ones are
     /// told to drain; if the new code cannot load, the old workers keep serving.
     fn reload(&mut self, py: Python<'_>) -> Option<i32> {
-        info!("Handling signal: hup; starting new workers");
         let old: Vec<libc::pid_t> = self
             .workers
             .iter()
@@ -344,13 +487,10 @@ impl Master<'_> {
             return None;
         }
         if let Err(f) = self.wait_booted(first) {
-            let why = match f {
-                BootFailure::Exited(status) => describe(status).0,
-                BootFailure::TimedOut => {
-                    format!("did not boot within {} s", BOOT_TIMEOUT.as_secs())
-                }
-            };
-            error!("Reload failed: the new worker {why}; the old workers keep serving");
+            error!(
+                "Reload failed: the new worker {}; the old workers keep serving",
+                f.describe()
+            );
             return None;
         }
         // The new worker is answering: the old ones finish what they have and leave, and
@@ -364,7 +504,7 @@ impl Master<'_> {
 
     /// Waits until worker `pid` reports that it accepts connections.
     fn wait_booted(&mut self, pid: libc::pid_t) -> Result<(), BootFailure> {
-        let Some(slot) = self.workers.get(&pid).map(|w| w.slot) else {
+        let Some(slot) = self.workers.get(&pid).and_then(|w| w.slot) else {
             return Err(BootFailure::TimedOut);
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
@@ -390,13 +530,13 @@ impl Master<'_> {
     }
 
     fn forget(&mut self, pid: libc::pid_t) {
-        if let Some(w) = self.workers.remove(&pid) {
-            self.table.release(w.slot);
+        if let Some(slot) = self.workers.remove(&pid).and_then(|w| w.slot) {
+            self.table.release(slot);
         }
     }
 
     /// Collects exited workers and says how each ended.
-    fn reap(&mut self) {
+    fn reap(&mut self, py: Python<'_>) {
         loop {
             let mut status = 0;
             // SAFETY: waitpid for any child, without blocking, into a local int.
@@ -408,9 +548,15 @@ impl Master<'_> {
                 continue;
             };
             let expected = w.leaving.is_some();
-            let w_booted = self.table.slot(w.slot).booted.load(Ordering::Acquire) == 1;
+            let w_booted = w
+                .slot
+                .is_some_and(|s| self.table.slot(s).booted.load(Ordering::Acquire) == 1);
             self.forget(pid);
             let (what, code) = describe(status);
+            wsgi::hooks::child_exit(py, pid, code, &what);
+            if self.dormant && self.workers.is_empty() {
+                error!("No worker left: the new code could not be imported; fix it and send HUP");
+            }
             if code == Some(0) || (expected && code.is_some()) {
                 info!("Worker (pid:{pid}) {what}");
             } else {
@@ -437,7 +583,6 @@ impl Master<'_> {
         let timeout = self.cfg.timeout;
         let mut actions = Vec::new();
         for (&pid, w) in &self.workers {
-            let slot = self.table.slot(w.slot);
             if let Some(since) = w.leaving {
                 let limit = self.cfg.graceful_timeout + KILL_GRACE;
                 if since.elapsed() > limit {
@@ -446,6 +591,9 @@ impl Master<'_> {
                 }
                 continue;
             }
+            let Some(slot) = w.slot.map(|s| self.table.slot(s)) else {
+                continue;
+            };
             if slot.leaving.load(Ordering::Acquire) == 1 {
                 // It stopped accepting on its own (request timeout, max requests).
                 actions.push((pid, 0));
@@ -507,14 +655,19 @@ impl Master<'_> {
         };
         if pid == 0 {
             shared::set_mine(slot);
+            self.reloader = None;
             let listeners = std::mem::take(&mut self.listeners);
-            return Forked::Child(worker_main(py, self.cfg, listeners, master_pid));
+            let app = self.app.take();
+            return Forked::Child(worker::worker_main(
+                py, &self.cfg, listeners, master_pid, app,
+            ));
         }
         self.table.slot(slot).pid.store(pid, Ordering::Release);
         self.workers.insert(
             pid,
             WorkerInfo {
-                slot,
+                slot: Some(slot),
+                old: false,
                 started: Instant::now(),
                 leaving: None,
             },
@@ -523,7 +676,7 @@ impl Master<'_> {
     }
 
     /// Stops every worker with `sig`, waits up to `grace` (then SIGKILL). Returns exit code 0.
-    fn stop(&mut self, sig: libc::c_int, grace: Duration) -> i32 {
+    fn stop(&mut self, py: Python<'_>, sig: libc::c_int, grace: Duration) -> i32 {
         info!(
             "Shutting down: {}",
             if sig == libc::SIGTERM {
@@ -547,6 +700,8 @@ impl Master<'_> {
             let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
             if pid > 0 {
                 self.forget(pid);
+                let (what, code) = describe(status);
+                wsgi::hooks::child_exit(py, pid, code, &what);
             } else {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -561,93 +716,4 @@ impl Master<'_> {
         }
         0
     }
-}
-
-extern "C" fn ignore_signal(_: libc::c_int) {}
-
-/// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
-fn drop_privileges(cfg: &Config) -> Result<(), String> {
-    let gid = cfg.group.or(cfg.user.map(|(_, g)| g));
-    if let Some(gid) = gid {
-        // SAFETY: geteuid, setgroups (one gid from our stack) and setgid only read or change
-        // this process's credentials. As root, the supplementary groups go too.
-        let failed = unsafe {
-            (libc::geteuid() == 0 && libc::setgroups(1, &raw const gid) != 0)
-                || libc::setgid(gid) != 0
-        };
-        if failed {
-            return Err(format!(
-                "cannot switch to group {gid} (--group): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    if let Some((uid, _)) = cfg.user {
-        // SAFETY: setuid only changes this process's credentials.
-        if unsafe { libc::setuid(uid) } != 0 {
-            return Err(format!(
-                "cannot switch to user {uid} (--user): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The life of a worker process, from the fork to its exit code.
-fn worker_main(py: Python<'_>, cfg: &Config, listeners: Vec<Listener>, master: u32) -> i32 {
-    set_mask(libc::SIG_UNBLOCK);
-    // HUP, TTIN and TTOU are for the master; a worker that gets one (a signal to the whole
-    // process group) carries on. A handler, unlike SIG_IGN, is not inherited by programs the
-    // app executes.
-    for sig in [libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU] {
-        // SAFETY: installs an async-signal-safe handler that does nothing.
-        unsafe { libc::signal(sig, ignore_signal as *const () as libc::sighandler_t) };
-    }
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    }
-    // SAFETY: getppid has no preconditions.
-    if u32::try_from(unsafe { libc::getppid() }).ok() != Some(master) {
-        return 0; // the master died before we could set the death signal
-    }
-    let mut own = Vec::with_capacity(listeners.len());
-    for l in listeners {
-        let display = l.display.clone();
-        match l.for_worker(cfg.backlog) {
-            Ok(l) => own.push(l),
-            Err(e) => {
-                error!("cannot listen on {display} (--reuse-port): {e}");
-                return BOOT_ERROR;
-            }
-        }
-    }
-    if let Err(e) = drop_privileges(cfg) {
-        error!("{e}");
-        crate::log::flush();
-        return BOOT_ERROR;
-    }
-    let app = match wsgi::load(py, cfg) {
-        Ok(app) => app,
-        Err(msg) => {
-            error!("{msg}");
-            crate::log::flush();
-            return BOOT_ERROR;
-        }
-    };
-    if !cfg.timeout.is_zero() {
-        if let Err(e) = wsgi::register_stack_dump(py, crate::log::dump_fd()) {
-            warning!("cannot set up stack dumps for --timeout: {e}");
-        }
-    }
-    info!("Booting worker with pid: {}", std::process::id());
-    let code = py.detach(|| crate::server::run(cfg, own, app));
-    crate::log::flush();
-    if crate::server::watchdog::stuck_count() > 0 {
-        // A thread is still inside the app; Python's finalisation would wait for it.
-        // SAFETY: _exit ends the process at once; the logs were flushed above.
-        unsafe { libc::_exit(code) };
-    }
-    code
 }

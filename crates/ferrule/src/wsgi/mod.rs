@@ -17,6 +17,7 @@ pub mod file_wrapper;
 pub mod flush;
 pub mod forwarded;
 pub mod gateway;
+pub mod hooks;
 pub mod input;
 pub mod response;
 
@@ -39,6 +40,8 @@ pub struct App {
     pub forwarded_allow: ferrule_proto::forwarded::TrustList,
     /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
     pub inline: bool,
+    /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
+    pub hooks: Option<hooks::RequestHooks>,
 }
 
 /// What is left of the connection after a request.
@@ -258,6 +261,32 @@ fn run_app(
             return;
         }
     };
+    let Some(hooks) = &app.hooks else {
+        call_app(py, app, &env, input, response);
+        return;
+    };
+    if let Some(pre) = &hooks.pre {
+        if let Err(e) = pre.bind(py).call1((&env,)) {
+            error!("pre_request hook: {}", format_exception(py, &e));
+        }
+    }
+    call_app(py, app, &env, input, response);
+    if let Some(post) = &hooks.post {
+        let code = response.borrow(py).code;
+        if let Err(e) = post.bind(py).call1((&env, code)) {
+            error!("post_request hook: {}", format_exception(py, &e));
+        }
+    }
+}
+
+/// Calls the app with `env`, sends what it returns, and closes it.
+fn call_app(
+    py: Python<'_>,
+    app: &App,
+    env: &Bound<'_, pyo3::types::PyDict>,
+    input: &Py<Input>,
+    response: &Py<Response>,
+) {
     let called = {
         let _in_app = watchdog::enter();
         app.callable.bind(py).call1((env, response.bind(py)))
@@ -495,6 +524,12 @@ fn access_log(conn: &ConnInfo, request: &Request, code: u16, sent: u64, started:
 /// Imports the app named on the command line (in the worker, after the fork) and builds what
 /// every request shares. The error is the message to print, traceback included.
 pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> {
+    let callable = import_app(py, cfg)?;
+    build_app(py, cfg, callable)
+}
+
+/// Imports the app (in a worker, or with `--preload` in the master): its WSGI callable.
+pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, String> {
     let loaded = py
         .import("ferrule._loader")
         .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
@@ -512,6 +547,15 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
             });
         }
     };
+    Ok(callable)
+}
+
+/// What every request of a worker shares, around the app's callable.
+pub fn build_app(
+    py: Python<'_>,
+    cfg: &crate::config::Config,
+    callable: Py<PyAny>,
+) -> Result<App, String> {
     let settings = environ::BaseSettings {
         root_path: &cfg.root_path,
         multithread: cfg.threads > 1,
@@ -527,7 +571,20 @@ pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> 
         server_header: cfg.server_header,
         forwarded_allow: cfg.forwarded_allow.clone(),
         inline: cfg.threads == 1,
+        hooks: hooks::RequestHooks::load(py),
     })
+}
+
+/// `--reload`: the directory holding the app's source (its top-level package's, or the
+/// module's own), found without importing the app.
+pub fn source_dir(py: Python<'_>, cfg: &crate::config::Config) -> Option<std::path::PathBuf> {
+    py.import("ferrule._loader")
+        .and_then(|m| m.call_method1("source_dir", (cfg.app.as_deref(), cfg.pythonpath.clone())))
+        .and_then(|d| d.extract::<Option<String>>())
+        .map_err(|e| log::warning!("--reload: cannot find the app's directory: {e}"))
+        .ok()
+        .flatten()
+        .map(std::path::PathBuf::from)
 }
 
 /// In the master, before any fork: imports what workers need to load and report on an app,
