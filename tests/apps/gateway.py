@@ -8,12 +8,14 @@ import tempfile
 FILE = os.path.join(tempfile.gettempdir(), f"ferrule-gateway-{os.getpid()}.bin")
 
 
-def _file_path() -> str:
-    if not os.path.exists(FILE):
-        with open(FILE + ".tmp", "wb") as f:
-            f.write(bytes(range(256)) * 4096)  # 1 MiB
-        os.replace(FILE + ".tmp", FILE)
-    return FILE
+def _file_path(mib: int = 1) -> str:
+    path = f"{FILE}.{mib}"
+    if not os.path.exists(path):
+        with open(path + ".tmp", "wb") as f:
+            for _ in range(mib):
+                f.write(bytes(range(256)) * 4096)
+        os.replace(path + ".tmp", path)
+    return path
 
 
 def app(environ, start_response):
@@ -30,7 +32,7 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _Forever(environ["QUERY_STRING"])
     if path == "/file":
-        f = open(_file_path(), "rb")
+        f = open(_file_path(int(environ["QUERY_STRING"] or 1)), "rb")
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("X-App", "yes")])
         return environ["wsgi.file_wrapper"](f, 65536)
     digest = hashlib.sha256()

@@ -42,6 +42,40 @@ impl Stream {
         }
     }
 
+    /// Sends the rest of a file response as the client reads it. False if the connection
+    /// failed or stalled past `timeout`.
+    pub(super) async fn send_tail(&self, mut tail: sio::FileTail, timeout: Duration) -> bool {
+        use std::os::fd::AsRawFd as _;
+        let fd = self.fd();
+        let file = tail.file.as_raw_fd();
+        while tail.count > 0 {
+            let ready = match self {
+                Self::Tcp(s) => tokio::time::timeout(timeout, s.writable()).await,
+                Self::Unix(s) => tokio::time::timeout(timeout, s.writable()).await,
+            };
+            if !matches!(ready, Ok(Ok(()))) {
+                return false;
+            }
+            let attempt = || match sio::try_sendfile(fd, file, tail.offset, tail.count) {
+                Ok(sio::Sent::Some(0)) => Err(io::ErrorKind::WouldBlock.into()),
+                other => other,
+            };
+            let r = match self {
+                Self::Tcp(s) => s.try_io(tokio::io::Interest::WRITABLE, attempt),
+                Self::Unix(s) => s.try_io(tokio::io::Interest::WRITABLE, attempt),
+            };
+            match r {
+                Ok(sio::Sent::Some(n)) => {
+                    tail.offset += n;
+                    tail.count -= n.min(tail.count);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(sio::Sent::FileEnded(_)) | Err(_) => return false,
+            }
+        }
+        true
+    }
+
     pub(super) fn fd(&self) -> i32 {
         match self {
             Self::Tcp(s) => s.as_raw_fd(),
@@ -280,8 +314,13 @@ async fn serve_connection(
         let outcome = worker
             .run_app(move || wsgi::serve(&w.app, &info, wsgi::Request::Http(head), buf))
             .await;
-        let Some(outcome) = outcome else { return };
+        let Some(mut outcome) = outcome else { return };
         worker.request_done();
+        if let Some(tail) = outcome.tail.take() {
+            if !stream.send_tail(tail, worker.client_timeout).await {
+                return;
+            }
+        }
         rbuf = outcome.rbuf;
         if !outcome.keep_alive || worker.keep_alive.is_zero() || *stop.borrow() {
             linger(&mut stream).await;

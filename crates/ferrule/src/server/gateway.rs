@@ -89,8 +89,13 @@ pub(super) async fn serve_one(
     let outcome = worker
         .run_app(move || wsgi::serve(&w.app, &info, request, rbuf))
         .await;
-    if outcome.is_some() {
+    if let Some(mut outcome) = outcome {
         worker.request_done();
+        if let Some(tail) = outcome.tail.take() {
+            if !stream.send_tail(tail, worker.client_timeout).await {
+                return;
+            }
+        }
     }
     linger(&mut stream).await;
 }

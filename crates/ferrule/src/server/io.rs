@@ -116,6 +116,54 @@ pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration)
     Ok(())
 }
 
+/// The rest of a file response the socket could not take at once. The inline worker leaves it
+/// to the connection's task, which sends it as the client reads, while the worker serves other
+/// connections (instead of blocking in poll). The descriptor is a duplicate: the app's file
+/// object is closed with its response.
+#[derive(Debug)]
+pub struct FileTail {
+    pub file: std::os::fd::OwnedFd,
+    pub offset: u64,
+    pub count: u64,
+}
+
+/// What [`try_sendfile`] managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// This many bytes went out; the socket is full (or the file ended, if `n` is short and
+    /// the next call sends 0).
+    Some(u64),
+    /// The file ended before `count` bytes.
+    FileEnded(u64),
+}
+
+/// Sends what the socket takes now of `count` bytes of `file` from `offset`, without waiting.
+pub fn try_sendfile(fd: RawFd, file: RawFd, mut offset: u64, count: u64) -> io::Result<Sent> {
+    let mut sent = 0u64;
+    while sent < count {
+        let mut off = offset as libc::off_t;
+        let chunk = (count - sent).min(1 << 30) as usize;
+        // SAFETY: both descriptors are open for the duration of the call; `off` is a valid
+        // pointer to our local offset.
+        let n = unsafe { libc::sendfile(fd, file, &raw mut off, chunk) };
+        if n > 0 {
+            sent += n as u64;
+            offset += n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Ok(Sent::FileEnded(sent));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => break,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+    Ok(Sent::Some(sent))
+}
+
 /// Sends `count` bytes of `file` from `offset` with sendfile(2); returns bytes sent (short only
 /// if the file is shorter than expected).
 pub fn sendfile(

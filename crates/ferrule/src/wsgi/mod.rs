@@ -48,6 +48,8 @@ pub struct App {
 pub struct Outcome {
     pub keep_alive: bool,
     pub rbuf: BytesMut,
+    /// The end of a file response for the connection's task to send (inline worker).
+    pub tail: Option<sio::FileTail>,
 }
 
 /// Formats a Python exception with its traceback, as `traceback.format_exception` does.
@@ -167,24 +169,32 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         fastcgi: fastcgi.map(|f| f.request_id),
     };
     watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
-    let (mut reader, keep_alive, code, sent, broken) = Python::attach(|py| {
+    let (mut reader, keep_alive, code, sent, broken, tail) = Python::attach(|py| {
         let input = match Py::new(py, Input::new(reader)) {
             Ok(i) => i,
             Err(e) => {
                 error!("cannot create wsgi.input: {e}");
-                return (None, false, 500, 0, true);
+                return (None, false, 500, 0, true, None);
             }
         };
         let response = match Py::new(py, Response::new(out)) {
             Ok(r) => r,
             Err(e) => {
                 error!("cannot create start_response: {e}");
-                return (input.borrow_mut(py).reader.take(), false, 500, 0, true);
+                return (
+                    input.borrow_mut(py).reader.take(),
+                    false,
+                    500,
+                    0,
+                    true,
+                    None,
+                );
             }
         };
         run_app(py, app, conn, &request, &input, &response);
         let reader = input.borrow_mut(py).reader.take();
-        let r = response.borrow(py);
+        let mut r = response.borrow_mut(py);
+        let tail = r.tail.take();
         // After ABORT_REQUEST the request still ends properly (END_REQUEST).
         (
             reader,
@@ -192,6 +202,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             r.code,
             r.body_sent,
             r.broken && !r.aborted,
+            tail,
         )
     });
     if watchdog::request_end() {
@@ -199,6 +210,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         return Outcome {
             keep_alive: false,
             rbuf: BytesMut::new(),
+            tail: None,
         };
     }
     let mut keep_alive = keep_alive;
@@ -224,7 +236,11 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     if let Some(started) = started {
         access_log(conn, &request, code, sent, started);
     }
-    Outcome { keep_alive, rbuf }
+    Outcome {
+        keep_alive,
+        rbuf,
+        tail,
+    }
 }
 
 /// Ends a FastCGI response: an empty STDOUT record and END_REQUEST. False if it failed.

@@ -1,6 +1,6 @@
 //! `start_response`, the `write()` callable, and the encoding of the app's response.
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, RawFd};
 
 use ferrule_proto::fastcgi as fcgi;
 use std::time::Duration;
@@ -139,6 +139,8 @@ pub struct Response {
     pub broken: bool,
     /// FastCGI: the front server sent ABORT_REQUEST; the app's output stops.
     pub aborted: bool,
+    /// The end of a file response, left for the connection's task (inline worker).
+    pub tail: Option<sio::FileTail>,
     /// The request is over: `write()` refuses.
     finished: bool,
     /// Framed bytes not yet written (coalescing; see `flush`).
@@ -176,6 +178,7 @@ impl Response {
             overflow_logged: false,
             broken: false,
             aborted: false,
+            tail: None,
             finished: false,
             pending: Pending::default(),
             pending_out: false,
@@ -579,6 +582,13 @@ impl Response {
         if self.out.fastcgi.is_some() {
             return self.send_file_copied(py, file, offset, count);
         }
+        if self.out.coalesce
+            && self.framing != Framing::Chunked
+            && self.pending.is_empty()
+            && !self.pending_out
+        {
+            return self.send_file_or_defer(file, offset, count);
+        }
         if self.framing == Framing::Chunked {
             let mut size = Vec::with_capacity(18);
             enc::push_chunk_size(&mut size, count as usize);
@@ -605,6 +615,45 @@ impl Response {
         }
         if self.framing == Framing::Chunked {
             self.send(py, &[b"\r\n"])?;
+        }
+        Ok(())
+    }
+
+    /// The inline worker: sends what the socket takes now and leaves the rest as a tail for the
+    /// connection's task, so that one slow reader does not hold up the worker.
+    fn send_file_or_defer(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<()> {
+        let fail = |this: &mut Self, e: io::Error| {
+            this.broken = true;
+            this.out.keep_alive = false;
+            Err(e)
+        };
+        let sent = match sio::try_sendfile(self.out.fd, file, offset, count) {
+            Ok(sio::Sent::Some(n)) => n,
+            Ok(sio::Sent::FileEnded(_)) => {
+                return fail(
+                    self,
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its size"),
+                )
+            }
+            Err(e) => return fail(self, e),
+        };
+        if sent < count {
+            // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor the file wrapper holds open; the
+            // copy is owned by the tail alone.
+            let dup = unsafe { libc::fcntl(file, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                return fail(self, io::Error::last_os_error());
+            }
+            self.tail = Some(sio::FileTail {
+                // SAFETY: `dup` was just created and nothing else owns it.
+                file: unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) },
+                offset: offset + sent,
+                count: count - sent,
+            });
+        }
+        self.body_sent += count;
+        if let Framing::Length(left) = self.framing {
+            self.framing = Framing::Length(left - count.min(left));
         }
         Ok(())
     }
