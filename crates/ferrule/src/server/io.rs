@@ -175,24 +175,13 @@ pub fn sendfile(
 ) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < count {
-        let mut off = offset as libc::off_t;
-        let chunk = (count - sent).min(1 << 30) as usize;
-        // SAFETY: both descriptors are open for the duration of the call; `off` is a valid
-        // pointer to our local offset.
-        let n = unsafe { libc::sendfile(fd, file, &raw mut off, chunk) };
-        if n > 0 {
-            sent += n as u64;
-            offset += n as u64;
-            continue;
-        }
-        if n == 0 {
-            break; // the file ended early
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => wait(fd, true, Instant::now() + timeout)?,
-            io::ErrorKind::Interrupted => {}
-            _ => return Err(e),
+        match try_sendfile(fd, file, offset, count - sent)? {
+            Sent::FileEnded(n) => return Ok(sent + n),
+            Sent::Some(0) => wait(fd, true, Instant::now() + timeout)?,
+            Sent::Some(n) => {
+                sent += n;
+                offset += n;
+            }
         }
     }
     Ok(sent)
