@@ -13,6 +13,7 @@ use crate::log::{self, error};
 use crate::server::{date, io as sio, watchdog, ConnInfo};
 
 pub mod environ;
+pub mod fcgi_out;
 pub mod file_wrapper;
 pub mod flush;
 pub mod forwarded;

@@ -2,7 +2,6 @@
 use std::io::{self, IoSlice};
 use std::os::fd::{FromRawFd, RawFd};
 
-use ferrule_proto::fastcgi as fcgi;
 use std::time::Duration;
 
 use ferrule_proto::http1::request::parse_decimal;
@@ -42,81 +41,6 @@ pub struct Output {
     /// FastCGI: the request id whose STDOUT records carry the response (a CGI-style head,
     /// `Status: 200 OK`, then the body until the stream ends).
     pub fastcgi: Option<u16>,
-}
-
-/// Whether the front server has sent ABORT_REQUEST for request `id` (checked without waiting
-/// between the response's writes). The record is taken off the socket; anything else is left
-/// for the connection (with no multiplexing, nothing else comes before END_REQUEST).
-fn fastcgi_aborted(fd: RawFd, id: u16) -> bool {
-    let mut head = [0u8; fcgi::HEADER_LEN];
-    // SAFETY: recv into our own 8-byte buffer; MSG_PEEK leaves the bytes on the socket.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            head.as_mut_ptr().cast(),
-            head.len(),
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    let [_, kind, hi, lo, 0, 0, 0, _] = head else {
-        return false;
-    };
-    if n != fcgi::HEADER_LEN as isize
-        || kind != fcgi::RecordType::AbortRequest as u8
-        || u16::from_be_bytes([hi, lo]) != id
-    {
-        return false;
-    }
-    // SAFETY: as above, now consuming the 8 bytes just peeked (an ABORT_REQUEST has no body).
-    unsafe {
-        libc::recv(fd, head.as_mut_ptr().cast(), head.len(), libc::MSG_DONTWAIT);
-    }
-    true
-}
-
-/// Frames `parts` (one byte stream) as FastCGI STDOUT records of request `id`: the headers go
-/// in `headers`, and the returned slices interleave them with the parts and the padding.
-fn fastcgi_records<'a>(
-    id: u16,
-    parts: &[&'a [u8]],
-    headers: &'a mut Vec<[u8; fcgi::HEADER_LEN]>,
-) -> Vec<&'a [u8]> {
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut lens = Vec::with_capacity(total / fcgi::MAX_CONTENT + 1);
-    let mut left = total;
-    while left > 0 {
-        let n = left.min(fcgi::MAX_CONTENT);
-        lens.push(n);
-        left -= n;
-    }
-    headers.clear();
-    headers.extend(
-        lens.iter()
-            .map(|&n| fcgi::stream_header(fcgi::RecordType::Stdout, id, n as u16)),
-    );
-    let headers: &'a [[u8; fcgi::HEADER_LEN]] = headers;
-    let mut out = Vec::with_capacity(parts.len() + 3 * lens.len());
-    let mut pi = 0;
-    let mut off = 0;
-    for (h, &n) in headers.iter().zip(&lens) {
-        out.push(&h[..]);
-        let mut need = n;
-        while need > 0 {
-            let Some(part) = parts.get(pi) else { break };
-            let avail = part.len() - off;
-            if avail == 0 {
-                pi += 1;
-                off = 0;
-                continue;
-            }
-            let take = avail.min(need);
-            out.push(&part[off..off + take]);
-            off += take;
-            need -= take;
-        }
-        out.push(&fcgi::PADDING[..fcgi::padding_for(n)]);
-    }
-    out
 }
 
 /// The `start_response` callable handed to the app; also the response's state.
@@ -384,7 +308,7 @@ impl Response {
         let framed;
         let parts = match self.out.fastcgi {
             Some(id) => {
-                framed = fastcgi_records(id, parts, &mut headers);
+                framed = super::fcgi_out::records(id, parts, &mut headers);
                 &framed[..]
             }
             None => parts,
@@ -407,7 +331,7 @@ impl Response {
             self.broken = true;
             self.out.keep_alive = false;
         } else if let Some(id) = self.out.fastcgi {
-            if fastcgi_aborted(self.out.fd, id) {
+            if super::fcgi_out::aborted(self.out.fd, id) {
                 self.aborted = true;
                 self.broken = true;
                 return Err(io::Error::new(
