@@ -3,6 +3,7 @@
 Runs the worker under `valgrind --tool=callgrind` twice, serving FEW and then MANY keep-alive
 requests of ../../shared/bench/apps.py:plaintext, and reports (MANY total - FEW total) /
 (MANY - FEW): the instructions one request costs in the worker, start-up cancelled out.
+Writes results/callgrind.txt (the line) and results/callgrind.md (for report.py).
 Usage: python callgrind.py [--few 200] [--many 2200]
 """
 
@@ -19,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).parent
-APPS = (HERE / "../../shared/bench").resolve()
+from common import RESULTS, SHARED, write_fragment
+
 FERRULE = Path(sys.executable).parent / "ferrule"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
 
@@ -41,7 +42,7 @@ def worker_instructions(n: int) -> int:
         "1",
         "apps:plaintext",
     ]
-    env = dict(os.environ, PYTHONPATH=str(APPS), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(SHARED), PYTHONDONTWRITEBYTECODE="1")
     log = open(out / "log", "w+")
     proc = subprocess.Popen(cmd, stderr=log, stdout=log, env=env, start_new_session=True)
     try:
@@ -80,8 +81,9 @@ def main() -> None:
     per = (many - few) / (a.many - a.few)
     line = f"plaintext: {per:,.0f} instructions per request in the worker (callgrind, {a.few} vs {a.many})"
     print(line)
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "callgrind.txt").write_text(line + "\n")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "callgrind.txt").write_text(line + "\n")
+    write_fragment("callgrind", "Instructions per plaintext request (callgrind)", line)
 
 
 if __name__ == "__main__":

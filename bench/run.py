@@ -1,24 +1,20 @@
 """Runs peerbench.py on every workload of the performance issues and writes the results.
 
 Each workload is one peerbench run (servers alternate within it), so the ratios in one row come
-from one run. Writes bench/results/latest.md (a Markdown table) and bench/results/latest.png
-(ratios as bars). Usage: python run.py --peerbench PATH [--quick] [--only NAME ...]
+from one run. Writes bench/results/peerbench.md (a Markdown table, merged into latest.md by
+report.py) and bench/results/latest.png (ratios as bars).
+Usage: python run.py [--peerbench PATH] [--quick] [--only NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import re
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
-HERE = Path(__file__).parent
-RESULTS = HERE / "results"
+from common import PEERBENCH, RESULTS, write_fragment
 
 # name, peerbench arguments, servers (the first named is the ratio's base).
 WORKLOADS: list[tuple[str, list[str], list[str]]] = [
@@ -98,17 +94,6 @@ def run(peerbench: str, args: list[str], servers: list[str], quick: bool) -> lis
     return rows
 
 
-def versions() -> str:
-    names = ["ferrule", "granian", "bjoern", "fastwsgi", "gunicorn", "flask"]
-    parts = []
-    for n in names:
-        try:
-            parts.append(f"{n} {metadata.version(n)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return ", ".join(parts)
-
-
 def chart(results: dict[str, list[dict[str, str]]], path: Path) -> None:
     import matplotlib
 
@@ -135,7 +120,7 @@ def chart(results: dict[str, list[dict[str, str]]], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--peerbench", required=True)
+    ap.add_argument("--peerbench", default=str(PEERBENCH))
     ap.add_argument("--quick", action="store_true", help="one 3-second round per server")
     ap.add_argument("--only", nargs="*", help="workload names to run")
     a = ap.parse_args()
@@ -145,11 +130,9 @@ def main() -> None:
         if a.only and name not in a.only:
             continue
         results[name] = run(a.peerbench, args, servers, a.quick)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Run {now} on {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{versions()}. {'Quick (1 round of 3 s)' if a.quick else 'Medians of 3 rounds of 5 s'}, one worker "
-        "each, server pinned to CPU 0 and wrk to CPU 1. Ratio: to the first server of the row.",
+        f"{'Quick (1 round of 3 s)' if a.quick else 'Medians of 3 rounds of 5 s'}, one worker each, server "
+        "pinned to CPU 0 and wrk to CPU 1. Ratio: to the first server of the row.",
         "",
         "| workload | server | req/s | p50 ms | p99 ms | errors | ratio |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -161,9 +144,7 @@ def main() -> None:
                 f"| {name} | {r['server']} | {r['rps']} | {r['p50']} | {r['p99']} | {r['errors']} | "
                 f"{r['ratio']}{note} |"
             )
-    table = "\n".join(lines) + "\n"
-    (RESULTS / "latest.md").write_text(table)
-    print(table)
+    write_fragment("peerbench", "Throughput side by side (peerbench)", "\n".join(lines))
     try:
         chart(results, RESULTS / "latest.png")
     except ImportError:
