@@ -19,6 +19,9 @@ use crate::server::io as sio;
 
 /// How long pending blocks may wait for the app's next block before the flusher sends them.
 pub const DEADLINE: Duration = Duration::from_millis(1);
+/// How long the flusher keeps ticking after the last armed job before it sleeps until woken.
+const PARK_AFTER: Duration = Duration::from_millis(100);
+
 /// Pending bytes beyond which the worker writes at once.
 pub const MAX_PENDING: usize = 1 << 20;
 /// Pending pieces (blocks and framing) beyond which the worker writes at once.
@@ -116,6 +119,12 @@ struct Job {
 #[derive(Default)]
 struct State {
     job: Option<Job>,
+    /// The flusher sleeps until woken (no job armed for a while). Otherwise it wakes every
+    /// [`DEADLINE`] on its own, so arming a job needs no wake-up (no futex, no context switch
+    /// per request on a busy worker).
+    parked: bool,
+    /// When a job was last armed.
+    last_arm: Option<Instant>,
     /// The flusher took the job and is writing it.
     writing: bool,
     /// What the flusher wrote, handed back with the result.
@@ -154,41 +163,50 @@ impl Flusher {
     fn run(&self) {
         let mut st = self.lock();
         loop {
-            let Some(armed) = st.job.as_ref().map(|j| j.armed) else {
-                st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
-                continue;
-            };
-            let left = DEADLINE.saturating_sub(armed.elapsed());
-            if !left.is_zero() {
-                st = self
-                    .cv
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                continue;
+            match st.job.as_ref().map(|j| j.armed) {
+                Some(armed) if armed.elapsed() >= DEADLINE => {
+                    // The app is still producing: send what it gave so far.
+                    let Some(job) = st.job.take() else { continue };
+                    st.writing = true;
+                    drop(st);
+                    let result = job.pending.write(job.fd, job.timeout);
+                    st = self.lock();
+                    st.writing = false;
+                    st.done = Some((job.pending, result));
+                    self.cv.notify_all();
+                }
+                None if st.last_arm.is_none_or(|t| t.elapsed() > PARK_AFTER) => {
+                    st.parked = true;
+                    st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                    st.parked = false;
+                }
+                // A job not yet due, or recent activity: tick.
+                Some(_) | None => {
+                    st = self
+                        .cv
+                        .wait_timeout(st, DEADLINE)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
             }
-            // The app is still producing: send what it gave so far.
-            let Some(job) = st.job.take() else { continue };
-            st.writing = true;
-            drop(st);
-            let result = job.pending.write(job.fd, job.timeout);
-            st = self.lock();
-            st.writing = false;
-            st.done = Some((job.pending, result));
-            self.cv.notify_all();
         }
     }
 
-    /// Hands `pending` to the flusher while the app produces its next block.
+    /// Hands `pending` to the flusher while the app produces its next block. A ticking
+    /// flusher sees it within two [`DEADLINE`]s; a parked one is woken.
     pub fn arm(&self, fd: RawFd, timeout: Duration, pending: Pending) {
         let mut st = self.lock();
+        let now = Instant::now();
         st.job = Some(Job {
             fd,
             timeout,
             pending,
-            armed: Instant::now(),
+            armed: now,
         });
-        self.cv.notify_all();
+        st.last_arm = Some(now);
+        if st.parked {
+            self.cv.notify_all();
+        }
     }
 
     /// Takes the pending blocks back. `(pending, None)`: not written yet, go on coalescing;
