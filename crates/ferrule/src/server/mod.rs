@@ -139,9 +139,14 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrule-app-{i}"))
                 .spawn(move || {
-                    while let Ok(job) = rx.recv_blocking() {
-                        job();
-                    }
+                    // Attached once for the thread's life, detached while it waits: a thread
+                    // state made per request (and torn down after) would cost every request
+                    // a fresh frame stack.
+                    pyo3::Python::attach(|py| {
+                        while let Ok(job) = py.detach(|| rx.recv_blocking()) {
+                            job();
+                        }
+                    });
                 });
             if let Err(e) = spawned {
                 error!("cannot start app thread {i}: {e}");
