@@ -76,6 +76,14 @@ impl Stream {
         true
     }
 
+    /// Reads more into `buf` within `timeout`. False when the peer closed, failed or stalled.
+    pub(super) async fn fill(&mut self, buf: &mut BytesMut, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.read_buf(buf)).await,
+            Ok(Ok(n)) if n > 0
+        )
+    }
+
     pub(super) fn fd(&self) -> i32 {
         match self {
             Self::Tcp(s) => s.as_raw_fd(),
@@ -251,8 +259,7 @@ async fn read_proxy_header(
                 return true;
             }
             Ok(None) => {
-                let read = tokio::time::timeout(worker.client_timeout, stream.read_buf(rbuf));
-                if !matches!(read.await, Ok(Ok(n)) if n > 0) {
+                if !stream.fill(rbuf, worker.client_timeout).await {
                     return false;
                 }
             }
@@ -260,8 +267,7 @@ async fn read_proxy_header(
                 warning!(
                     "closing a connection from {}: {e} (--proxy-protocol expects one on every \
                      connection)",
-                    info.peer
-                        .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
+                    info.peer_label()
                 );
                 return false;
             }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use ferrule_proto::fastcgi::{
-    answer_management, encode_end_request, FcgiRequest, HeadDecoder, HeadEvent, ProtocolStatus,
-    RecordType, Role,
+    encode_end_request, FcgiRequest, HeadDecoder, HeadEvent, ProtocolStatus, Role,
 };
 use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
@@ -21,19 +20,6 @@ use crate::wsgi::{self, Request};
 /// How long an idle FastCGI connection kept by the front server (`fastcgi_keep_conn on`) stays
 /// open; nginx notices a closed one and opens another.
 const FASTCGI_IDLE: std::time::Duration = std::time::Duration::from_mins(1);
-
-fn peer(info: &ConnInfo) -> String {
-    info.peer
-        .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
-}
-
-/// Reads more bytes within the client timeout. False when the peer closed, failed or stalled.
-async fn fill(stream: &mut Stream, rbuf: &mut BytesMut, worker: &Worker) -> bool {
-    matches!(
-        tokio::time::timeout(worker.client_timeout, stream.read_buf(rbuf)).await,
-        Ok(Ok(n)) if n > 0
-    )
-}
 
 /// Serves the one request of a uwsgi or SCGI connection.
 pub(super) async fn serve_one(
@@ -55,7 +41,7 @@ pub(super) async fn serve_one(
         match parsed {
             Ok(Some(p)) => break p,
             Ok(None) => {
-                if !fill(&mut stream, &mut rbuf, worker).await {
+                if !stream.fill(&mut rbuf, worker.client_timeout).await {
                     return;
                 }
             }
@@ -65,13 +51,13 @@ pub(super) async fn serve_one(
                         "an HTTP request arrived on the uwsgi socket from {}: point the front \
                          server's uwsgi_pass (not proxy_pass) here, or bind an http:// address \
                          for HTTP clients",
-                        peer(&info)
+                        info.peer_label()
                     );
                 } else {
                     warning!(
                         "closing a {} connection from {}: {e}",
                         proto.scheme(),
-                        peer(&info)
+                        info.peer_label()
                     );
                 }
                 return;
@@ -100,7 +86,7 @@ pub(super) async fn serve_one(
     linger(&mut stream).await;
 }
 
-use crate::wsgi::input::FASTCGI_VALUES as VALUES;
+use crate::wsgi::fcgi_out;
 
 /// Serves FastCGI requests on one connection, one at a time, while the front server keeps it.
 pub(super) async fn serve_fastcgi(
@@ -171,22 +157,13 @@ async fn read_fastcgi_head(
             Ok((n, None)) => (n, None),
             Ok((n, Some(ev))) => match ev {
                 HeadEvent::Request(r) => (n, Some(r)),
-                HeadEvent::Management(rec) => {
-                    if let Err(e) = answer_management(&rec, &VALUES, &mut reply) {
-                        warning!("closing a FastCGI connection from {}: {e}", peer(info));
-                        return None;
-                    }
-                    (n, None)
-                }
-                HeadEvent::OtherRequest(rec) => {
-                    if rec.record_type() == Some(RecordType::BeginRequest) {
-                        // One request at a time: the spec's answer to multiplexing.
-                        encode_end_request(
-                            rec.request_id,
-                            0,
-                            ProtocolStatus::CantMpxConn,
-                            &mut reply,
+                HeadEvent::Management(rec) | HeadEvent::OtherRequest(rec) => {
+                    if let Err(e) = fcgi_out::answer_other(&rec, &mut reply) {
+                        warning!(
+                            "closing a FastCGI connection from {}: {e}",
+                            info.peer_label()
                         );
+                        return None;
                     }
                     (n, None)
                 }
@@ -196,7 +173,10 @@ async fn read_fastcgi_head(
                 }
             },
             Err(e) => {
-                warning!("closing a FastCGI connection from {}: {e}", peer(info));
+                warning!(
+                    "closing a FastCGI connection from {}: {e}",
+                    info.peer_label()
+                );
                 return None;
             }
         };

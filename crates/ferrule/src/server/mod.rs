@@ -27,6 +27,14 @@ pub struct ConnInfo {
     pub scheme: &'static str,
 }
 
+impl ConnInfo {
+    /// The peer for log lines: its address, or that it came over a Unix socket.
+    pub fn peer_label(&self) -> String {
+        self.peer
+            .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
+    }
+}
+
 /// A job for an app thread.
 type Job = Box<dyn FnOnce() + Send>;
 

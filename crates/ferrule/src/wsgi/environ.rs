@@ -238,20 +238,10 @@ pub fn build<'py>(
             intern!(py, "SERVER_PORT"),
         )?;
     }
-    if conn.peer.is_some() {
-        set_addr(
-            py,
-            &env,
-            conn.peer,
-            intern!(py, "REMOTE_ADDR"),
-            intern!(py, "REMOTE_PORT"),
-        )?;
-    } else {
-        env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
-        env.del_item(intern!(py, "REMOTE_PORT"))?;
-    }
+    set_remote(py, &env, conn.peer)?;
 
-    let mut scratch = Vec::with_capacity(64);
+    // Only names outside the common table need it.
+    let mut scratch = Vec::new();
     for (name, value) in head.fields() {
         if name.eq_ignore_ascii_case(b"content-type") {
             env.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, value))?;
@@ -308,6 +298,29 @@ fn ip_str(py: Python<'_>, ip: std::net::IpAddr) -> Bound<'_, PyString> {
         }
         std::net::IpAddr::V6(_) => PyString::new(py, &ip.to_string()),
     }
+}
+
+/// REMOTE_ADDR and REMOTE_PORT from the peer; a Unix-socket peer has an empty REMOTE_ADDR
+/// and no REMOTE_PORT.
+pub fn set_remote(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    peer: Option<SocketAddr>,
+) -> PyResult<()> {
+    if peer.is_some() {
+        return set_addr(
+            py,
+            env,
+            peer,
+            intern!(py, "REMOTE_ADDR"),
+            intern!(py, "REMOTE_PORT"),
+        );
+    }
+    env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+    if env.contains(intern!(py, "REMOTE_PORT"))? {
+        env.del_item(intern!(py, "REMOTE_PORT"))?;
+    }
+    Ok(())
 }
 
 pub fn set_addr(

@@ -2,6 +2,28 @@
 use std::os::fd::RawFd;
 
 use ferrule_proto::fastcgi as fcgi;
+use ferrule_proto::ParseError;
+
+/// What a FastCGI connection answers to GET_VALUES: one request at a time per connection.
+pub const VALUES: fcgi::ServerValues = fcgi::ServerValues {
+    max_conns: 1024,
+    max_reqs: 1024,
+    mpxs_conns: false,
+};
+
+/// Answers a record that is not the current request's, into `out`: a management record
+/// (GET_VALUES, unknown types) and, as requests are served one at a time, a BEGIN_REQUEST for
+/// another id (END_REQUEST CANT_MPX_CONN, the spec's answer to multiplexing). Other records of
+/// other ids are ignored. Errors: a malformed GET_VALUES.
+pub fn answer_other(rec: &fcgi::Record<'_>, out: &mut Vec<u8>) -> Result<(), ParseError> {
+    if rec.is_management() {
+        return fcgi::answer_management(rec, &VALUES, out);
+    }
+    if rec.record_type() == Some(fcgi::RecordType::BeginRequest) {
+        fcgi::encode_end_request(rec.request_id, 0, fcgi::ProtocolStatus::CantMpxConn, out);
+    }
+    Ok(())
+}
 
 /// Whether the front server has sent ABORT_REQUEST for request `id` (checked without waiting
 /// between the response's writes). The record is taken off the socket; anything else is left

@@ -168,16 +168,7 @@ pub fn build<'py>(
         )?;
     }
     if env.get_item(intern!(py, "REMOTE_ADDR"))?.is_none() {
-        match conn.peer {
-            Some(_) => super::environ::set_addr(
-                py,
-                &env,
-                conn.peer,
-                intern!(py, "REMOTE_ADDR"),
-                intern!(py, "REMOTE_PORT"),
-            )?,
-            None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
-        }
+        super::environ::set_remote(py, &env, conn.peer)?;
     }
     env.set_item(intern!(py, "wsgi.input"), input)?;
     Ok(env)

@@ -4,9 +4,7 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use ferrule_proto::fastcgi::{
-    encode_end_request, ProtocolStatus, RecordType, StdinDecoder, StdinEvent,
-};
+use ferrule_proto::fastcgi::{StdinDecoder, StdinEvent};
 use ferrule_proto::http1::{response::CONTINUE, BodyKind, ChunkedDecoder};
 use ferrule_proto::{Limits, ParseError};
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -14,14 +12,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::server::io as sio;
-
-/// What a FastCGI connection answers to GET_VALUES (one request at a time).
-pub const FASTCGI_VALUES: ferrule_proto::fastcgi::ServerValues =
-    ferrule_proto::fastcgi::ServerValues {
-        max_conns: 1024,
-        max_reqs: 1024,
-        mpxs_conns: false,
-    };
 
 /// Bytes asked of the socket per read.
 const READ_BLOCK: usize = 64 * 1024;
@@ -160,26 +150,12 @@ impl BodyReader {
                                 let e = BodyError::Io(io::ErrorKind::ConnectionAborted);
                                 return Err(*self.error.insert(e));
                             }
-                            Ok((used, Some(StdinEvent::Management(rec)))) => {
-                                if ferrule_proto::fastcgi::answer_management(
-                                    &rec,
-                                    &FASTCGI_VALUES,
-                                    &mut reply,
-                                )
-                                .is_err()
-                                {
+                            Ok((
+                                used,
+                                Some(StdinEvent::Management(rec) | StdinEvent::OtherRequest(rec)),
+                            )) => {
+                                if super::fcgi_out::answer_other(&rec, &mut reply).is_err() {
                                     reply.clear();
-                                }
-                                (used, 0, false)
-                            }
-                            Ok((used, Some(StdinEvent::OtherRequest(rec)))) => {
-                                if rec.record_type() == Some(RecordType::BeginRequest) {
-                                    encode_end_request(
-                                        rec.request_id,
-                                        0,
-                                        ProtocolStatus::CantMpxConn,
-                                        &mut reply,
-                                    );
                                 }
                                 (used, 0, false)
                             }

@@ -124,13 +124,14 @@ impl Request {
 pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Outcome {
     // Only the access log needs the time a request took.
     let started = log::access_enabled().then(Instant::now);
-    let (body, expect, version, keep_alive, head_request) = match &request {
+    let (body, expect, version, keep_alive, head_request, fastcgi) = match &request {
         Request::Http(h) => (
             h.body,
             h.expect_continue,
             h.version,
             h.keep_alive,
             h.is_head(),
+            None,
         ),
         Request::Cgi(c) => (
             if c.content_length == 0 {
@@ -139,15 +140,13 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
                 ferrule_proto::http1::BodyKind::Length(c.content_length)
             },
             false,
-            // One request per connection, its end marked by the close (or a Content-Length).
+            // One request per connection, its end marked by the close (or a Content-Length);
+            // a FastCGI connection the front server keeps stays open.
             ferrule_proto::http1::Version::Http10,
-            false,
+            c.fastcgi.is_some_and(|f| f.keep_conn),
             c.is_head(),
+            c.fastcgi,
         ),
-    };
-    let fastcgi = match &request {
-        Request::Cgi(c) => c.fastcgi,
-        Request::Http(_) => None,
     };
     let reader = match fastcgi {
         Some(f) => BodyReader::fastcgi(
@@ -162,7 +161,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     let out = Output {
         fd: conn.fd,
         version,
-        keep_alive: keep_alive || fastcgi.is_some_and(|f| f.keep_conn),
+        keep_alive,
         head_request,
         server_header: app.server_header,
         timeout: app.client_timeout,
