@@ -76,6 +76,16 @@ impl Stream {
         true
     }
 
+    /// Writes a response's last bytes (`Outcome::deferred`) once the event loop has run the
+    /// other tasks already woken, so that responses leave in bursts. False if the connection
+    /// failed.
+    pub(super) async fn send_deferred(&self, bytes: Vec<u8>, timeout: Duration) -> bool {
+        tokio::task::yield_now().await;
+        // Small (at most 16 KiB): the socket takes it at once but for a client that reads
+        // nothing, which the write's timeout bounds as for any response.
+        sio::write_all(self.fd(), &[&bytes], 0, timeout).is_ok()
+    }
+
     /// Reads more into `buf` within `timeout`. False when the peer closed, failed or stalled.
     pub(super) async fn fill(&mut self, buf: &mut BytesMut, timeout: Duration) -> bool {
         matches!(
@@ -322,13 +332,21 @@ async fn serve_connection(
             .await;
         let Some(mut outcome) = outcome else { return };
         worker.request_done();
+        if let Some(bytes) = outcome.deferred.take() {
+            if !stream.send_deferred(bytes, worker.client_timeout).await {
+                return;
+            }
+        }
         if let Some(tail) = outcome.tail.take() {
             if !stream.send_tail(tail, worker.client_timeout).await {
                 return;
             }
         }
         rbuf = outcome.rbuf;
-        if !outcome.keep_alive || worker.keep_alive.is_zero() || *stop.borrow() {
+        // A stop that came while the request was served does not close a connection its
+        // response kept open: the next request on it may be on its way; `read_head` waits
+        // a moment for it (answered with `Connection: close`), then closes.
+        if !outcome.keep_alive || worker.keep_alive.is_zero() {
             linger(&mut stream).await;
             return;
         }

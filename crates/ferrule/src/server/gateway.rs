@@ -77,6 +77,11 @@ pub(super) async fn serve_one(
         .await;
     if let Some(mut outcome) = outcome {
         worker.request_done();
+        if let Some(bytes) = outcome.deferred.take() {
+            if !stream.send_deferred(bytes, worker.client_timeout).await {
+                return;
+            }
+        }
         if let Some(tail) = outcome.tail.take() {
             if !stream.send_tail(tail, worker.client_timeout).await {
                 return;

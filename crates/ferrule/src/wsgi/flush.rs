@@ -86,7 +86,7 @@ impl Pending {
         self.bytes += data.len();
     }
 
-    fn slices(&self) -> Vec<&[u8]> {
+    pub fn slices(&self) -> Vec<&[u8]> {
         // SAFETY: see the `Send` impl: every piece points into memory owned by `self`.
         self.pieces
             .iter()

@@ -51,6 +51,9 @@ pub struct Outcome {
     pub rbuf: BytesMut,
     /// The end of a file response for the connection's task to send (inline worker).
     pub tail: Option<sio::FileTail>,
+    /// The response's last bytes, for the connection's task to write after the requests
+    /// already waiting (inline worker; see `Response::deferred`).
+    pub deferred: Option<Vec<u8>>,
 }
 
 /// Formats a Python exception with its traceback, as `traceback.format_exception` does.
@@ -167,14 +170,15 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         timeout: app.client_timeout,
         coalesce: app.inline && fastcgi.is_none(),
         fastcgi: fastcgi.map(|f| f.request_id),
+        defer_last: app.inline && fastcgi.is_none(),
     };
     watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
-    let (mut reader, keep_alive, code, sent, broken, tail) = Python::attach(|py| {
+    let (mut reader, keep_alive, code, sent, broken, tail, deferred) = Python::attach(|py| {
         let input = match Py::new(py, Input::new(reader)) {
             Ok(i) => i,
             Err(e) => {
                 error!("cannot create wsgi.input: {e}");
-                return (None, false, 500, 0, true, None);
+                return (None, false, 500, 0, true, None, None);
             }
         };
         let response = match Py::new(py, Response::new(out)) {
@@ -188,6 +192,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
                     0,
                     true,
                     None,
+                    None,
                 );
             }
         };
@@ -195,6 +200,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         let reader = input.borrow_mut(py).reader.take();
         let mut r = response.borrow_mut(py);
         let tail = r.tail.take();
+        let deferred = r.deferred.take();
         // After ABORT_REQUEST the request still ends properly (END_REQUEST).
         (
             reader,
@@ -203,6 +209,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             r.body_sent,
             r.broken && !r.aborted,
             tail,
+            deferred,
         )
     });
     if watchdog::request_end() {
@@ -211,9 +218,20 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             keep_alive: false,
             rbuf: BytesMut::new(),
             tail: None,
+            deferred: None,
         };
     }
     let mut keep_alive = keep_alive;
+    let mut deferred = deferred;
+    if deferred.is_some() && !reader.as_ref().is_some_and(BodyReader::is_done) {
+        // The client may wait for the response before it sends the rest of the body (or
+        // gives up on it): the response goes out before the drain.
+        if let Some(d) = deferred.take() {
+            if sio::write_all(conn.fd, &[&d], 0, app.client_timeout).is_err() {
+                keep_alive = false;
+            }
+        }
+    }
     let rbuf = match reader.as_mut() {
         Some(r) => {
             if keep_alive && !r.is_done() {
@@ -240,6 +258,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         keep_alive,
         rbuf,
         tail,
+        deferred,
     }
 }
 

@@ -41,7 +41,14 @@ pub struct Output {
     /// FastCGI: the request id whose STDOUT records carry the response (a CGI-style head,
     /// `Status: 200 OK`, then the body until the stream ends).
     pub fastcgi: Option<u16>,
+    /// The response's last write, when small, is left to the connection's task (see
+    /// [`Response::deferred`]): the inline worker.
+    pub defer_last: bool,
 }
+
+/// Most bytes of a response's last write that the inline worker leaves to the connection's
+/// task; a larger one is written at once.
+const DEFER_MAX: usize = 16 * 1024;
 
 /// The `start_response` callable handed to the app; also the response's state.
 #[pyclass(module = "ferrule._native", name = "StartResponse")]
@@ -71,6 +78,12 @@ pub struct Response {
     pending: Pending,
     /// `pending` is with the flusher thread while the app produces its next block.
     pub pending_out: bool,
+    /// The response's last bytes, complete, for the connection's task to write once the
+    /// event loop has run the other requests already waiting. Clients then get their
+    /// responses in bursts, as from an event loop that reads before it writes (bjoern):
+    /// each wake-up of a client serves several responses, and no response waits for more
+    /// than the requests that were ready with it.
+    pub deferred: Option<Vec<u8>>,
 }
 
 fn invalid(msg: String) -> PyErr {
@@ -106,7 +119,34 @@ impl Response {
             finished: false,
             pending: Pending::default(),
             pending_out: false,
+            deferred: None,
         }
+    }
+
+    /// Nothing more of the body can be sent: the Content-Length is complete, the response
+    /// has no body, or the app's iterable ended.
+    fn complete(&self) -> bool {
+        self.finished || matches!(self.framing, Framing::Length(0) | Framing::NoBody)
+    }
+
+    /// Leaves `parts` (the response's last bytes) to the connection's task, if the worker
+    /// defers and they are small. False: write them now.
+    fn defer(&mut self, parts: &[&[u8]]) -> bool {
+        if !self.out.defer_last || !self.complete() {
+            return false;
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let held = self.deferred.as_ref().map_or(0, Vec::len);
+        if held + total > DEFER_MAX {
+            return false;
+        }
+        let out = self
+            .deferred
+            .get_or_insert_with(|| Vec::with_capacity(total));
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        true
     }
 
     #[must_use]
@@ -304,6 +344,21 @@ impl Response {
                 "connection already failed",
             ));
         }
+        if self.deferred.is_some() {
+            // Bytes after the last (framing at most) go after it; written together now if
+            // they no longer fit.
+            if self.defer(parts) {
+                return Ok(());
+            }
+            let held = self.deferred.take().unwrap_or_default();
+            let all: Vec<&[u8]> = std::iter::once(&held[..])
+                .chain(parts.iter().copied())
+                .collect();
+            return self.send(py, &all);
+        }
+        if self.defer(parts) {
+            return Ok(());
+        }
         let mut headers = Vec::new();
         let framed;
         let parts = match self.out.fastcgi {
@@ -409,7 +464,9 @@ impl Response {
         } else {
             self.pending.push_block(block, 0, n);
         }
-        if self.pending.is_full() {
+        // A block that completes the Content-Length (or a body-less response) is the last:
+        // written now, with no flusher hand-off while the iterable comes to its end.
+        if self.pending.is_full() || matches!(self.framing, Framing::Length(0) | Framing::NoBody) {
             self.flush(py)
         } else {
             Ok(())
@@ -472,6 +529,16 @@ impl Response {
             ));
         }
         let mut pending = std::mem::take(&mut self.pending);
+        if self.deferred.is_none() && self.defer(&pending.slices()) {
+            pending.clear();
+            self.pending = pending;
+            return Ok(());
+        }
+        if let Some(held) = self.deferred.take() {
+            // Never reached in practice (pending blocks come before the last write); kept
+            // in order all the same.
+            self.send(py, &[&held])?;
+        }
         let (fd, timeout) = (self.out.fd, self.out.timeout);
         let res = py.detach(|| pending.write(fd, timeout));
         pending.clear();
