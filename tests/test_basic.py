@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import requests
 
 
@@ -71,6 +72,20 @@ def test_block_is_sent_while_the_app_produces_the_next(serve):
             got += s.recv(4096)
         assert time.monotonic() - start < 2.0, "the first block waited for the second"
         assert b"second block" not in got
+
+
+@pytest.mark.parametrize("app", ["lingering_after_last_block", "lingering_after_write"])
+def test_complete_body_is_sent_while_the_app_finishes_its_work(serve, app):
+    import time
+
+    srv = serve(f"basic:{app}")
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.monotonic()
+        got = b""
+        while not got.endswith(b"\r\n\r\nwhole"):
+            got += s.recv(4096)
+        assert time.monotonic() - start < 2.0, "the body waited for the app to end"
 
 
 def test_write_between_yields_keeps_order(serve):

@@ -59,3 +59,22 @@ def mixed_write_and_yield(environ, start_response):
         write(b"d")
 
     return gen()
+
+
+def lingering_after_last_block(environ, start_response):
+    """The whole body (its Content-Length) at once, then 3 s of work before the iterable ends."""
+    import time
+
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    yield b"whole"
+    time.sleep(3)
+
+
+def lingering_after_write(environ, start_response):
+    """The whole body through write(), then 3 s of work before the app returns."""
+    import time
+
+    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    write(b"whole")
+    time.sleep(3)
+    return []

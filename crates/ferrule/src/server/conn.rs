@@ -117,9 +117,6 @@ impl AnyListener {
             Self::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
-                if std::env::var_os("FERRULE_SNDBUF").is_some() {
-                    let _ = socket2::SockRef::from(&s).set_send_buffer_size(4 << 20);
-                }
                 let info = ConnInfo {
                     fd: s.as_raw_fd(),
                     peer: Some(peer),

@@ -464,9 +464,7 @@ impl Response {
         } else {
             self.pending.push_block(block, 0, n);
         }
-        // A block that completes the Content-Length (or a body-less response) is the last:
-        // written now, with no flusher hand-off while the iterable comes to its end.
-        if self.pending.is_full() || matches!(self.framing, Framing::Length(0) | Framing::NoBody) {
+        if self.pending.is_full() {
             self.flush(py)
         } else {
             Ok(())
@@ -776,7 +774,12 @@ impl Response {
                 "write() called after the response ended",
             ));
         }
-        self.send_body(py, bytes.as_bytes(), None).map_err(|e| {
+        // PEP 3333: what write() was given is on its way before it returns, even when it
+        // completes the response: the app may go on working for long.
+        let defer = std::mem::replace(&mut self.out.defer_last, false);
+        let sent = self.send_body(py, bytes.as_bytes(), None);
+        self.out.defer_last = defer;
+        sent.map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("client connection lost: {e}"))
         })
     }
