@@ -74,7 +74,7 @@ def test_block_is_sent_while_the_app_produces_the_next(serve):
         assert b"second block" not in got
 
 
-@pytest.mark.parametrize("app", ["lingering_after_last_block", "lingering_after_write"])
+@pytest.mark.parametrize("app", ["lingering_after_last_block", "lingering_after_write", "lingering_in_close"])
 def test_complete_body_is_sent_while_the_app_finishes_its_work(serve, app):
     import time
 

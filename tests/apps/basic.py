@@ -78,3 +78,25 @@ def lingering_after_write(environ, start_response):
     write(b"whole")
     time.sleep(3)
     return []
+
+
+class _SlowClose:
+    def __init__(self) -> None:
+        self.blocks = iter([b"whole"])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.blocks)
+
+    def close(self) -> None:
+        import time
+
+        time.sleep(3)
+
+
+def lingering_in_close(environ, start_response):
+    """The whole body, then an iterable whose close() takes 3 s."""
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return _SlowClose()

@@ -344,10 +344,12 @@ fn call_app(
         return;
     }
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close")) {
+        response.borrow_mut(py).lend_deferred();
         let closed = {
             let _in_app = watchdog::enter();
             close.call0()
         };
+        response.borrow_mut(py).take_back_deferred(py);
         if let Err(e) = closed {
             error!(
                 "error closing the app's response:\n{}",

@@ -487,6 +487,25 @@ impl Response {
         }
     }
 
+    /// Before the iterable's `close()`: the deferred response goes to the flusher like a
+    /// pending block, so that a slow `close()` does not hold it back.
+    pub fn lend_deferred(&mut self) {
+        if let Some(d) = self.deferred.take() {
+            self.pending.push_owned(d);
+            self.lend_pending();
+        }
+    }
+
+    /// After `close()`: what the flusher did not send is deferred again.
+    pub fn take_back_deferred(&mut self, py: Python<'_>) {
+        if self.take_back(py).is_err() || self.pending.is_empty() {
+            return;
+        }
+        let held: Vec<u8> = self.pending.slices().concat();
+        self.pending.clear();
+        self.deferred = Some(held);
+    }
+
     /// Takes back what the flusher holds: still pending, or written (then checks the result).
     pub fn take_back(&mut self, py: Python<'_>) -> io::Result<()> {
         if !self.pending_out {
