@@ -201,12 +201,52 @@ enum HeadRead {
     Refused(ParseError),
 }
 
+/// A connection's one timer, re-armed lazily: a later deadline leaves it where it is (when it
+/// fires early, the wait goes on to the real deadline), so that a busy keep-alive connection
+/// does not register and cancel a timer for every request.
+struct Timer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Timer {
+    fn new(deadline: tokio::time::Instant) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// Waits for `read` until `deadline`; None on timeout.
+    async fn within<F: std::future::Future>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        read: F,
+    ) -> Option<F::Output> {
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        let mut read = std::pin::pin!(read);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut read => return Some(r),
+                () = &mut self.sleep => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+}
+
 async fn read_head(
     stream: &mut Stream,
     rbuf: &mut BytesMut,
     worker: &Worker,
     idle: Duration,
     stop: &mut watch::Receiver<bool>,
+    timer: &mut Timer,
 ) -> HeadRead {
     let mut deadline = tokio::time::Instant::now() + idle;
     let mut stopping = *stop.borrow();
@@ -227,11 +267,11 @@ async fn read_head(
             // on its way (answered with `Connection: close`), then closes.
             deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
         }
-        let read = tokio::time::timeout_at(deadline, stream.read_buf(rbuf));
+        let read = timer.within(deadline, stream.read_buf(rbuf));
         tokio::select! {
             r = read => match r {
-                Ok(Ok(0) | Err(_)) | Err(_) => return HeadRead::Closed,
-                Ok(Ok(_)) => {}
+                Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
+                Some(Ok(_)) => {}
             },
             _ = stop.changed(), if waiting && !stopping => stopping = true,
         }
@@ -296,27 +336,29 @@ async fn serve_connection(
     }
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
+    let mut timer = Timer::new(tokio::time::Instant::now() + idle);
     loop {
-        let mut head = match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop).await {
-            HeadRead::Head(h) => h,
-            HeadRead::Closed => return,
-            HeadRead::Refused(e) => {
-                debug!("refused request from {:?}: {e}", info.peer);
-                let resp = date::with(|d| {
-                    enc::simple_response(
-                        e.status(),
-                        true,
-                        d,
-                        worker.app.server_header.then_some(&b"ferrule"[..]),
-                        false,
-                    )
-                });
-                let fd = stream.fd();
-                let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
-                linger(&mut stream).await;
-                return;
-            }
-        };
+        let mut head =
+            match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop, &mut timer).await {
+                HeadRead::Head(h) => h,
+                HeadRead::Closed => return,
+                HeadRead::Refused(e) => {
+                    debug!("refused request from {:?}: {e}", info.peer);
+                    let resp = date::with(|d| {
+                        enc::simple_response(
+                            e.status(),
+                            true,
+                            d,
+                            worker.app.server_header.then_some(&b"ferrule"[..]),
+                            false,
+                        )
+                    });
+                    let fd = stream.fd();
+                    let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
+                    linger(&mut stream).await;
+                    return;
+                }
+            };
         // When this is the connection's last request (keep-alive off, or the worker stopping),
         // the response says so with `Connection: close`.
         if worker.keep_alive.is_zero() || *stop.borrow() {

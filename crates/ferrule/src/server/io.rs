@@ -91,6 +91,9 @@ pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
     }
 }
 
+/// Pieces a write gathers on the stack; more are gathered in a Vec.
+const STACK_IOV: usize = 8;
+
 /// Writes all of `parts`, skipping the first `skip` bytes (already written), waiting for the
 /// socket up to `timeout` each time it is full.
 pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration) -> io::Result<()> {
@@ -104,10 +107,21 @@ pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration)
         if idx == parts.len() {
             break;
         }
-        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len() - idx);
-        iov.push(IoSlice::new(&parts[idx][skip..]));
-        iov.extend(parts[idx + 1..].iter().map(|p| IoSlice::new(p)));
-        let n = try_writev(fd, &iov)?;
+        let first = IoSlice::new(&parts[idx][skip..]);
+        let rest = parts[idx + 1..].iter().map(|p| IoSlice::new(p));
+        let n = if parts.len() - idx <= STACK_IOV {
+            // The usual few pieces: no allocation.
+            let mut iov = [IoSlice::new(&[]); STACK_IOV];
+            let mut len = 0;
+            for (slot, s) in iov.iter_mut().zip(std::iter::once(first).chain(rest)) {
+                *slot = s;
+                len += 1;
+            }
+            try_writev(fd, &iov[..len])?
+        } else {
+            let iov: Vec<IoSlice<'_>> = std::iter::once(first).chain(rest).collect();
+            try_writev(fd, &iov)?
+        };
         if n == 0 {
             wait(fd, true, Instant::now() + timeout)?;
         }

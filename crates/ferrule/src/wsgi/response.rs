@@ -1,4 +1,5 @@
 //! `start_response`, the `write()` callable, and the encoding of the app's response.
+use std::borrow::Cow;
 use std::io::{self, IoSlice};
 use std::os::fd::{FromRawFd, RawFd};
 
@@ -91,12 +92,19 @@ fn invalid(msg: String) -> PyErr {
 }
 
 /// A str as latin-1 bytes (PEP 3333's "bytes as str"), or None if it holds a wider character.
-fn latin1(s: &Bound<'_, PyString>) -> PyResult<Option<Vec<u8>>> {
+/// ASCII (the usual case) is borrowed from the str, not copied.
+fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
     let s = s.to_cow()?;
     if s.is_ascii() {
-        return Ok(Some(s.as_bytes().to_vec()));
+        return Ok(Some(match s {
+            Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
+            Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+        }));
     }
-    Ok(s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect())
+    Ok(s.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .map(Cow::Owned))
 }
 
 impl Response {
@@ -182,7 +190,10 @@ impl Response {
         self.code = u16::from(bytes[0] - b'0') * 100
             + u16::from(bytes[1] - b'0') * 10
             + u16::from(bytes[2] - b'0');
-        self.status = Some(bytes);
+        let mut kept = self.status.take().unwrap_or_default();
+        kept.clear();
+        kept.extend_from_slice(&bytes);
+        self.status = Some(kept);
         Ok(())
     }
 
@@ -300,7 +311,13 @@ impl Response {
             .status
             .as_deref()
             .unwrap_or(b"500 Internal Server Error");
-        let mut head = Vec::with_capacity(64 + status.len() + self.headers.len());
+        // Room for the lines added below and, when the whole body is small and known, for the
+        // body too (a deferred response is then the head's buffer, extended).
+        let body_room = match total {
+            Some(n) if self.out.defer_last && n <= DEFER_MAX as u64 => n as usize,
+            _ => 0,
+        };
+        let mut head = Vec::with_capacity(160 + status.len() + self.headers.len() + body_room);
         head.extend_from_slice(if self.out.fastcgi.is_some() {
             b"Status: "
         } else {
@@ -436,6 +453,19 @@ impl Response {
             enc::push_chunk_size(&mut size, data.len());
             self.send(py, &[&head, &size, data, b"\r\n"])
         } else if head.is_empty() && data.is_empty() {
+            Ok(())
+        } else if !head.is_empty()
+            && self.deferred.is_none()
+            && !self.broken
+            && self.out.fastcgi.is_none()
+            && self.complete()
+            && self.out.defer_last
+            && head.len() + data.len() <= DEFER_MAX
+        {
+            // The whole response at once (a one-block body): deferred in the head's buffer.
+            let mut head = head;
+            head.extend_from_slice(data);
+            self.deferred = Some(head);
             Ok(())
         } else {
             self.send(py, &[&head, data])
