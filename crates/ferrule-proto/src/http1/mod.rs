@@ -94,17 +94,49 @@ impl RequestHead {
 
 /// Whether `b` is a valid token (RFC 9110 section 5.6.2), as header names and methods are.
 #[must_use]
+#[inline]
 pub fn is_token(b: &[u8]) -> bool {
     !b.is_empty() && b.iter().all(|&c| is_tchar(c))
 }
 
 #[must_use]
+#[inline]
 pub fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    TCHAR[usize::from(c)]
 }
+
+/// `tchar` (RFC 9110 section 5.6.2) as a table: one load per byte on the hot path.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// Whether `b` may be sent as a field value: no CR, LF, NUL or other control but HTAB.
 #[must_use]
+#[inline]
 pub fn is_field_value(b: &[u8]) -> bool {
     b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
 }
