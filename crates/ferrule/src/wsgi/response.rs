@@ -190,10 +190,7 @@ impl Response {
         self.code = u16::from(bytes[0] - b'0') * 100
             + u16::from(bytes[1] - b'0') * 10
             + u16::from(bytes[2] - b'0');
-        let mut kept = self.status.take().unwrap_or_default();
-        kept.clear();
-        kept.extend_from_slice(&bytes);
-        self.status = Some(kept);
+        self.status = Some(bytes.into_owned());
         Ok(())
     }
 
