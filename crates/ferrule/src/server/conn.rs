@@ -73,6 +73,7 @@ impl Stream {
                 Ok(sio::Sent::FileEnded(_)) | Err(_) => return false,
             }
         }
+        sio::set_notsent_lowat(fd, None);
         true
     }
 

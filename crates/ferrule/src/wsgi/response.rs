@@ -617,13 +617,32 @@ impl Response {
         if self.out.fastcgi.is_some() {
             return self.send_file_copied(py, file, offset, count);
         }
+        sio::set_notsent_lowat(self.out.fd, Some(sio::FILE_NOTSENT_LOWAT));
         if self.out.coalesce
             && self.framing != Framing::Chunked
             && self.pending.is_empty()
             && !self.pending_out
         {
-            return self.send_file_or_defer(file, offset, count);
+            let r = self.send_file_or_defer(file, offset, count);
+            if self.tail.is_none() {
+                // Otherwise the connection's task uncaps it once the tail is sent.
+                sio::set_notsent_lowat(self.out.fd, None);
+            }
+            return r;
         }
+        let r = self.send_file_sync(py, file, offset, count);
+        sio::set_notsent_lowat(self.out.fd, None);
+        r
+    }
+
+    /// Sends the file with sendfile, waiting (the GIL released) while the socket is full.
+    fn send_file_sync(
+        &mut self,
+        py: Python<'_>,
+        file: RawFd,
+        offset: u64,
+        count: u64,
+    ) -> io::Result<()> {
         if self.framing == Framing::Chunked {
             let mut size = Vec::with_capacity(18);
             enc::push_chunk_size(&mut size, count as usize);
