@@ -241,16 +241,56 @@ impl Timer {
     }
 }
 
+/// The worker's stop as seen by one connection: one wait registered for the connection's life,
+/// not one per request.
+struct StopWatch {
+    rx: watch::Receiver<bool>,
+    wait: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl StopWatch {
+    fn new(rx: watch::Receiver<bool>) -> Self {
+        let mut waiter = rx.clone();
+        let wait = Box::pin(async move {
+            while !*waiter.borrow_and_update() {
+                if waiter.changed().await.is_err() {
+                    // The worker's end dropped the sender: it stops with the runtime.
+                    std::future::pending::<()>().await;
+                }
+            }
+        });
+        Self {
+            rx,
+            wait: Some(wait),
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Completes when the worker stops; pending forever after it completed once.
+    async fn stopped(&mut self) {
+        match self.wait.as_mut() {
+            Some(w) => {
+                w.await;
+                self.wait = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 async fn read_head(
     stream: &mut Stream,
     rbuf: &mut BytesMut,
     worker: &Worker,
     idle: Duration,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut StopWatch,
     timer: &mut Timer,
 ) -> HeadRead {
     let mut deadline = tokio::time::Instant::now() + idle;
-    let mut stopping = *stop.borrow();
+    let mut stopping = stop.stopping();
     loop {
         if !rbuf.is_empty() {
             match parse_request(rbuf, &worker.app.limits) {
@@ -274,7 +314,7 @@ async fn read_head(
                 Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
                 Some(Ok(_)) => {}
             },
-            _ = stop.changed(), if waiting && !stopping => stopping = true,
+            () = stop.stopped(), if waiting && !stopping => stopping = true,
         }
     }
 }
@@ -327,8 +367,9 @@ async fn serve_connection(
     worker: &Arc<Worker>,
     mut stream: Stream,
     mut info: ConnInfo,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let mut stop = StopWatch::new(stop);
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     if worker.proxy_protocol.is_some()
         && !read_proxy_header(worker, &mut stream, &mut rbuf, &mut info).await
@@ -362,7 +403,7 @@ async fn serve_connection(
             };
         // When this is the connection's last request (keep-alive off, or the worker stopping),
         // the response says so with `Connection: close`.
-        if worker.keep_alive.is_zero() || *stop.borrow() {
+        if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
         }
         let w = Arc::clone(worker);
