@@ -667,3 +667,17 @@ fn extension_methods_are_accepted() {
     let head = ok(b"PURGE /x HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(head.method(), b"PURGE");
 }
+
+#[test]
+fn tchar_table_is_rfc_9110_tchar() {
+    // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" /
+    //         "|" / "~" / DIGIT / ALPHA
+    for c in 0..=255u8 {
+        let rfc = c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+        assert_eq!(ferrule_proto::http1::is_tchar(c), rfc, "byte {c:#04x}");
+    }
+    assert!(ferrule_proto::http1::is_token(b"X-Request-Id"));
+    assert!(!ferrule_proto::http1::is_token(b""));
+    assert!(!ferrule_proto::http1::is_token(b"Bad Name"));
+    assert!(!ferrule_proto::http1::is_token(b"caf\xc3\xa9"));
+}
