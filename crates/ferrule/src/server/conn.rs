@@ -77,14 +77,23 @@ impl Stream {
         true
     }
 
-    /// Writes a response's last bytes (`Outcome::deferred`) once the event loop has run the
-    /// other tasks already woken, so that responses leave in bursts. False if the connection
-    /// failed.
-    pub(super) async fn send_deferred(&self, bytes: Vec<u8>, timeout: Duration) -> bool {
-        tokio::task::yield_now().await;
-        // Small (at most 16 KiB): the socket takes it at once but for a client that reads
-        // nothing, which the write's timeout bounds as for any response.
-        sio::write_all(self.fd(), &[&bytes], 0, timeout).is_ok()
+    /// Sends what the inline worker left of a response to the connection's task: its last
+    /// bytes (`Outcome::deferred`), written once the event loop has run the other tasks
+    /// already woken so that responses leave in bursts, or a file's tail. False if the
+    /// connection failed.
+    pub(super) async fn send_rest(&self, outcome: &mut wsgi::Outcome, timeout: Duration) -> bool {
+        if let Some(bytes) = outcome.deferred.take() {
+            tokio::task::yield_now().await;
+            // Small (at most 16 KiB): the socket takes it at once but for a client that reads
+            // nothing, which the write's timeout bounds as for any response.
+            if sio::write_all(self.fd(), &[&bytes], 0, timeout).is_err() {
+                return false;
+            }
+        }
+        match outcome.tail.take() {
+            Some(tail) => self.send_tail(tail, timeout).await,
+            None => true,
+        }
     }
 
     /// Reads more into `buf` within `timeout`. False when the peer closed, failed or stalled.
@@ -413,15 +422,8 @@ async fn serve_connection(
             .await;
         let Some(mut outcome) = outcome else { return };
         worker.request_done();
-        if let Some(bytes) = outcome.deferred.take() {
-            if !stream.send_deferred(bytes, worker.client_timeout).await {
-                return;
-            }
-        }
-        if let Some(tail) = outcome.tail.take() {
-            if !stream.send_tail(tail, worker.client_timeout).await {
-                return;
-            }
+        if !stream.send_rest(&mut outcome, worker.client_timeout).await {
+            return;
         }
         rbuf = outcome.rbuf;
         // A stop that came while the request was served does not close a connection its

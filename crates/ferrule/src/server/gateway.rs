@@ -77,15 +77,8 @@ pub(super) async fn serve_one(
         .await;
     if let Some(mut outcome) = outcome {
         worker.request_done();
-        if let Some(bytes) = outcome.deferred.take() {
-            if !stream.send_deferred(bytes, worker.client_timeout).await {
-                return;
-            }
-        }
-        if let Some(tail) = outcome.tail.take() {
-            if !stream.send_tail(tail, worker.client_timeout).await {
-                return;
-            }
+        if !stream.send_rest(&mut outcome, worker.client_timeout).await {
+            return;
         }
     }
     linger(&mut stream).await;

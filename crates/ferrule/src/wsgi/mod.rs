@@ -223,13 +223,12 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     }
     let mut keep_alive = keep_alive;
     let mut deferred = deferred;
-    if deferred.is_some() && !reader.as_ref().is_some_and(BodyReader::is_done) {
-        // The client may wait for the response before it sends the rest of the body (or
-        // gives up on it): the response goes out before the drain.
-        if let Some(d) = deferred.take() {
-            if sio::write_all(conn.fd, &[&d], 0, app.client_timeout).is_err() {
-                keep_alive = false;
-            }
+    // The client may wait for the response before it sends the rest of the body (or gives up
+    // on it): the response goes out before the drain.
+    let body_left = !reader.as_ref().is_some_and(BodyReader::is_done);
+    if let Some(d) = deferred.take_if(|_| body_left) {
+        if sio::write_all(conn.fd, &[&d], 0, app.client_timeout).is_err() {
+            keep_alive = false;
         }
     }
     let rbuf = match reader.as_mut() {

@@ -137,15 +137,19 @@ impl Response {
         self.finished || matches!(self.framing, Framing::Length(0) | Framing::NoBody)
     }
 
-    /// Leaves `parts` (the response's last bytes) to the connection's task, if the worker
-    /// defers and they are small. False: write them now.
+    /// Whether `more` bytes, the response's last, may join what is deferred.
+    fn may_defer(&self, more: usize) -> bool {
+        self.out.defer_last
+            && !self.broken
+            && self.complete()
+            && self.deferred.as_ref().map_or(0, Vec::len) + more <= DEFER_MAX
+    }
+
+    /// Leaves `parts` (the response's last bytes) to the connection's task, after what is
+    /// already deferred, if the worker defers and they are small. False: write them now.
     fn defer(&mut self, parts: &[&[u8]]) -> bool {
-        if !self.out.defer_last || !self.complete() {
-            return false;
-        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        let held = self.deferred.as_ref().map_or(0, Vec::len);
-        if held + total > DEFER_MAX {
+        if !self.may_defer(total) {
             return false;
         }
         let out = self
@@ -358,20 +362,15 @@ impl Response {
                 "connection already failed",
             ));
         }
-        if self.deferred.is_some() {
-            // Bytes after the last (framing at most) go after it; written together now if
-            // they no longer fit.
-            if self.defer(parts) {
-                return Ok(());
-            }
-            let held = self.deferred.take().unwrap_or_default();
+        if self.defer(parts) {
+            return Ok(());
+        }
+        if let Some(held) = self.deferred.take() {
+            // What no longer fits after the deferred bytes goes out with them, in order.
             let all: Vec<&[u8]> = std::iter::once(&held[..])
                 .chain(parts.iter().copied())
                 .collect();
             return self.send(py, &all);
-        }
-        if self.defer(parts) {
-            return Ok(());
         }
         let mut headers = Vec::new();
         let framed;
@@ -453,11 +452,7 @@ impl Response {
             Ok(())
         } else if !head.is_empty()
             && self.deferred.is_none()
-            && !self.broken
-            && self.out.fastcgi.is_none()
-            && self.complete()
-            && self.out.defer_last
-            && head.len() + data.len() <= DEFER_MAX
+            && self.may_defer(head.len() + data.len())
         {
             // The whole response at once (a one-block body): deferred in the head's buffer.
             let mut head = head;
@@ -573,14 +568,13 @@ impl Response {
             ));
         }
         let mut pending = std::mem::take(&mut self.pending);
-        if self.deferred.is_none() && self.defer(&pending.slices()) {
+        if self.defer(&pending.slices()) {
             pending.clear();
             self.pending = pending;
             return Ok(());
         }
         if let Some(held) = self.deferred.take() {
-            // Never reached in practice (pending blocks come before the last write); kept
-            // in order all the same.
+            // Deferred bytes go first, in order.
             self.send(py, &[&held])?;
         }
         let (fd, timeout) = (self.out.fd, self.out.timeout);
