@@ -42,7 +42,7 @@ def worker_instructions(n: int) -> int:
         "1",
         "apps:plaintext",
     ]
-    env = dict(os.environ, PYTHONPATH=str(SHARED), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(SHARED), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
     log = open(out / "log", "w+")
     proc = subprocess.Popen(cmd, stderr=log, stdout=log, env=env, start_new_session=True)
     try:
