@@ -229,6 +229,35 @@ def test_environ_is_fresh_for_each_request_on_a_connection(serve):
     assert first["REMOTE_PORT"] == second["REMOTE_PORT"]
 
 
+def test_values_repeated_and_changed_across_requests_and_connections_are_each_requests_own(serve):
+    """Strings for repeated bytes (peer, Host, header values) are reused between requests:
+    every request must still see exactly what it sent, whatever came before it."""
+    srv = serve("pep:app")
+    hosts = ["a.example:81", "b.example", "a.example:81", "[::1]:9", "b.example"]
+    agents = ["ua/1", "ua/2", "ua/1", "x" * 200, "ua/1"]
+    conns = [srv.connect(), srv.connect()]
+    try:
+        buf = [bytearray(), bytearray()]
+        for i, (host, agent) in enumerate(zip(hosts * 3, agents * 3, strict=True)):
+            c = i % 2
+            s = conns[c]
+            s.sendall(get(f"/{i}", f"Host: {host}\r\nUser-Agent: {agent}\r\nCookie: n={i}\r\n".encode()))
+            env = json.loads(read_response(s, buf[c])[2])
+            name, _, port = host.rpartition(":") if not host.endswith("example") else (host, "", "80")
+            assert (env["PATH_INFO"], env["HTTP_HOST"], env["SERVER_NAME"], env["SERVER_PORT"]) == (
+                f"/{i}",
+                host,
+                name,
+                port,
+            )
+            assert (env["HTTP_USER_AGENT"], env["HTTP_COOKIE"]) == (agent, f"n={i}")
+            local = s.getsockname()
+            assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (local[0], str(local[1]))
+    finally:
+        for s in conns:
+            s.close()
+
+
 def test_environ_over_ipv6(serve):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

@@ -1,11 +1,12 @@
 //! The WSGI environ: a base dict built once per worker, copied and filled per request.
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use ferrule_proto::cgi::{split_host_port, split_target};
 use ferrule_proto::http1::{BodyKind, RequestHead};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use pyo3::{intern, IntoPyObjectExt};
 
 use crate::server::ConnInfo;
 
@@ -45,6 +46,78 @@ pub struct EnvironBase {
     /// room for its headers: copying it and replacing values never grows the dict.
     http: Py<PyDict>,
     common: Vec<(&'static [u8], Py<PyString>)>,
+    memo: Mutex<Memo>,
+}
+
+/// Longest bytes [`Memo`] keeps a `str` for.
+const MEMO_MAX: usize = 128;
+/// Entries of [`Memo`] (a power of two).
+const MEMO_SLOTS: usize = 1024;
+
+/// The `str` of short bytes that come back request after request: a keep-alive client's
+/// address and port, its Host, its usual header values. A request finding its bytes here
+/// takes a reference to the same (immutable) `str` instead of building and freeing one.
+/// Direct-mapped on a hash of the bytes: an entry that collides replaces the older one, so
+/// it holds at most [`MEMO_SLOTS`] strings of at most [`MEMO_MAX`] bytes.
+#[derive(Default)]
+pub struct Memo {
+    slots: Vec<Option<MemoEntry>>,
+}
+
+/// The bytes' hash, the bytes, their `str`.
+type MemoEntry = (u64, Box<[u8]>, Py<PyString>);
+
+impl Memo {
+    fn hash(b: &[u8]) -> u64 {
+        let mut h = b.len() as u64;
+        for c in b.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        h
+    }
+
+    /// `b` as a latin-1 `str`, the one kept for the same bytes if there is one.
+    pub fn str<'py>(&mut self, py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+        if b.len() > MEMO_MAX {
+            return latin1(py, b);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(MEMO_SLOTS, || None);
+        }
+        let h = Self::hash(b);
+        let idx = (h >> 32) as usize & (MEMO_SLOTS - 1);
+        if let Some(Some((kh, kb, s))) = self.slots.get(idx) {
+            if *kh == h && **kb == *b {
+                return s.bind(py).clone();
+            }
+        }
+        let s = latin1(py, b);
+        if let Some(slot) = self.slots.get_mut(idx) {
+            *slot = Some((h, b.into(), s.clone().unbind()));
+        }
+        s
+    }
+}
+
+/// The [`Memo`], if it was free.
+pub struct MemoRef<'a>(Option<MutexGuard<'a, Memo>>);
+
+impl MemoRef<'_> {
+    pub fn str<'py>(&mut self, py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+        match self.0.as_mut() {
+            Some(m) => m.str(py, b),
+            None => latin1(py, b),
+        }
+    }
+}
+
+/// Header values not worth keeping: they differ per user and carry credentials.
+fn private_header(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"cookie")
+        || name.eq_ignore_ascii_case(b"authorization")
+        || name.eq_ignore_ascii_case(b"proxy-authorization")
 }
 
 /// Keys every HTTP request sets (REMOTE_PORT is removed again for Unix-socket peers).
@@ -118,6 +191,18 @@ impl EnvironBase {
             base: d.unbind(),
             http: http.unbind(),
             common,
+            memo: Mutex::new(Memo::default()),
+        })
+    }
+
+    /// The worker's [`Memo`] while one environ is built. Never waits: when another app
+    /// thread holds it, this environ's strings are built afresh (a wait here, with the GIL
+    /// held, could deadlock against a holder waiting for the GIL).
+    pub fn memo(&self) -> MemoRef<'_> {
+        MemoRef(match self.memo.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         })
     }
 
@@ -191,6 +276,7 @@ pub fn build<'py>(
     input: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = base.http.bind(py).copy()?;
+    let mut memo = base.memo();
     let target = head.target();
     let parts = split_target(target);
     env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
@@ -224,10 +310,10 @@ pub fn build<'py>(
         .filter(|h| !h.is_empty())
     {
         let (name, port) = split_host_port(authority);
-        env.set_item(intern!(py, "SERVER_NAME"), latin1(py, name))?;
+        env.set_item(intern!(py, "SERVER_NAME"), memo.str(py, name))?;
         env.set_item(
             intern!(py, "SERVER_PORT"),
-            latin1(py, port.filter(|p| !p.is_empty()).unwrap_or(default_port)),
+            memo.str(py, port.filter(|p| !p.is_empty()).unwrap_or(default_port)),
         )?;
     } else {
         set_addr(
@@ -236,9 +322,10 @@ pub fn build<'py>(
             conn.local,
             intern!(py, "SERVER_NAME"),
             intern!(py, "SERVER_PORT"),
+            &mut memo,
         )?;
     }
-    set_remote(py, &env, conn.peer)?;
+    set_remote(py, &env, conn.peer, &mut memo)?;
 
     // Only names outside the common table need it.
     let mut scratch = Vec::new();
@@ -258,7 +345,11 @@ pub fn build<'py>(
         let Some(key) = base.header_key(py, name, &mut scratch) else {
             continue;
         };
-        let value = latin1(py, value);
+        let value = if private_header(name) {
+            latin1(py, value)
+        } else {
+            memo.str(py, value)
+        };
         if let Some(prev) = env.get_item(&key)? {
             let sep = if name.eq_ignore_ascii_case(b"cookie") {
                 "; "
@@ -279,7 +370,11 @@ pub fn build<'py>(
 }
 
 /// An IP address as a str; IPv4 written digit by digit (the hot path), IPv6 by `Display`.
-fn ip_str(py: Python<'_>, ip: std::net::IpAddr) -> Bound<'_, PyString> {
+fn ip_str<'py>(
+    py: Python<'py>,
+    ip: std::net::IpAddr,
+    memo: &mut MemoRef<'_>,
+) -> Bound<'py, PyString> {
     match ip {
         std::net::IpAddr::V4(v4) => {
             let mut out = [0u8; 15];
@@ -294,9 +389,9 @@ fn ip_str(py: Python<'_>, ip: std::net::IpAddr) -> Bound<'_, PyString> {
                 out[n..n + digits.len()].copy_from_slice(digits);
                 n += digits.len();
             }
-            latin1(py, &out[..n])
+            memo.str(py, &out[..n])
         }
-        std::net::IpAddr::V6(_) => PyString::new(py, &ip.to_string()),
+        std::net::IpAddr::V6(_) => memo.str(py, ip.to_string().as_bytes()),
     }
 }
 
@@ -306,6 +401,7 @@ pub fn set_remote(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
     peer: Option<SocketAddr>,
+    memo: &mut MemoRef<'_>,
 ) -> PyResult<()> {
     if peer.is_some() {
         return set_addr(
@@ -314,6 +410,7 @@ pub fn set_remote(
             peer,
             intern!(py, "REMOTE_ADDR"),
             intern!(py, "REMOTE_PORT"),
+            memo,
         );
     }
     env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
@@ -329,13 +426,14 @@ pub fn set_addr(
     addr: Option<SocketAddr>,
     host_key: &Bound<'_, PyString>,
     port_key: &Bound<'_, PyString>,
+    memo: &mut MemoRef<'_>,
 ) -> PyResult<()> {
     match addr {
         Some(a) => {
-            env.set_item(host_key, ip_str(py, a.ip()))?;
+            env.set_item(host_key, ip_str(py, a.ip(), memo))?;
             env.set_item(
                 port_key,
-                itoa::Buffer::new().format(a.port()).into_py_any(py)?,
+                memo.str(py, itoa::Buffer::new().format(a.port()).as_bytes()),
             )?;
         }
         None => {

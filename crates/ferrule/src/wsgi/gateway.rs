@@ -165,10 +165,11 @@ pub fn build<'py>(
             conn.local,
             intern!(py, "SERVER_NAME"),
             intern!(py, "SERVER_PORT"),
+            &mut base.memo(),
         )?;
     }
     if env.get_item(intern!(py, "REMOTE_ADDR"))?.is_none() {
-        super::environ::set_remote(py, &env, conn.peer)?;
+        super::environ::set_remote(py, &env, conn.peer, &mut base.memo())?;
     }
     env.set_item(intern!(py, "wsgi.input"), input)?;
     Ok(env)
