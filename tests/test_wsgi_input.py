@@ -98,6 +98,18 @@ def test_reading_an_empty_body(srv):
         assert json.loads(read_response(s)[2]) == []
 
 
+def test_requests_without_a_body_between_requests_with_one_read_only_their_own(srv):
+    """Requests without a body share one empty input; pipelined around bodies, each request
+    reads exactly its own body and the connection goes on."""
+    get = b"GET /input/past_end HTTP/1.1\r\nHost: x\r\n\r\n"
+    with srv.connect() as s:
+        s.sendall(get + post("/input/past_end") + get + post("/input/read", b"second") + get)
+        buf = bytearray()
+        got = [json.loads(read_response(s, buf)[2]) for _ in range(5)]
+    empty = ["", "", "", "", [], []]
+    assert got == [empty, [BODY.decode(), "", "", "", [], []], empty, ["second"], empty]
+
+
 def test_chunked_body_with_extensions_and_trailers_is_decoded(srv):
     raw = (
         b"POST /input/read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -265,6 +265,15 @@ impl Input {
         }
     }
 
+    /// An input that reads as empty (a request without a body).
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            reader: None,
+            pending: Vec::new(),
+        }
+    }
+
     /// Appends up to `max` bytes to `out` from the pending buffer, then the body; 0 at the end.
     fn read_more(&mut self, py: Python<'_>, out: &mut Vec<u8>, max: usize) -> PyResult<usize> {
         if !self.pending.is_empty() {

@@ -43,6 +43,9 @@ pub struct App {
     pub inline: bool,
     /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
     pub hooks: Option<hooks::RequestHooks>,
+    /// The `wsgi.input` of every request without a body: it reads as empty whoever holds
+    /// it, so one object serves them all (no object built and freed per GET).
+    empty_input: Py<Input>,
 }
 
 /// What is left of the connection after a request.
@@ -173,31 +176,33 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         defer_last: app.inline && fastcgi.is_none(),
     };
     watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
-    let (mut reader, keep_alive, code, sent, broken, tail, deferred) = Python::attach(|py| {
-        let input = match Py::new(py, Input::new(reader)) {
-            Ok(i) => i,
-            Err(e) => {
-                error!("cannot create wsgi.input: {e}");
-                return (None, false, 500, 0, true, None, None);
-            }
+    // A request without a body gets the shared empty input; its reader (the connection's
+    // buffer) stays here.
+    let (mut own_reader, reader) = if reader.is_done() && fastcgi.is_none() {
+        (Some(reader), None)
+    } else {
+        (None, Some(reader))
+    };
+    let (reader, keep_alive, code, sent, broken, tail, deferred) = Python::attach(|py| {
+        let input = match reader {
+            None => app.empty_input.clone_ref(py),
+            Some(reader) => match Py::new(py, Input::new(reader)) {
+                Ok(i) => i,
+                Err(e) => {
+                    error!("cannot create wsgi.input: {e}");
+                    return (None, false, 500, 0, true, None, None);
+                }
+            },
         };
         let response = match Py::new(py, Response::new(out)) {
             Ok(r) => r,
             Err(e) => {
                 error!("cannot create start_response: {e}");
-                return (
-                    input.borrow_mut(py).reader.take(),
-                    false,
-                    500,
-                    0,
-                    true,
-                    None,
-                    None,
-                );
+                return (take_reader(py, &input), false, 500, 0, true, None, None);
             }
         };
         run_app(py, app, conn, &request, &input, &response);
-        let reader = input.borrow_mut(py).reader.take();
+        let reader = take_reader(py, &input);
         let mut r = response.borrow_mut(py);
         let tail = r.tail.take();
         let deferred = r.deferred.take();
@@ -221,6 +226,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             deferred: None,
         };
     }
+    let mut reader = own_reader.take().or(reader);
     let mut keep_alive = keep_alive;
     let mut deferred = deferred;
     // The client may wait for the response before it sends the rest of the body (or gives up
@@ -259,6 +265,15 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         tail,
         deferred,
     }
+}
+
+/// The body reader back from `wsgi.input` (None from the shared empty input, which has none;
+/// its methods never release the GIL, so no other thread can be inside it).
+fn take_reader(py: Python<'_>, input: &Py<Input>) -> Option<BodyReader> {
+    input
+        .try_borrow_mut(py)
+        .ok()
+        .and_then(|mut i| i.reader.take())
 }
 
 /// Ends a FastCGI response: an empty STDOUT record and END_REQUEST. False if it failed.
@@ -440,7 +455,10 @@ fn check_started(r: &Response) -> PyResult<()> {
 
 /// The app raised: log it once, then answer 500 if nothing was sent, else close.
 fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &PyErr, when: &str) {
-    let body_error = input.borrow(py).reader.as_ref().and_then(|r| r.error);
+    let body_error = input
+        .try_borrow(py)
+        .ok()
+        .and_then(|i| i.reader.as_ref().and_then(|r| r.error));
     let mut r = response.borrow_mut(py);
     r.out.keep_alive = false;
     if r.broken {
@@ -598,6 +616,7 @@ pub fn build_app(
         multiprocess: cfg.workers > 1,
     };
     let environ = environ::EnvironBase::new(py, &settings).map_err(|e| format_exception(py, &e))?;
+    let empty_input = Py::new(py, Input::empty()).map_err(|e| format_exception(py, &e))?;
     Ok(App {
         callable,
         environ,
@@ -608,6 +627,7 @@ pub fn build_app(
         forwarded_allow: cfg.forwarded_allow.clone(),
         inline: cfg.threads == 1,
         hooks: hooks::RequestHooks::load(py),
+        empty_input,
     })
 }
 
