@@ -62,7 +62,16 @@ const MEMO_SLOTS: usize = 1024;
 #[derive(Default)]
 pub struct Memo {
     slots: Vec<Option<MemoEntry>>,
+    /// Socket addresses (peers, the bound address) and their address and port strings,
+    /// direct-mapped on the port.
+    addrs: Vec<Option<AddrEntry>>,
 }
+
+/// Entries of [`Memo`]'s address table (a power of two).
+const MEMO_ADDRS: usize = 256;
+
+/// An address, its IP as a str, its port as a str.
+type AddrEntry = (SocketAddr, Py<PyString>, Py<PyString>);
 
 /// The bytes' hash, the bytes, their `str`.
 type MemoEntry = (u64, Box<[u8]>, Py<PyString>);
@@ -101,6 +110,31 @@ impl Memo {
     }
 }
 
+impl Memo {
+    /// The IP and port of `a` as strings, the ones kept for the same address if any.
+    fn addr<'py>(
+        &mut self,
+        py: Python<'py>,
+        a: SocketAddr,
+    ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+        if self.addrs.is_empty() {
+            self.addrs.resize_with(MEMO_ADDRS, || None);
+        }
+        let idx = usize::from(a.port()) & (MEMO_ADDRS - 1);
+        if let Some(Some((k, ip, port))) = self.addrs.get(idx) {
+            if *k == a {
+                return (ip.bind(py).clone(), port.bind(py).clone());
+            }
+        }
+        let ip = with_ip_text(a.ip(), |t| self.str(py, t));
+        let port = self.str(py, itoa::Buffer::new().format(a.port()).as_bytes());
+        if let Some(slot) = self.addrs.get_mut(idx) {
+            *slot = Some((a, ip.clone().unbind(), port.clone().unbind()));
+        }
+        (ip, port)
+    }
+}
+
 /// The [`Memo`], if it was free.
 pub struct MemoRef<'a>(Option<MutexGuard<'a, Memo>>);
 
@@ -109,6 +143,20 @@ impl MemoRef<'_> {
         match self.0.as_mut() {
             Some(m) => m.str(py, b),
             None => latin1(py, b),
+        }
+    }
+
+    fn addr<'py>(
+        &mut self,
+        py: Python<'py>,
+        a: SocketAddr,
+    ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+        match self.0.as_mut() {
+            Some(m) => m.addr(py, a),
+            None => (
+                with_ip_text(a.ip(), |t| latin1(py, t)),
+                latin1(py, itoa::Buffer::new().format(a.port()).as_bytes()),
+            ),
         }
     }
 }
@@ -266,6 +314,15 @@ fn method<'py>(py: Python<'py>, m: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// `wsgi.url_scheme`: "http" and "https" interned once (not looked up per request).
+pub fn scheme<'py>(py: Python<'py>, scheme: &str) -> Bound<'py, PyString> {
+    match scheme {
+        "http" => intern!(py, "http").clone(),
+        "https" => intern!(py, "https").clone(),
+        other => PyString::intern(py, other),
+    }
+}
+
 /// Fills a copy of the base environ for one request.
 pub fn build<'py>(
     py: Python<'py>,
@@ -292,10 +349,7 @@ pub fn build<'py>(
             ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
         },
     )?;
-    env.set_item(
-        intern!(py, "wsgi.url_scheme"),
-        PyString::intern(py, conn.scheme),
-    )?;
+    env.set_item(intern!(py, "wsgi.url_scheme"), scheme(py, conn.scheme))?;
     env.set_item(intern!(py, "wsgi.input"), input)?;
 
     // SERVER_NAME / SERVER_PORT: absolute-form authority, else Host, else the bound address.
@@ -329,7 +383,7 @@ pub fn build<'py>(
 
     // Only names outside the common table need it.
     let mut scratch = Vec::new();
-    for (name, value) in head.fields() {
+    for (i, (name, value)) in head.fields().enumerate() {
         if name.eq_ignore_ascii_case(b"content-type") {
             env.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, value))?;
             continue;
@@ -350,7 +404,14 @@ pub fn build<'py>(
         } else {
             memo.str(py, value)
         };
-        if let Some(prev) = env.get_item(&key)? {
+        // A name seen before in this head (names with `_` are dropped, so equal keys mean
+        // equal names): its values are joined. Otherwise no lookup is needed.
+        let repeated = head
+            .fields()
+            .take(i)
+            .any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let prev = if repeated { env.get_item(&key)? } else { None };
+        if let Some(prev) = prev {
             let sep = if name.eq_ignore_ascii_case(b"cookie") {
                 "; "
             } else {
@@ -369,12 +430,8 @@ pub fn build<'py>(
     Ok(env)
 }
 
-/// An IP address as a str; IPv4 written digit by digit (the hot path), IPv6 by `Display`.
-fn ip_str<'py>(
-    py: Python<'py>,
-    ip: std::net::IpAddr,
-    memo: &mut MemoRef<'_>,
-) -> Bound<'py, PyString> {
+/// `f` of an IP address's text; IPv4 written digit by digit (the hot path), IPv6 by `Display`.
+fn with_ip_text<R>(ip: std::net::IpAddr, f: impl FnOnce(&[u8]) -> R) -> R {
     match ip {
         std::net::IpAddr::V4(v4) => {
             let mut out = [0u8; 15];
@@ -389,9 +446,9 @@ fn ip_str<'py>(
                 out[n..n + digits.len()].copy_from_slice(digits);
                 n += digits.len();
             }
-            memo.str(py, &out[..n])
+            f(&out[..n])
         }
-        std::net::IpAddr::V6(_) => memo.str(py, ip.to_string().as_bytes()),
+        std::net::IpAddr::V6(_) => f(ip.to_string().as_bytes()),
     }
 }
 
@@ -430,11 +487,9 @@ pub fn set_addr(
 ) -> PyResult<()> {
     match addr {
         Some(a) => {
-            env.set_item(host_key, ip_str(py, a.ip(), memo))?;
-            env.set_item(
-                port_key,
-                memo.str(py, itoa::Buffer::new().format(a.port()).as_bytes()),
-            )?;
+            let (ip, port) = memo.addr(py, a);
+            env.set_item(host_key, ip)?;
+            env.set_item(port_key, port)?;
         }
         None => {
             env.set_item(host_key, "localhost")?;

@@ -154,7 +154,7 @@ pub fn build<'py>(
     }
     env.set_item(
         intern!(py, "wsgi.url_scheme"),
-        pyo3::types::PyString::intern(py, req.scheme()),
+        super::environ::scheme(py, req.scheme()),
     )?;
     if env.get_item(intern!(py, "SERVER_NAME"))?.is_none()
         || env.get_item(intern!(py, "SERVER_PORT"))?.is_none()
