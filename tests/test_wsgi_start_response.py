@@ -81,6 +81,20 @@ def test_second_call_without_exc_info_raises(srv):
     assert r.text.startswith("AssertionError: start_response() called a second time")
 
 
+def test_start_response_kept_past_its_request_cannot_touch_later_responses(serve_both):
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        buf = bytearray()
+        s.sendall(get("/keep_start_response") + get("/use_kept_start_response") + get("/second_call"))
+        kept = read_response(s, buf)
+        used = read_response(s, buf)
+        after = read_response(s, buf)
+    assert (kept[0], kept[2]) == (b"HTTP/1.1 200 OK", b"kept")
+    assert (used[0], used[2]) == (b"HTTP/1.1 200 OK", b"AssertionError AssertionError")
+    assert "x-stale" not in used[1]
+    assert after[2].startswith(b"AssertionError: start_response() called a second time")
+
+
 def test_start_response_exc_info_before_headers_sent_replaces_the_response(serve_both):
     srv = serve_both("pep:app")
     r = requests.get(srv.url + "/exc_info_before_headers")

@@ -208,6 +208,28 @@ def second_call(environ, start_response):
     return [b"second call accepted"]
 
 
+_KEPT: list = []
+
+
+def keep_start_response(environ, start_response):
+    """Keeps start_response and its write() past the request."""
+    _KEPT[:] = [start_response, start_response("200 OK", [("Content-Type", "text/plain")])]
+    return [b"kept"]
+
+
+def use_kept_start_response(environ, start_response):
+    """Calls what /keep_start_response kept, then answers: what each call raised."""
+    outcome = []
+    for call in (lambda: _KEPT[0]("201 Created", [("X-Stale", "1")]), lambda: _KEPT[1](b"stale")):
+        try:
+            call()
+            outcome.append("accepted")
+        except Exception as e:
+            outcome.append(type(e).__name__)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [" ".join(outcome).encode()]
+
+
 def exc_info_before_headers(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
     try:
@@ -423,6 +445,8 @@ ROUTES = {
     "/hop_by_hop": hop_by_hop,
     "/same_content_length": same_content_length,
     "/second_call": second_call,
+    "/keep_start_response": keep_start_response,
+    "/use_kept_start_response": use_kept_start_response,
     "/exc_info_before_headers": exc_info_before_headers,
     "/exc_info_after_headers": exc_info_after_headers,
     "/exc_info_after_headers_uncaught": exc_info_after_headers_uncaught,

@@ -46,6 +46,49 @@ pub struct App {
     /// The `wsgi.input` of every request without a body: it reads as empty whoever holds
     /// it, so one object serves them all (no object built and freed per GET).
     empty_input: Py<Input>,
+    /// A `start_response` object nothing refers to any more, kept for the next request
+    /// (one object less built and freed per request).
+    spare_response: std::sync::Mutex<Option<Py<Response>>>,
+}
+
+impl App {
+    /// A `start_response` for a new request: the spare one reset, or a new one.
+    fn response(&self, py: Python<'_>, out: Output) -> PyResult<Py<Response>> {
+        let spare = self
+            .spare_response
+            .try_lock()
+            .ok()
+            .and_then(|mut s| s.take());
+        let Some(r) = spare else {
+            return Py::new(py, Response::new(out));
+        };
+        // Nothing else refers to it (see `recycle`): the borrow cannot fail.
+        let left = match r.try_borrow_mut(py) {
+            Ok(mut this) => {
+                this.reset(out);
+                None
+            }
+            Err(_) => Some(out),
+        };
+        match left {
+            None => Ok(r),
+            Some(out) => Py::new(py, Response::new(out)),
+        }
+    }
+
+    /// Keeps `r` for the next request if nothing else refers to it (the app kept neither
+    /// start_response nor its write) and it holds nothing of its response.
+    fn recycle(&self, py: Python<'_>, r: Py<Response>) {
+        // SAFETY: reads the reference count of a live object we hold a reference to, with
+        // the GIL held (py).
+        let refs = unsafe { pyo3::ffi::Py_REFCNT(r.as_ptr()) };
+        if refs != 1 || !r.try_borrow(py).is_ok_and(|this| this.recyclable()) {
+            return;
+        }
+        if let Ok(mut spare) = self.spare_response.try_lock() {
+            *spare = Some(r);
+        }
+    }
 }
 
 /// What is left of the connection after a request.
@@ -194,7 +237,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
                 }
             },
         };
-        let response = match Py::new(py, Response::new(out)) {
+        let response = match app.response(py, out) {
             Ok(r) => r,
             Err(e) => {
                 error!("cannot create start_response: {e}");
@@ -207,7 +250,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         let tail = r.tail.take();
         let deferred = r.deferred.take();
         // After ABORT_REQUEST the request still ends properly (END_REQUEST).
-        (
+        let done = (
             reader,
             r.out.keep_alive,
             r.code,
@@ -215,7 +258,10 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             r.broken && !r.aborted,
             tail,
             deferred,
-        )
+        );
+        drop(r);
+        app.recycle(py, response);
+        done
     });
     if watchdog::request_end() {
         // The watchdog answered this request (504) and the worker is leaving.
@@ -628,6 +674,7 @@ pub fn build_app(
         inline: cfg.threads == 1,
         hooks: hooks::RequestHooks::load(py),
         empty_input,
+        spare_response: std::sync::Mutex::new(None),
     })
 }
 

@@ -110,10 +110,14 @@ fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
 impl Response {
     #[must_use]
     pub fn new(out: Output) -> Self {
+        Self::with_buffers(out, Vec::with_capacity(128), Pending::default())
+    }
+
+    fn with_buffers(out: Output, headers: Vec<u8>, pending: Pending) -> Self {
         Self {
             status: None,
             code: 0,
-            headers: Vec::with_capacity(128),
+            headers,
             content_length: None,
             app_date: false,
             app_server: false,
@@ -125,10 +129,29 @@ impl Response {
             aborted: false,
             tail: None,
             finished: false,
-            pending: Pending::default(),
+            pending,
             pending_out: false,
             deferred: None,
         }
+    }
+
+    /// Whether nothing of its response is still held or lent out, so that it may serve
+    /// another request (see [`Response::reset`]).
+    #[must_use]
+    pub fn recyclable(&self) -> bool {
+        !self.pending_out
+            && self.pending.is_empty()
+            && self.tail.is_none()
+            && self.deferred.is_none()
+    }
+
+    /// The state of a new response for `out`, keeping this one's buffers.
+    pub fn reset(&mut self, out: Output) {
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.clear();
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        *self = Self::with_buffers(out, headers, pending);
     }
 
     /// Nothing more of the body can be sent: the Content-Length is complete, the response
@@ -211,54 +234,18 @@ impl Response {
             )));
         }
         let mut dropped: Vec<String> = Vec::new();
-        for item in headers.try_iter()? {
-            let item = item?;
-            let pair = item
-                .cast::<PyTuple>()
-                .ok()
-                .filter(|t| t.len() == 2)
-                .ok_or_else(|| {
-                    PyTypeError::new_err(format!(
-                        "each response header must be a (name, value) tuple, not {item}"
-                    ))
-                })?;
-            let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
-            let (Ok(name_s), Ok(value_s)) = (name.cast::<PyString>(), value.cast::<PyString>())
-            else {
-                return Err(PyTypeError::new_err(format!(
-                    "header name and value must be str: {item}"
-                )));
-            };
-            let name_b = latin1(name_s)?
-                .filter(|n| is_token(n))
-                .ok_or_else(|| invalid(format!("invalid header name {name_s}")))?;
-            let value_b = latin1(value_s)?
-                .filter(|v| is_field_value(v))
-                .ok_or_else(|| invalid(format!("invalid value for header {name_s}: {value}")))?;
-            if is_hop_by_hop(&name_b) {
-                dropped.push(name_s.to_string());
-                continue;
-            }
-            if name_b.eq_ignore_ascii_case(b"content-length") {
-                let n = parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b))
-                    .ok_or_else(|| {
-                        invalid(format!("Content-Length {value} is not a decimal number"))
-                    })?;
-                match self.content_length {
-                    Some(prev) if prev == n => continue, // an identical duplicate merges
-                    Some(prev) => {
-                        return Err(invalid(format!(
-                            "two differing Content-Length headers: {prev} and {n}"
-                        )))
-                    }
-                    None => self.content_length = Some(n),
+        // A list (the usual case) is read by index, without an iterator object.
+        match headers.cast::<pyo3::types::PyList>() {
+            Ok(list) => {
+                for item in list.iter() {
+                    self.add_header(&item, &mut dropped)?;
                 }
-            } else if name_b.eq_ignore_ascii_case(b"date") {
-                self.app_date = true;
-            } else if name_b.eq_ignore_ascii_case(b"server") {
-                self.app_server = true;
             }
-            enc::push_header(&mut self.headers, &name_b, &value_b);
+            Err(_) => {
+                for item in headers.try_iter()? {
+                    self.add_header(&item?, &mut dropped)?;
+                }
+            }
         }
         if !dropped.is_empty() {
             warning!(
@@ -266,6 +253,56 @@ impl Response {
                 dropped.join(", ")
             );
         }
+        Ok(())
+    }
+
+    /// One `(name, value)` of the app's headers: checked, then encoded (hop-by-hop ones are
+    /// named in `dropped` instead).
+    fn add_header(&mut self, item: &Bound<'_, PyAny>, dropped: &mut Vec<String>) -> PyResult<()> {
+        let pair = item
+            .cast::<PyTuple>()
+            .ok()
+            .filter(|t| t.len() == 2)
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "each response header must be a (name, value) tuple, not {item}"
+                ))
+            })?;
+        let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+        let (Ok(name_s), Ok(value_s)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+            return Err(PyTypeError::new_err(format!(
+                "header name and value must be str: {item}"
+            )));
+        };
+        let name_b = latin1(name_s)?
+            .filter(|n| is_token(n))
+            .ok_or_else(|| invalid(format!("invalid header name {name_s}")))?;
+        let value_b = latin1(value_s)?
+            .filter(|v| is_field_value(v))
+            .ok_or_else(|| invalid(format!("invalid value for header {name_s}: {value}")))?;
+        if is_hop_by_hop(&name_b) {
+            dropped.push(name_s.to_string());
+            return Ok(());
+        }
+        if name_b.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b)).ok_or_else(
+                || invalid(format!("Content-Length {value} is not a decimal number")),
+            )?;
+            match self.content_length {
+                Some(prev) if prev == n => return Ok(()), // an identical duplicate merges
+                Some(prev) => {
+                    return Err(invalid(format!(
+                        "two differing Content-Length headers: {prev} and {n}"
+                    )))
+                }
+                None => self.content_length = Some(n),
+            }
+        } else if name_b.eq_ignore_ascii_case(b"date") {
+            self.app_date = true;
+        } else if name_b.eq_ignore_ascii_case(b"server") {
+            self.app_server = true;
+        }
+        enc::push_header(&mut self.headers, &name_b, &value_b);
         Ok(())
     }
 
