@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 import requests
@@ -91,3 +92,18 @@ def test_complete_body_is_sent_while_the_app_finishes_its_work(serve, app):
 def test_write_between_yields_keeps_order(serve):
     srv = serve("basic:mixed_write_and_yield")
     assert requests.get(srv.url).text == "abcd"
+
+
+def test_app_threads_run_while_the_worker_is_idle_and_while_it_serves(serve_both):
+    """The worker holds the GIL only while it works: a thread of the app's own keeps ticking
+    (every 10 ms) whether the worker waits for requests or serves them back to back."""
+    srv = serve_both("ticker:app")
+    with requests.Session() as s:
+        start = int(s.get(srv.url + "/").text)
+        time.sleep(0.5)
+        idle = int(s.get(srv.url + "/").text)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            busy = int(s.get(srv.url + "/").text)
+    assert idle - start >= 10, (start, idle)
+    assert busy - idle >= 10, (idle, busy)

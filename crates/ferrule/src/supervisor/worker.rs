@@ -118,7 +118,12 @@ pub(super) fn worker_main(
         }
     }
     info!("Booting worker with pid: {}", std::process::id());
-    let code = py.detach(|| crate::server::run(cfg, own, app));
+    // Inline, the event loop holds the GIL except while it waits (see server::run).
+    let code = if cfg.threads == 1 {
+        crate::server::run(cfg, own, app)
+    } else {
+        py.detach(|| crate::server::run(cfg, own, app))
+    };
     wsgi::hooks::worker_exit(py);
     crate::log::flush();
     if crate::server::watchdog::stuck_count() > 0 {
