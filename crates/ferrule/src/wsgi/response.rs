@@ -54,8 +54,10 @@ const DEFER_MAX: usize = 16 * 1024;
 /// The `start_response` callable handed to the app; also the response's state.
 #[pyclass(module = "ferrule._native", name = "StartResponse")]
 pub struct Response {
-    /// `200 OK`, validated; None until start_response is called.
-    status: Option<Vec<u8>>,
+    /// `200 OK`, validated, once `started`.
+    status: Vec<u8>,
+    /// start_response was called (and accepted).
+    started: bool,
     pub code: u16,
     /// Encoded `Name: value\r\n` lines the app set.
     headers: Vec<u8>,
@@ -110,12 +112,13 @@ fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
 impl Response {
     #[must_use]
     pub fn new(out: Output) -> Self {
-        Self::with_buffers(out, Vec::with_capacity(128), Pending::default())
+        Self::with_buffers(out, Vec::new(), Vec::with_capacity(128), Pending::default())
     }
 
-    fn with_buffers(out: Output, headers: Vec<u8>, pending: Pending) -> Self {
+    fn with_buffers(out: Output, status: Vec<u8>, headers: Vec<u8>, pending: Pending) -> Self {
         Self {
-            status: None,
+            status,
+            started: false,
             code: 0,
             headers,
             content_length: None,
@@ -147,11 +150,13 @@ impl Response {
 
     /// The state of a new response for `out`, keeping this one's buffers.
     pub fn reset(&mut self, out: Output) {
+        let mut status = std::mem::take(&mut self.status);
+        status.clear();
         let mut headers = std::mem::take(&mut self.headers);
         headers.clear();
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
-        *self = Self::with_buffers(out, headers, pending);
+        *self = Self::with_buffers(out, status, headers, pending);
     }
 
     /// Nothing more of the body can be sent: the Content-Length is complete, the response
@@ -186,7 +191,7 @@ impl Response {
 
     #[must_use]
     pub fn started(&self) -> bool {
-        self.status.is_some()
+        self.started
     }
 
     #[must_use]
@@ -217,7 +222,9 @@ impl Response {
         self.code = u16::from(bytes[0] - b'0') * 100
             + u16::from(bytes[1] - b'0') * 10
             + u16::from(bytes[2] - b'0');
-        self.status = Some(bytes.into_owned());
+        self.status.clear();
+        self.status.extend_from_slice(&bytes);
+        self.started = true;
         Ok(())
     }
 
@@ -345,10 +352,11 @@ impl Response {
             self.out.keep_alive = false;
             Framing::Close
         };
-        let status = self
-            .status
-            .as_deref()
-            .unwrap_or(b"500 Internal Server Error");
+        let status: &[u8] = if self.started {
+            &self.status
+        } else {
+            b"500 Internal Server Error"
+        };
         // Room for the lines added below and, when the whole body is small and known, for the
         // body too (a deferred response is then the head's buffer, extended).
         let body_room = match total {
@@ -848,7 +856,7 @@ impl Response {
             }
             this.set_status(status)?;
             if let Err(e) = this.set_headers(headers) {
-                this.status = None;
+                this.started = false;
                 return Err(e);
             }
         }
