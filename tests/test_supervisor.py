@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import resource
 import signal
 import socket
 import threading
@@ -303,3 +305,29 @@ def test_pidfile_holds_the_master_pid_and_is_removed_at_exit(serve, appdir):
     assert int(pidfile.read_text()) == srv.proc.pid
     assert srv.stop() == 0
     assert not pidfile.exists()
+
+
+def test_worker_grows_its_descriptor_table_before_it_has_threads(serve):
+    """Linux grows a process's descriptor table by doubling, and in a process with threads
+    each growth waits for an RCU grace period, stalling the event loop for milliseconds (the
+    first burst of 64 new connections took 16 ms instead of 1). The worker sizes the table to
+    its descriptor limit while it has one thread; then many connections at once are answered."""
+    srv = serve("basic:hello")
+    pid = int(srv.wait_for_log(r"Booting worker with pid: (\d+)").group(1))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    status = Path(f"/proc/{pid}/status").read_text()
+    fd_size = int(re.search(r"FDSize:\s+(\d+)", status).group(1))
+    assert fd_size >= min(soft, 65536), status
+    conns = [socket.create_connection((srv.host, srv.port), timeout=10) for _ in range(200)]
+    try:
+        for c in conns:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            got = b""
+            while not got.endswith(b"Hello, World!"):
+                data = c.recv(4096)
+                assert data, got
+                got += data
+    finally:
+        for c in conns:
+            c.close()

@@ -83,6 +83,7 @@ pub(super) fn worker_main(
     if u32::try_from(unsafe { libc::getppid() }).ok() != Some(master) {
         return 0; // the master died before we could set the death signal
     }
+    crate::server::io::reserve_fd_table();
     let mut own = Vec::with_capacity(listeners.len());
     for l in listeners {
         let display = l.display.clone();
