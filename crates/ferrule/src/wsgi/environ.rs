@@ -108,9 +108,7 @@ impl Memo {
         }
         s
     }
-}
 
-impl Memo {
     /// The IP and port of `a` as strings, the ones kept for the same address if any.
     fn addr<'py>(
         &mut self,
@@ -139,6 +137,7 @@ impl Memo {
 pub struct MemoRef<'a>(Option<MutexGuard<'a, Memo>>);
 
 impl MemoRef<'_> {
+    /// [`Memo::str`], or a new `str` when the memo was busy.
     pub fn str<'py>(&mut self, py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
         match self.0.as_mut() {
             Some(m) => m.str(py, b),
@@ -146,6 +145,7 @@ impl MemoRef<'_> {
         }
     }
 
+    /// [`Memo::addr`], or new strings when the memo was busy.
     fn addr<'py>(
         &mut self,
         py: Python<'py>,

@@ -221,7 +221,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
     // A request without a body gets the shared empty input; its reader (the connection's
     // buffer) stays here.
-    let (mut own_reader, reader) = if reader.is_done() && fastcgi.is_none() {
+    let (own_reader, reader) = if reader.is_done() && fastcgi.is_none() {
         (Some(reader), None)
     } else {
         (None, Some(reader))
@@ -272,7 +272,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             deferred: None,
         };
     }
-    let mut reader = own_reader.take().or(reader);
+    let mut reader = own_reader.or(reader);
     let mut keep_alive = keep_alive;
     let mut deferred = deferred;
     // The client may wait for the response before it sends the rest of the body (or gives up
