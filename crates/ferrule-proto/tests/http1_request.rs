@@ -681,3 +681,21 @@ fn tchar_table_is_rfc_9110_tchar() {
     assert!(!ferrule_proto::http1::is_token(b"Bad Name"));
     assert!(!ferrule_proto::http1::is_token(b"caf\xc3\xa9"));
 }
+
+#[test]
+fn host_names_take_exactly_rfc_3986_reg_name_bytes() {
+    // reg-name = *( unreserved / pct-encoded / sub-delims ); unreserved = ALPHA / DIGIT /
+    // "-" / "." / "_" / "~"; sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" /
+    // "," / ";" / "="; pct-encoded starts with "%". (":" separates the port.)
+    for c in 0..=255u8 {
+        if c == b':' {
+            continue;
+        }
+        let expected = c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c);
+        assert_eq!(
+            ferrule_proto::cgi::valid_host(&[b'a', c, b'b']),
+            expected,
+            "byte {c:#04x}"
+        );
+    }
+}
