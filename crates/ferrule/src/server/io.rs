@@ -72,13 +72,19 @@ pub fn read_some(
     }
 }
 
-/// One non-blocking `writev(2)` of `parts`; returns bytes written (0 if it would block).
+/// One non-blocking `writev(2)` of `parts` (`write(2)` for one part, which the kernel takes
+/// without copying in an iovec array); returns bytes written (0 if it would block).
 pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
     loop {
-        let cnt = parts.len().min(64) as libc::c_int;
-        // SAFETY: IoSlice is ABI-compatible with iovec (std guarantees it on Unix); `parts`
-        // outlives the call and `cnt` is at most its length.
-        let n = unsafe { libc::writev(fd, parts.as_ptr().cast(), cnt) };
+        let n = if let [one] = parts {
+            // SAFETY: the pointer and length describe `one`, which outlives the call.
+            unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) }
+        } else {
+            let cnt = parts.len().min(64) as libc::c_int;
+            // SAFETY: IoSlice is ABI-compatible with iovec (std guarantees it on Unix);
+            // `parts` outlives the call and `cnt` is at most its length.
+            unsafe { libc::writev(fd, parts.as_ptr().cast(), cnt) }
+        };
         if n >= 0 {
             return Ok(n as usize);
         }
