@@ -267,8 +267,9 @@ mod gil {
     }
 }
 
-/// Tells the master the worker is alive, once a second. It takes the GIL for a moment, so a
-/// thread that never releases it (a wedged C extension) stops the heartbeat too.
+/// Tells the master the worker is alive, once a second. It takes the GIL for a moment (the
+/// inline loop takes it back after each wait), so a thread that never releases it (a wedged C
+/// extension) stops the heartbeat too.
 async fn heartbeat() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
