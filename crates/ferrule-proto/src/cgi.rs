@@ -101,22 +101,7 @@ pub fn valid_host(host: &[u8]) -> bool {
 }
 
 /// The bytes of a reg-name (RFC 3986: unreserved, sub-delims, and `%` of pct-encoded).
-static REG_NAME: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric();
-        c += 1;
-    }
-    let extra = b"-._~!$&'()*+,;=%";
-    let mut i = 0;
-    while i < extra.len() {
-        t[extra[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
+static REG_NAME: [bool; 256] = crate::alnum_and(b"-._~!$&'()*+,;=%");
 
 /// Splits `host[:port]`, keeping IPv6 literals' brackets in the name.
 #[must_use]

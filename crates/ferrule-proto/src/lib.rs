@@ -33,3 +33,20 @@ pub use limits::{GatewayLimits, Limits};
 pub use proxy_protocol::{parse_proxy_header, ProxyHeader};
 
 pub use vars::CgiVars;
+
+/// A byte-class table: ASCII letters and digits, and the bytes of `extra`. For the grammar's
+/// character classes checked on every request (one load per byte, no search).
+pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}

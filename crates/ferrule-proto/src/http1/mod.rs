@@ -106,33 +106,7 @@ pub fn is_tchar(c: u8) -> bool {
 }
 
 /// `tchar` (RFC 9110 section 5.6.2) as a table: one load per byte on the hot path.
-const TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        c += 1;
-    }
-    t
-};
+static TCHAR: [bool; 256] = crate::alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` may be sent as a field value: no CR, LF, NUL or other control but HTAB.
 #[must_use]

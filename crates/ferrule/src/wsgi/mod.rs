@@ -220,8 +220,8 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     };
     watchdog::request_begin(conn.fd, matches!(request, Request::Http(_)));
     // A request without a body gets the shared empty input; its reader (the connection's
-    // buffer) stays here.
-    let (own_reader, reader) = if reader.is_done() && fastcgi.is_none() {
+    // buffer) stays here. (A FastCGI reader is never done before it read the end of STDIN.)
+    let (own_reader, reader) = if reader.is_done() {
         (Some(reader), None)
     } else {
         (None, Some(reader))
