@@ -258,6 +258,76 @@ def test_values_repeated_and_changed_across_requests_and_connections_are_each_re
             s.close()
 
 
+def test_environ_is_each_requests_own_whatever_came_before_and_whatever_the_app_changed(serve):
+    """A request whose header names match an earlier one's starts from that request's environ
+    and sets what differs: each request must see exactly what it sent, with no key left from
+    another request or from the app's changes to its own environ."""
+    srv = serve("pep:app")
+    # (method, target, headers, body); Content-Type is sent twice in both orders.
+    requests_ = [
+        ("GET", "/change/a", [("Host", "x"), ("User-Agent", "u1"), ("Cookie", "c=1")], b""),
+        ("GET", "/change/a", [("Host", "x"), ("User-Agent", "u1"), ("Cookie", "c=1")], b""),
+        ("GET", "/change/b?q=1", [("Host", "y:81"), ("User-Agent", "u2"), ("Cookie", "c=2")], b""),
+        ("GET", "/change/b?q=1", [("Host", "y:81"), ("User-Agent", "u2"), ("Authorization", "t")], b""),
+        ("POST", "/change/p", [("Host", "x"), ("Content-Type", "a/1"), ("Content-Type", "b/2")], b"abc"),
+        ("POST", "/change/p", [("Host", "x"), ("Content-Type", "b/2"), ("Content-Type", "a/1")], b"de"),
+        ("POST", "/change/p", [("Host", "x"), ("Content-Type", "a/1"), ("Content-Type", "a/1")], b"fghi"),
+        ("POST", "/change/p", [("Host", "x"), ("Content-Type", "c/3"), ("Content-Type", "a/1")], b"j"),
+        ("POST", "/change/p", [("Host", "x"), ("Content-Type", "c/3"), ("Content-Type", "b/2")], b"k"),
+        ("GET", "/change/a", [("Host", "x"), ("X-One", "1"), ("X-One", "2")], b""),
+        ("GET", "/change/a", [("Host", "x"), ("X-One", "3"), ("X-Two", "4")], b""),
+        ("GET", "/change/%41", [("Host", "x")], b""),
+        ("GET", "/change/a", [("Connection", "keep-alive")], b""),
+    ]
+    conns = [srv.connect(), srv.connect()]
+    bufs = [bytearray(), bytearray()]
+    try:
+        # Each request five times over two connections (the template is rebuilt from a request
+        # after a few misses), so that the next one meets a template made from it.
+        for i, (method, target, headers, body) in enumerate(r for r in requests_ for _ in range(5)):
+            c = i % 2
+            s = conns[c]
+            # Without Host: HTTP/1.0, kept alive.
+            version = "HTTP/1.1" if any(n == "Host" for n, _ in headers) else "HTTP/1.0"
+            raw = f"{method} {target} {version}\r\n".encode()
+            raw += b"".join(f"{n}: {v}\r\n".encode() for n, v in headers)
+            if body:
+                raw += f"Content-Length: {len(body)}\r\n".encode()
+            s.sendall(raw + b"\r\n" + body)
+            status, _, resp = read_response(s, bufs[c])
+            assert status.split(b" ")[1] == b"200", (i, status, resp)
+            env = json.loads(resp)
+            path, _, query = target.partition("?")
+            expected_http = {}
+            for n, v in headers:
+                if n.lower() == "content-type":
+                    continue
+                key = "HTTP_" + n.upper().replace("-", "_")
+                sep = "; " if key == "HTTP_COOKIE" else ", "
+                expected_http[key] = expected_http[key] + sep + v if key in expected_http else v
+            assert {k: v for k, v in env.items() if k.startswith("HTTP_")} == expected_http, i
+            content_types = [v for n, v in headers if n.lower() == "content-type"]
+            assert env.get("CONTENT_TYPE") == (content_types[-1] if content_types else None), i
+            assert env.get("CONTENT_LENGTH") == (str(len(body)) if body else None), i
+            assert (env["SERVER_PROTOCOL"], env["REQUEST_METHOD"], env["PATH_INFO"], env["QUERY_STRING"]) == (
+                version,
+                method,
+                path.replace("%41", "A"),
+                query,
+            ), i
+            assert (env["REQUEST_URI"], env["RAW_URI"], env["body"]) == (target, target, body.decode()), i
+            host = dict(headers).get("Host", "")
+            name, _, port = host.partition(":")
+            assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (
+                (name, port or "80") if host else ("127.0.0.1", str(srv.port))
+            ), i
+            local = s.getsockname()
+            assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (local[0], str(local[1])), i
+    finally:
+        for s in conns:
+            s.close()
+
+
 def test_environ_over_ipv6(serve):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

@@ -54,6 +54,20 @@ def show_environ(environ, start_response):
     return _json(start_response, data)
 
 
+def show_then_change(environ, start_response):
+    """The environ and the body as sent; then changes, adds and removes environ keys, which
+    must not reach the next request."""
+    body = environ["wsgi.input"].read()
+    data = {k: v for k, v in environ.items() if isinstance(v, str)}
+    data["body"] = body.decode("latin-1")
+    environ["PATH_INFO"] = "/changed"
+    environ["REMOTE_PORT"] = "0"
+    environ["HTTP_X_ADDED_BY_APP"] = "1"
+    for k in ("HTTP_HOST", "CONTENT_TYPE", "HTTP_COOKIE"):
+        environ.pop(k, None)
+    return _json(start_response, data)
+
+
 def errors(environ, start_response):
     """Writes to wsgi.errors; answers with what write() returned."""
     err = environ["wsgi.errors"]
@@ -473,6 +487,8 @@ ROUTES = {
 def app(environ, start_response):
     """Routes on PATH_INFO (see ROUTES, INPUT, BAD_STATUS, BAD_HEADERS)."""
     path = environ["PATH_INFO"]
+    if path.startswith("/change/"):
+        return show_then_change(environ, start_response)
     if path.startswith("/input/"):
         return input_app(environ, start_response)
     if path.startswith(("/bad_status/", "/bad_headers/")):

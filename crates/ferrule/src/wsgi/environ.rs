@@ -65,6 +65,9 @@ pub struct Memo {
     /// Socket addresses (peers, the bound address) and their address and port strings,
     /// direct-mapped on the port.
     addrs: Vec<Option<AddrEntry>>,
+    /// The environ a recent HTTP request started from, and how many missed it since.
+    template: Option<Template>,
+    misses: u8,
 }
 
 /// Entries of [`Memo`]'s address table (a power of two).
@@ -264,6 +267,7 @@ impl EnvironBase {
         py: Python<'py>,
         name: &[u8],
         scratch: &mut Vec<u8>,
+        memo: &mut MemoRef<'_>,
     ) -> Option<Bound<'py, PyString>> {
         // Lower-case the name once, then compare whole names of the same length.
         let mut lower = [0u8; 32];
@@ -280,7 +284,7 @@ impl EnvironBase {
         if !ferrule_proto::cgi::cgi_header_name(name, scratch) {
             return None;
         }
-        Some(latin1(py, scratch))
+        Some(memo.str(py, scratch))
     }
 }
 
@@ -323,7 +327,154 @@ pub fn scheme<'py>(py: Python<'py>, scheme: &str) -> Bound<'py, PyString> {
     }
 }
 
-/// Fills a copy of the base environ for one request.
+/// An environ as a recent request left it (before the app saw it), and the entries that
+/// request set on the HTTP base, in order. A keep-alive client sends the same header names
+/// request after request, and the values mostly repeat (the [`Memo`] hands out the same
+/// `str` for the same bytes): a request whose entries have the same keys in the same order
+/// starts from a copy of this dict and sets only the values that are not the same object.
+pub struct Template {
+    dict: Py<PyDict>,
+    keys: Vec<Py<PyString>>,
+    /// The value each key has in `dict`: `None` for what is never kept (credentials, a
+    /// request body), so that the next request always sets its own.
+    values: Vec<Py<PyAny>>,
+    /// Header fields of the request it was made from.
+    fields: usize,
+}
+
+/// Misses in a row after which the [`Template`] is rebuilt from the request that missed.
+/// Clients taking turns keep the first one's template rather than rebuilding on each turn.
+const TEMPLATE_MISSES: u8 = 4;
+
+/// Receives a request's environ entries, in order.
+trait Sink<'py> {
+    /// One entry. `keep`: the value may stay in a [`Template`] (not a credential, not a
+    /// request's own input). Ok(false): the template does not fit, stop.
+    fn put(
+        &mut self,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyAny>,
+        keep: bool,
+    ) -> PyResult<bool>;
+    /// A name repeated in the head: `value` is joined to the earlier one with `sep`, or
+    /// replaces it (`None`).
+    fn join(
+        &mut self,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyString>,
+        sep: Option<&str>,
+    ) -> PyResult<bool>;
+    /// A key of the HTTP base this request does not have.
+    fn remove(&mut self, key: &Bound<'py, PyString>) -> PyResult<bool>;
+}
+
+/// The keys set, in order, and the values a [`Template`] keeps for them.
+type Recorded = (Vec<Py<PyString>>, Vec<Py<PyAny>>);
+
+/// Sets every entry on a copy of the HTTP base, recording a [`Template`] if asked to.
+struct Fill<'a, 'py> {
+    env: &'a Bound<'py, PyDict>,
+    record: Option<Recorded>,
+}
+
+impl<'py> Sink<'py> for Fill<'_, 'py> {
+    fn put(
+        &mut self,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyAny>,
+        keep: bool,
+    ) -> PyResult<bool> {
+        self.env.set_item(key, value)?;
+        if let Some((keys, values)) = &mut self.record {
+            keys.push(key.clone().unbind());
+            values.push(if keep {
+                value.clone().unbind()
+            } else {
+                self.env.py().None()
+            });
+        }
+        Ok(true)
+    }
+
+    fn join(
+        &mut self,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyString>,
+        sep: Option<&str>,
+    ) -> PyResult<bool> {
+        self.record = None;
+        let prev = match sep {
+            Some(sep) => self.env.get_item(key)?.map(|p| (p, sep)),
+            None => None,
+        };
+        match prev {
+            Some((prev, sep)) => {
+                let joined = format!(
+                    "{}{sep}{}",
+                    prev.cast::<PyString>()?.to_cow()?,
+                    value.to_cow()?
+                );
+                self.env.set_item(key, joined)?;
+            }
+            None => self.env.set_item(key, value)?,
+        }
+        Ok(true)
+    }
+
+    fn remove(&mut self, key: &Bound<'py, PyString>) -> PyResult<bool> {
+        self.record = None;
+        if self.env.contains(key)? {
+            self.env.del_item(key)?;
+        }
+        Ok(true)
+    }
+}
+
+/// Compares each entry with a [`Template`], setting on a copy of it only the values that
+/// differ.
+struct Match<'a, 'py> {
+    env: &'a Bound<'py, PyDict>,
+    template: &'a Template,
+    next: usize,
+}
+
+impl<'py> Sink<'py> for Match<'_, 'py> {
+    fn put(
+        &mut self,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyAny>,
+        _keep: bool,
+    ) -> PyResult<bool> {
+        let t = self.template;
+        let (Some(k), Some(v)) = (t.keys.get(self.next), t.values.get(self.next)) else {
+            return Ok(false);
+        };
+        if k.as_ptr() != key.as_ptr() {
+            return Ok(false);
+        }
+        if v.as_ptr() != value.as_ptr() {
+            self.env.set_item(key, value)?;
+        }
+        self.next += 1;
+        Ok(true)
+    }
+
+    fn join(
+        &mut self,
+        _: &Bound<'py, PyString>,
+        _: &Bound<'py, PyString>,
+        _: Option<&str>,
+    ) -> PyResult<bool> {
+        Ok(false)
+    }
+
+    fn remove(&mut self, _: &Bound<'py, PyString>) -> PyResult<bool> {
+        Ok(false)
+    }
+}
+
+/// Fills a copy of the base environ for one request. `keep_input`: `input` is the worker's
+/// shared one (no body), which a [`Template`] may hold.
 pub fn build<'py>(
     py: Python<'py>,
     base: &EnvironBase,
@@ -331,26 +482,120 @@ pub fn build<'py>(
     conn: &ConnInfo,
     path_info: &[u8],
     input: Bound<'py, PyAny>,
+    keep_input: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let env = base.http.bind(py).copy()?;
     let mut memo = base.memo();
+    let template = memo.0.as_mut().and_then(|m| m.template.take());
+    if let Some(t) = template.as_ref().filter(|t| t.fields == head.headers.len()) {
+        let env = t.dict.bind(py).copy()?;
+        let mut m = Match {
+            env: &env,
+            template: t,
+            next: 0,
+        };
+        let fits = entries(
+            py, base, head, conn, path_info, &input, keep_input, &mut memo, &mut m,
+        )?;
+        if fits && m.next == t.keys.len() {
+            if let Some(m) = memo.0.as_mut() {
+                m.template = template;
+                m.misses = 0;
+            }
+            return Ok(env);
+        }
+    }
+    // No template, or it does not fit: every entry is set on a copy of the HTTP base.
+    let record = match memo.0.as_mut() {
+        Some(m) if template.is_some() && m.misses + 1 < TEMPLATE_MISSES => {
+            m.misses += 1;
+            m.template = template;
+            false
+        }
+        Some(m) => {
+            m.misses = 0;
+            true
+        }
+        None => false,
+    };
+    let env = base.http.bind(py).copy()?;
+    let mut fill = Fill {
+        env: &env,
+        record: record.then(|| {
+            let n = HTTP_KEYS.len() + head.headers.len();
+            (Vec::with_capacity(n), Vec::with_capacity(n))
+        }),
+    };
+    entries(
+        py, base, head, conn, path_info, &input, keep_input, &mut memo, &mut fill,
+    )?;
+    if let (Some((keys, values)), Some(m)) = (fill.record, memo.0.as_mut()) {
+        let dict = env.copy()?;
+        for (k, v) in keys.iter().zip(&values) {
+            if v.is_none(py) {
+                dict.set_item(k, v)?;
+            }
+        }
+        m.template = Some(Template {
+            dict: dict.unbind(),
+            keys,
+            values,
+            fields: head.headers.len(),
+        });
+    }
+    Ok(env)
+}
+
+/// Hands each of a request's environ entries to `sink`, in order. Ok(false) when the sink
+/// stopped.
+#[allow(clippy::too_many_arguments)]
+fn entries<'py>(
+    py: Python<'py>,
+    base: &EnvironBase,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    path_info: &[u8],
+    input: &Bound<'py, PyAny>,
+    keep_input: bool,
+    memo: &mut MemoRef<'_>,
+    sink: &mut impl Sink<'py>,
+) -> PyResult<bool> {
     let target = head.target();
     let parts = split_target(target);
-    env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
-    env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info))?;
-    env.set_item(intern!(py, "QUERY_STRING"), latin1(py, parts.query))?;
-    let raw = latin1(py, target);
-    env.set_item(intern!(py, "REQUEST_URI"), &raw)?;
-    env.set_item(intern!(py, "RAW_URI"), raw)?;
-    env.set_item(
-        intern!(py, "SERVER_PROTOCOL"),
-        match head.version {
-            ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
-            ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
-        },
-    )?;
-    env.set_item(intern!(py, "wsgi.url_scheme"), scheme(py, conn.scheme))?;
-    env.set_item(intern!(py, "wsgi.input"), input)?;
+    let raw = memo.str(py, target).into_any();
+    let fixed = [
+        (
+            intern!(py, "REQUEST_METHOD"),
+            method(py, head.method()).into_any(),
+        ),
+        (intern!(py, "PATH_INFO"), memo.str(py, path_info).into_any()),
+        (
+            intern!(py, "QUERY_STRING"),
+            memo.str(py, parts.query).into_any(),
+        ),
+        (intern!(py, "REQUEST_URI"), raw.clone()),
+        (intern!(py, "RAW_URI"), raw),
+        (
+            intern!(py, "SERVER_PROTOCOL"),
+            match head.version {
+                ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
+                ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
+            }
+            .clone()
+            .into_any(),
+        ),
+        (
+            intern!(py, "wsgi.url_scheme"),
+            scheme(py, conn.scheme).into_any(),
+        ),
+    ];
+    for (k, v) in &fixed {
+        if !sink.put(k, v, true)? {
+            return Ok(false);
+        }
+    }
+    if !sink.put(intern!(py, "wsgi.input"), input, keep_input)? {
+        return Ok(false);
+    }
 
     // SERVER_NAME / SERVER_PORT: absolute-form authority, else Host, else the bound address.
     let default_port: &[u8] = if conn.scheme == "https" {
@@ -358,76 +603,90 @@ pub fn build<'py>(
     } else {
         b"80"
     };
-    if let Some(authority) = parts
+    let (name, port) = match parts
         .authority
         .or_else(|| head.host())
         .filter(|h| !h.is_empty())
     {
-        let (name, port) = split_host_port(authority);
-        env.set_item(intern!(py, "SERVER_NAME"), memo.str(py, name))?;
-        env.set_item(
-            intern!(py, "SERVER_PORT"),
-            memo.str(py, port.filter(|p| !p.is_empty()).unwrap_or(default_port)),
-        )?;
-    } else {
-        set_addr(
-            py,
-            &env,
-            conn.local,
-            intern!(py, "SERVER_NAME"),
-            intern!(py, "SERVER_PORT"),
-            &mut memo,
-        )?;
+        Some(authority) => {
+            let (name, port) = split_host_port(authority);
+            (
+                memo.str(py, name),
+                memo.str(py, port.filter(|p| !p.is_empty()).unwrap_or(default_port)),
+            )
+        }
+        None => addr_strs(py, conn.local, memo),
+    };
+    if !sink.put(intern!(py, "SERVER_NAME"), &name, true)?
+        || !sink.put(intern!(py, "SERVER_PORT"), &port, true)?
+    {
+        return Ok(false);
     }
-    set_remote(py, &env, conn.peer, &mut memo)?;
+    let remote = match conn.peer {
+        Some(peer) => {
+            let (ip, port) = memo.addr(py, peer);
+            sink.put(intern!(py, "REMOTE_ADDR"), &ip, true)?
+                && sink.put(intern!(py, "REMOTE_PORT"), &port, true)?
+        }
+        // A Unix-socket peer: an empty REMOTE_ADDR and no REMOTE_PORT.
+        None => {
+            sink.put(intern!(py, "REMOTE_ADDR"), intern!(py, ""), true)?
+                && sink.remove(intern!(py, "REMOTE_PORT"))?
+        }
+    };
+    if !remote {
+        return Ok(false);
+    }
 
     // Only names outside the common table need it.
     let mut scratch = Vec::new();
     for (i, (name, value)) in head.fields().enumerate() {
-        if name.eq_ignore_ascii_case(b"content-type") {
-            env.set_item(intern!(py, "CONTENT_TYPE"), latin1(py, value))?;
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if let BodyKind::Length(n) = head.body {
-                env.set_item(intern!(py, "CONTENT_LENGTH"), n.to_string())?;
-            } else if head.body == BodyKind::Empty {
-                env.set_item(intern!(py, "CONTENT_LENGTH"), intern!(py, "0"))?;
-            }
-            continue;
-        }
-        let Some(key) = base.header_key(py, name, &mut scratch) else {
-            continue;
-        };
-        let value = if private_header(name) {
-            latin1(py, value)
+        let (key, value, keep) = if name.eq_ignore_ascii_case(b"content-type") {
+            (
+                intern!(py, "CONTENT_TYPE").clone(),
+                memo.str(py, value),
+                true,
+            )
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = match head.body {
+                BodyKind::Length(n) => n,
+                BodyKind::Empty => 0,
+                BodyKind::Chunked => continue,
+            };
+            let n = memo.str(py, itoa::Buffer::new().format(n).as_bytes());
+            (intern!(py, "CONTENT_LENGTH").clone(), n, true)
         } else {
-            memo.str(py, value)
+            let Some(key) = base.header_key(py, name, &mut scratch, memo) else {
+                continue;
+            };
+            if private_header(name) {
+                (key, latin1(py, value), false)
+            } else {
+                (key, memo.str(py, value), true)
+            }
         };
         // A name seen before in this head (names with `_` are dropped, so equal keys mean
-        // equal names): its values are joined. Otherwise no lookup is needed.
+        // equal names): a header's values are joined, CONTENT_* keep the last.
         let repeated = head
             .fields()
             .take(i)
             .any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let prev = if repeated { env.get_item(&key)? } else { None };
-        if let Some(prev) = prev {
-            let sep = if name.eq_ignore_ascii_case(b"cookie") {
-                "; "
-            } else {
-                ", "
-            };
-            let joined = format!(
-                "{}{sep}{}",
-                prev.cast::<PyString>()?.to_cow()?,
-                value.to_cow()?
-            );
-            env.set_item(key, joined)?;
+        let put = if !repeated {
+            sink.put(&key, &value, keep)?
+        } else if name.eq_ignore_ascii_case(b"cookie") {
+            sink.join(&key, &value, Some("; "))?
+        } else if key.as_ptr() == intern!(py, "CONTENT_TYPE").as_ptr()
+            || key.as_ptr() == intern!(py, "CONTENT_LENGTH").as_ptr()
+        {
+            sink.join(&key, &value, None)?
         } else {
-            env.set_item(key, value)?;
+            sink.join(&key, &value, Some(", "))?
+        };
+        if !put {
+            return Ok(false);
         }
     }
-    Ok(env)
+    Ok(true)
 }
 
 /// `f` of an IP address's text; IPv4 written digit by digit (the hot path), IPv6 by `Display`.
@@ -485,16 +744,19 @@ pub fn set_addr(
     port_key: &Bound<'_, PyString>,
     memo: &mut MemoRef<'_>,
 ) -> PyResult<()> {
+    let (host, port) = addr_strs(py, addr, memo);
+    env.set_item(host_key, host)?;
+    env.set_item(port_key, port)
+}
+
+/// The host and port strings of an address; "localhost" and "" for none (a Unix socket).
+fn addr_strs<'py>(
+    py: Python<'py>,
+    addr: Option<SocketAddr>,
+    memo: &mut MemoRef<'_>,
+) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
     match addr {
-        Some(a) => {
-            let (ip, port) = memo.addr(py, a);
-            env.set_item(host_key, ip)?;
-            env.set_item(port_key, port)?;
-        }
-        None => {
-            env.set_item(host_key, "localhost")?;
-            env.set_item(port_key, "")?;
-        }
+        Some(a) => memo.addr(py, a),
+        None => (intern!(py, "localhost").clone(), intern!(py, "").clone()),
     }
-    Ok(())
 }

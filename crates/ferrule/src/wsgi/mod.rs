@@ -150,7 +150,8 @@ impl Request {
                 let Some(path) = path_info(&app.root_path, &decoded) else {
                     return Ok(None);
                 };
-                let env = environ::build(py, &app.environ, head, conn, path, input)?;
+                let shared = input.is(app.empty_input.bind(py));
+                let env = environ::build(py, &app.environ, head, conn, path, input, shared)?;
                 if forwarded::any_in_head(head) {
                     forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
                 }
