@@ -59,6 +59,36 @@ def test_identical_duplicate_content_length_merges(srv):
     assert body == b"abc"
 
 
+def test_constant_header_tuples_count_on_every_response(srv):
+    """Header tuples the app passes again and again (constants of its code) are each
+    response's own: its Date and Server replace the server's, duplicates of Content-Length
+    merge or fail every time, and a value built per request is that request's."""
+    ns = ["2", "2", "3", "2", "3", "3", "2", "2"]
+    with srv.connect() as s:
+        for i, n in enumerate(ns):
+            close = "Connection: close\r\n" if i == len(ns) - 1 else ""
+            s.sendall(f"GET /constant_headers?n={n} HTTP/1.1\r\nHost: x\r\n{close}\r\n".encode())
+        data = read_all(s)
+    responses = [b"HTTP/1.1 " + r for r in data.split(b"HTTP/1.1 ")[1:]]
+    assert len(responses) == len(ns)
+    for n, r in zip(ns, responses, strict=True):
+        head, _, body = r.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")[1:]
+        names = [line.split(b":")[0].lower() for line in lines if line != b"Connection: close"]
+        if n == "2":
+            assert (head.split(b"\r\n")[0], body) == (b"HTTP/1.1 200 OK", b"ok")
+            assert b"Date: Tue, 01 Jan 2030 00:00:00 GMT" in lines
+            assert b"Server: app/1" in lines
+            assert b"X-Value: 2" in lines
+            assert sorted(names) == sorted([b"date", b"server", b"content-length", b"x-value"]), head
+        else:
+            assert head.startswith(b"HTTP/1.1 400 Bad Request"), head
+            assert body == b"two differing Content-Length headers: 2 and 3"
+            assert (
+                names.count(b"date") == 1 and b"x-value" not in names and b"server: app/1" not in head.lower()
+            )
+
+
 def test_hop_by_hop_headers_are_dropped_with_a_warning_naming_them(srv):
     with srv.connect() as s:
         s.sendall(get("/hop_by_hop") + get("/hop_by_hop"))

@@ -213,6 +213,24 @@ def same_content_length(environ, start_response):
     return [b"abc"]
 
 
+def constant_headers(environ, start_response):
+    """Header tuples written as constants (the same objects on every call) beside one built
+    per request; `?n=` sets X-Value and a second Content-Length (differing from 2: an error)."""
+    n = _query(environ, "n", "2")
+    headers = [
+        ("Date", "Tue, 01 Jan 2030 00:00:00 GMT"),
+        ("Server", "app/1"),
+        ("Content-Length", "2"),
+        ("X-Value", n),
+        ("Content-Length", n),
+    ]
+    try:
+        start_response("200 OK", headers)
+    except ValueError as e:
+        return _plain(start_response, str(e).encode(), "400 Bad Request")
+    return [b"ok"]
+
+
 def second_call(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     try:
@@ -459,6 +477,7 @@ ROUTES = {
     "/hop_by_hop": hop_by_hop,
     "/same_content_length": same_content_length,
     "/second_call": second_call,
+    "/constant_headers": constant_headers,
     "/keep_start_response": keep_start_response,
     "/use_kept_start_response": use_kept_start_response,
     "/exc_info_before_headers": exc_info_before_headers,

@@ -20,6 +20,7 @@ pub mod forwarded;
 pub mod gateway;
 pub mod hooks;
 pub mod input;
+mod known_headers;
 pub mod response;
 
 use file_wrapper::FileWrapper;

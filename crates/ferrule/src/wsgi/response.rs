@@ -6,12 +6,13 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
 
 use ferrule_proto::http1::request::parse_decimal;
-use ferrule_proto::http1::{is_field_value, is_hop_by_hop, is_token, response as enc, Version};
+use ferrule_proto::http1::{is_field_value, is_token, response as enc, Version};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::flush::{Flusher, Pending};
+use super::known_headers::{KnownHeaders, NameKind};
 use crate::log::{error, warning};
 use crate::server::{date, io as sio};
 
@@ -87,6 +88,8 @@ pub struct Response {
     /// each wake-up of a client serves several responses, and no response waits for more
     /// than the requests that were ready with it.
     pub deferred: Option<Vec<u8>>,
+    /// Header tuples and names of earlier responses (kept when the response is recycled).
+    known: KnownHeaders,
 }
 
 fn invalid(msg: String) -> PyErr {
@@ -135,6 +138,7 @@ impl Response {
             pending,
             pending_out: false,
             deferred: None,
+            known: KnownHeaders::default(),
         }
     }
 
@@ -156,7 +160,9 @@ impl Response {
         headers.clear();
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
+        let known = std::mem::take(&mut self.known);
         *self = Self::with_buffers(out, status, headers, pending);
+        self.known = known;
     }
 
     /// Nothing more of the body can be sent: the Content-Length is complete, the response
@@ -264,8 +270,14 @@ impl Response {
     }
 
     /// One `(name, value)` of the app's headers: checked, then encoded (hop-by-hop ones are
-    /// named in `dropped` instead).
+    /// named in `dropped` instead). A tuple or name seen before is taken from `known`.
     fn add_header(&mut self, item: &Bound<'_, PyAny>, dropped: &mut Vec<String>) -> PyResult<()> {
+        if let Some((i, kind, length)) = self.known.pair(item) {
+            if self.note(kind, length)? {
+                self.headers.extend_from_slice(self.known.line(i));
+            }
+            return Ok(());
+        }
         let pair = item
             .cast::<PyTuple>()
             .ok()
@@ -281,36 +293,75 @@ impl Response {
                 "header name and value must be str: {item}"
             )));
         };
-        let name_b = latin1(name_s)?
-            .filter(|n| is_token(n))
-            .ok_or_else(|| invalid(format!("invalid header name {name_s}")))?;
+        // The name's bytes: from `known` (by index, taken again below), or checked now.
+        let known_name = self.known.name(name_s);
+        let (fresh, kind) = match known_name {
+            Some((_, kind)) => (None, Some(kind)),
+            None => {
+                let name_b = latin1(name_s)?
+                    .filter(|n| is_token(n))
+                    .ok_or_else(|| invalid(format!("invalid header name {name_s}")))?;
+                let kind = NameKind::of(&name_b);
+                if let Some(kind) = kind {
+                    self.known.remember_name(name_s, &name_b, kind);
+                }
+                (Some(name_b), kind)
+            }
+        };
         let value_b = latin1(value_s)?
             .filter(|v| is_field_value(v))
             .ok_or_else(|| invalid(format!("invalid value for header {name_s}: {value}")))?;
-        if is_hop_by_hop(&name_b) {
+        let Some(kind) = kind else {
             dropped.push(name_s.to_string());
             return Ok(());
-        }
-        if name_b.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b)).ok_or_else(
-                || invalid(format!("Content-Length {value} is not a decimal number")),
-            )?;
-            match self.content_length {
-                Some(prev) if prev == n => return Ok(()), // an identical duplicate merges
-                Some(prev) => {
-                    return Err(invalid(format!(
-                        "two differing Content-Length headers: {prev} and {n}"
-                    )))
-                }
-                None => self.content_length = Some(n),
+        };
+        let length = if kind == NameKind::ContentLength {
+            Some(
+                parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b)).ok_or_else(
+                    || invalid(format!("Content-Length {value} is not a decimal number")),
+                )?,
+            )
+        } else {
+            None
+        };
+        if self.note(kind, length)? {
+            let name_b = match (&fresh, known_name) {
+                (Some(b), _) => &**b,
+                (None, Some((i, _))) => self.known.name_bytes(i),
+                (None, None) => &[],
+            };
+            let start = self.headers.len();
+            enc::push_header(&mut self.headers, name_b, &value_b);
+            if let Some(line) = self.headers.get(start..) {
+                self.known.remember_pair(pair, line, kind, length);
             }
-        } else if name_b.eq_ignore_ascii_case(b"date") {
-            self.app_date = true;
-        } else if name_b.eq_ignore_ascii_case(b"server") {
-            self.app_server = true;
         }
-        enc::push_header(&mut self.headers, &name_b, &value_b);
         Ok(())
+    }
+
+    /// Takes note of a header of this `kind` (`length`: the Content-Length it sets). False
+    /// when it adds nothing: a Content-Length equal to an earlier one.
+    fn note(&mut self, kind: NameKind, length: Option<u64>) -> PyResult<bool> {
+        match kind {
+            NameKind::ContentLength => {
+                let Some(n) = length else {
+                    return Ok(true);
+                };
+                match self.content_length {
+                    Some(prev) if prev == n => return Ok(false), // an identical duplicate merges
+                    Some(prev) => {
+                        return Err(invalid(format!(
+                            "two differing Content-Length headers: {prev} and {n}"
+                        )))
+                    }
+                    None => self.content_length = Some(n),
+                }
+            }
+            NameKind::Date => self.app_date = true,
+            NameKind::Server => self.app_server = true,
+            NameKind::Other => {}
+        }
+        Ok(true)
     }
 
     fn no_body(&self) -> bool {
