@@ -86,7 +86,9 @@ impl Stream {
             tokio::task::yield_now().await;
             // Small (at most 16 KiB): the socket takes it at once but for a client that reads
             // nothing, which the write's timeout bounds as for any response.
-            if sio::write_all(self.fd(), &[&bytes], 0, timeout).is_err() {
+            let written = sio::write_all(self.fd(), &[&bytes], 0, timeout);
+            sio::give_back(bytes);
+            if written.is_err() {
                 return false;
             }
         }
@@ -318,7 +320,10 @@ async fn read_head(
             deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
         }
         let read = timer.within(deadline, stream.read_buf(rbuf));
+        // The read first: no random pick of a branch per poll, and the stop is polled only
+        // while the read waits (a stop that came meanwhile is seen by `stopping` above).
         tokio::select! {
+            biased;
             r = read => match r {
                 Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
                 Some(Ok(_)) => {}

@@ -6,6 +6,46 @@ use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// Response buffers already written, for this thread's next responses: a response's
+    /// head (and small body) needs no allocation of its own.
+    static SPARE_BUFS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers [`give_back`] keeps per thread.
+const SPARE_BUFS_MAX: usize = 64;
+/// Largest buffer (capacity) [`give_back`] keeps: small responses, the ones an allocation
+/// weighs on.
+const SPARE_BUF_CAP: usize = 4096;
+
+/// An empty buffer with room for `capacity` bytes, one given back earlier when there is one.
+#[must_use]
+pub fn take_buf(capacity: usize) -> Vec<u8> {
+    let spare = SPARE_BUFS.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()));
+    match spare {
+        Some(mut b) => {
+            b.reserve(capacity);
+            b
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// A response buffer that has been written, kept for [`take_buf`] if it is small.
+pub fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() > SPARE_BUF_CAP {
+        return;
+    }
+    buf.clear();
+    SPARE_BUFS.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < SPARE_BUFS_MAX {
+                s.push(buf);
+            }
+        }
+    });
+}
+
 /// Waits until `fd` is readable (`write` false) or writable, or `deadline` passes.
 fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
     loop {

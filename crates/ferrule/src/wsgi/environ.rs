@@ -81,11 +81,22 @@ type MemoEntry = (u64, Box<[u8]>, Py<PyString>);
 
 impl Memo {
     fn hash(b: &[u8]) -> u64 {
+        let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
         let mut h = b.len() as u64;
-        for c in b.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let mut words = b.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = mix(h, u64::from_le_bytes(word));
+        }
+        // The last bytes as a word of their own, without a copy through memory.
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let w = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &c| (w << 8) | u64::from(c));
+            h = mix(h, w);
         }
         h
     }

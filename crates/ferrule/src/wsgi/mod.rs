@@ -284,6 +284,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         if sio::write_all(conn.fd, &[&d], 0, app.client_timeout).is_err() {
             keep_alive = false;
         }
+        sio::give_back(d);
     }
     let rbuf = match reader.as_mut() {
         Some(r) => {

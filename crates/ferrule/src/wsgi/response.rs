@@ -152,17 +152,48 @@ impl Response {
             && self.deferred.is_none()
     }
 
-    /// The state of a new response for `out`, keeping this one's buffers.
+    /// The state of a new response for `out`, keeping this one's buffers and known headers.
+    /// Every field is named, so that a new one cannot be left out.
     pub fn reset(&mut self, out: Output) {
-        let mut status = std::mem::take(&mut self.status);
+        let Self {
+            status,
+            started,
+            code,
+            headers,
+            content_length,
+            app_date,
+            app_server,
+            out: this_out,
+            framing,
+            body_sent,
+            overflow_logged,
+            broken,
+            aborted,
+            tail,
+            finished,
+            pending,
+            pending_out,
+            deferred,
+            known: _,
+        } = self;
         status.clear();
-        let mut headers = std::mem::take(&mut self.headers);
+        *started = false;
+        *code = 0;
         headers.clear();
-        let mut pending = std::mem::take(&mut self.pending);
+        *content_length = None;
+        *app_date = false;
+        *app_server = false;
+        *this_out = out;
+        *framing = Framing::Unset;
+        *body_sent = 0;
+        *overflow_logged = false;
+        *broken = false;
+        *aborted = false;
+        *tail = None;
+        *finished = false;
         pending.clear();
-        let known = std::mem::take(&mut self.known);
-        *self = Self::with_buffers(out, status, headers, pending);
-        self.known = known;
+        *pending_out = false;
+        *deferred = None;
     }
 
     /// Nothing more of the body can be sent: the Content-Length is complete, the response
@@ -414,7 +445,7 @@ impl Response {
             Some(n) if self.out.defer_last && n <= DEFER_MAX as u64 => n as usize,
             _ => 0,
         };
-        let mut head = Vec::with_capacity(160 + status.len() + self.headers.len() + body_room);
+        let mut head = sio::take_buf(160 + status.len() + self.headers.len() + body_room);
         head.extend_from_slice(if self.out.fastcgi.is_some() {
             b"Status: "
         } else {
