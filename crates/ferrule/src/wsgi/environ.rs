@@ -348,6 +348,9 @@ pub struct Template {
     keys: Vec<Py<PyString>>,
     /// What each key's value in `dict` was made from.
     kept: Vec<Kept>,
+    /// The bytes of the [`Kept::Bytes`] values, one after another: a few cache lines to
+    /// compare a request with, not one allocation per value.
+    bytes: Vec<u8>,
     /// Header fields of the request it was made from.
     fields: usize,
 }
@@ -356,8 +359,8 @@ pub struct Template {
 enum Kept {
     /// The very object (interned and shared values: compared by identity).
     Obj(Py<PyAny>),
-    /// The bytes its `str` was made from.
-    Bytes(Box<[u8]>),
+    /// The bytes its `str` was made from: where they are in [`Template::bytes`].
+    Bytes(std::ops::Range<usize>),
     /// Nothing (credentials, a request's own input): the next request always sets its own.
     Nothing,
 }
@@ -386,6 +389,19 @@ impl<'py> Val<'_, 'py> {
     }
 }
 
+/// Whether `a` and `b` hold the same bytes: compared in place, a word at a time (the
+/// values are short; a call to `memcmp` per value cost more than the comparison).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    let word = |w: &[u8]| <[u8; 8]>::try_from(w).map_or(0, u64::from_ne_bytes);
+    wa.zip(wb).all(|(x, y)| word(x) == word(y)) && ra.iter().zip(rb).all(|(x, y)| x == y)
+}
+
 /// Receives a request's environ entries, in order.
 trait Sink<'py> {
     /// One entry. `keep`: an [`Val::Obj`] value may stay in a [`Template`] (not a request's
@@ -409,8 +425,8 @@ trait Sink<'py> {
     fn remove(&mut self, key: &Bound<'py, PyString>) -> PyResult<bool>;
 }
 
-/// The keys set, in order, and what a [`Template`] keeps of their values.
-type Recorded = (Vec<Py<PyString>>, Vec<Kept>);
+/// The keys set, in order, what a [`Template`] keeps of their values, and the bytes kept.
+type Recorded = (Vec<Py<PyString>>, Vec<Kept>, Vec<u8>);
 
 /// Sets every entry on a copy of the HTTP base, recording a [`Template`] if asked to.
 struct Fill<'a, 'py> {
@@ -428,11 +444,14 @@ impl<'py> Sink<'py> for Fill<'_, 'py> {
     ) -> PyResult<bool> {
         let obj = value.to_obj(self.env.py(), memo);
         self.env.set_item(key, &obj)?;
-        if let Some((keys, kept)) = &mut self.record {
+        if let Some((keys, kept, bytes)) = &mut self.record {
             keys.push(key.clone().unbind());
             kept.push(match value {
                 Val::Obj(_) if keep => Kept::Obj(obj.unbind()),
-                Val::Str(b) => Kept::Bytes(b.into()),
+                Val::Str(b) => {
+                    bytes.extend_from_slice(b);
+                    Kept::Bytes(bytes.len() - b.len()..bytes.len())
+                }
                 Val::Obj(_) | Val::Private(_) => Kept::Nothing,
             });
         }
@@ -502,7 +521,9 @@ impl<'py> Sink<'py> for Match<'_, 'py> {
         }
         let same = match (&value, kept) {
             (Val::Obj(o), Kept::Obj(k)) => o.as_ptr() == k.as_ptr(),
-            (Val::Str(b), Kept::Bytes(k)) => **k == **b,
+            (Val::Str(b), Kept::Bytes(k)) => {
+                t.bytes.get(k.clone()).is_some_and(|k| same_bytes(k, b))
+            }
             _ => false,
         };
         if !same {
@@ -575,13 +596,13 @@ pub fn build<'py>(
         env: &env,
         record: record.then(|| {
             let n = HTTP_KEYS.len() + head.headers.len();
-            (Vec::with_capacity(n), Vec::with_capacity(n))
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new())
         }),
     };
     entries(
         py, base, head, conn, path_info, &input, keep_input, &mut memo, &mut fill,
     )?;
-    if let (Some((keys, kept)), Some(m)) = (fill.record, memo.0.as_mut()) {
+    if let (Some((keys, kept, bytes)), Some(m)) = (fill.record, memo.0.as_mut()) {
         let dict = env.copy()?;
         for (k, v) in keys.iter().zip(&kept) {
             if matches!(v, Kept::Nothing) {
@@ -592,6 +613,7 @@ pub fn build<'py>(
             dict: dict.unbind(),
             keys,
             kept,
+            bytes,
             fields: head.headers.len(),
         });
     }
