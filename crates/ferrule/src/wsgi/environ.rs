@@ -404,7 +404,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// Receives a request's environ entries, in order.
 trait Sink<'py> {
-    /// One entry. `keep`: an [`Val::Obj`] value may stay in a [`Template`] (not a request's
+    /// One entry. `keep`: a [`Val::Obj`] value may stay in a [`Template`] (not a request's
     /// own input). Ok(false): the template does not fit, stop.
     fn put(
         &mut self,
