@@ -83,6 +83,25 @@ def test_twenty_pipelined_requests_are_answered_in_order(wire):
     assert calls() == [f"GET /req/{i}" for i in range(20)]
 
 
+def test_pipelined_small_and_large_responses_keep_their_order_and_a_half_close_gets_them_all(wire):
+    """Small complete responses leave after the other requests waiting (the inline worker's
+    outbox); a large or streamed one behind them on the same connection is written at once.
+    Whatever the mix, the client reads them in order, also after it half-closed."""
+    srv, _ = wire()
+    big = bytes(range(256)) * 160  # 40 KiB: echoed back, more than is ever held back
+    post = b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: " + str(len(big)).encode() + b"\r\n\r\n" + big
+    with srv.connect() as s:
+        s.sendall(get("/a") + post + get("/b") + get("/gen") + get("/c"))
+        s.shutdown(socket.SHUT_WR)
+        buf = bytearray()
+        bodies = [read_response(s, buf)[2] for _ in range(5)]
+    assert bodies == [b"/a", big, b"/b", b"part 0\npart 1\npart 2\n", b"/c"]
+    with srv.connect() as s:
+        s.sendall(get("/alone"))
+        s.shutdown(socket.SHUT_WR)
+        assert read_response(s)[2] == b"/alone"
+
+
 def test_http10_without_keep_alive_closes(wire):
     srv, _ = wire()
     with srv.connect() as s:

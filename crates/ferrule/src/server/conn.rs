@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::listener::Listener;
-use super::{date, gateway, io as sio, ConnInfo, Worker};
+use super::{date, gateway, io as sio, outbox, ConnInfo, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
 use crate::wsgi;
@@ -393,28 +393,36 @@ async fn serve_connection(
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
     let mut timer = Timer::new(tokio::time::Instant::now() + idle);
+    // This connection's bytes in the outbox leave before its socket closes.
+    let _outbox = outbox::Guard(stream.fd());
+    let mut queued = None;
     loop {
-        let mut head =
-            match read_head(&mut stream, &mut rbuf, worker, idle, &mut stop, &mut timer).await {
-                HeadRead::Head(h) => h,
-                HeadRead::Closed => return,
-                HeadRead::Refused(e) => {
-                    debug!("refused request from {:?}: {e}", info.peer);
-                    let resp = date::with(|d| {
-                        enc::simple_response(
-                            e.status(),
-                            true,
-                            d,
-                            worker.app.server_header.then_some(&b"ferrule"[..]),
-                            false,
-                        )
-                    });
-                    let fd = stream.fd();
-                    let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
-                    linger(&mut stream).await;
-                    return;
-                }
-            };
+        let read = read_head(&mut stream, &mut rbuf, worker, idle, &mut stop, &mut timer).await;
+        // The last response leaves before anything else is written (a pipelined request
+        // can be read before the loop writes the outbox).
+        if queued.take().is_some_and(outbox::waiting) && !outbox::flush_fd(stream.fd()) {
+            return;
+        }
+        let mut head = match read {
+            HeadRead::Head(h) => h,
+            HeadRead::Closed => return,
+            HeadRead::Refused(e) => {
+                debug!("refused request from {:?}: {e}", info.peer);
+                let resp = date::with(|d| {
+                    enc::simple_response(
+                        e.status(),
+                        true,
+                        d,
+                        worker.app.server_header.then_some(&b"ferrule"[..]),
+                        false,
+                    )
+                });
+                let fd = stream.fd();
+                let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
+                linger(&mut stream).await;
+                return;
+            }
+        };
         // When this is the connection's last request (keep-alive off, or the worker stopping),
         // the response says so with `Connection: close`.
         if worker.keep_alive.is_zero() || stop.stopping() {
@@ -427,6 +435,12 @@ async fn serve_connection(
             .await;
         let Some(mut outcome) = outcome else { return };
         worker.request_done();
+        let stays_open = outcome.keep_alive && !worker.keep_alive.is_zero();
+        if stays_open && outcome.tail.is_none() {
+            if let Some(bytes) = outcome.deferred.take() {
+                queued = Some(outbox::push(stream.fd(), bytes, worker.client_timeout));
+            }
+        }
         if !stream.send_rest(&mut outcome, worker.client_timeout).await {
             return;
         }
@@ -434,7 +448,7 @@ async fn serve_connection(
         // A stop that came while the request was served does not close a connection its
         // response kept open: the next request on it may be on its way; `read_head` waits
         // a moment for it (answered with `Connection: close`), then closes.
-        if !outcome.keep_alive || worker.keep_alive.is_zero() {
+        if !stays_open {
             linger(&mut stream).await;
             return;
         }

@@ -16,6 +16,7 @@ pub mod date;
 pub mod gateway;
 pub mod io;
 pub mod listener;
+pub mod outbox;
 pub mod watchdog;
 
 /// What the WSGI bridge knows of the connection a request came on.
@@ -138,7 +139,11 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
     builder.enable_all();
     if cfg.threads == 1 {
         builder
-            .on_thread_park(gil::release)
+            .on_thread_park(|| {
+                // The responses the loop served, then the GIL, before it waits for events.
+                outbox::flush_all();
+                gil::release();
+            })
             .on_thread_unpark(gil::reacquire);
     }
     let rt = match builder.build() {
