@@ -102,6 +102,50 @@ def test_pipelined_small_and_large_responses_keep_their_order_and_a_half_close_g
         assert read_response(s)[2] == b"/alone"
 
 
+@pytest.mark.parametrize(
+    "threads",
+    [
+        pytest.param(
+            "1",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known: the inline worker waits on its loop's thread for a full socket "
+                "(up to --client-timeout) when it writes a response",
+            ),
+        ),
+        "4",
+    ],
+)
+def test_a_client_that_pipelines_and_never_reads_does_not_hold_up_others(wire, threads):
+    srv, _ = wire("--threads", threads, "--client-timeout", "5")
+    bad = srv.connect()
+    bad.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    bad.setblocking(False)
+    # Responses of ~4 KiB each until the server stops taking requests (its socket is full).
+    req = get("/" + "x" * 4000)
+    deadline = time.monotonic() + 10
+    stuck_since = None
+    while time.monotonic() < deadline:
+        try:
+            bad.send(req * 16)
+            stuck_since = None
+        except BlockingIOError:
+            stuck_since = stuck_since or time.monotonic()
+            if time.monotonic() - stuck_since > 0.5:
+                break
+            time.sleep(0.01)
+    assert stuck_since is not None, "the server never stopped taking requests"
+    started = time.monotonic()
+    with srv.connect() as s:
+        s.settimeout(15)
+        s.sendall(get("/other"))
+        body = read_response(s)[2]
+    waited = time.monotonic() - started
+    bad.close()
+    assert body == b"/other"
+    assert waited < 1, waited
+
+
 def test_http10_without_keep_alive_closes(wire):
     srv, _ = wire()
     with srv.connect() as s:
