@@ -377,12 +377,14 @@ enum Val<'a, 'py> {
     Str(&'a [u8]),
     /// Bytes for a latin-1 `str` of a credential: never memoised, never kept.
     Private(&'a [u8]),
+    /// An object of this request alone (its own `wsgi.input`): never kept.
+    Own(Bound<'py, PyAny>),
 }
 
 impl<'py> Val<'_, 'py> {
     fn to_obj(&self, py: Python<'py>, memo: &mut MemoRef<'_>) -> Bound<'py, PyAny> {
         match self {
-            Self::Obj(o) => o.clone(),
+            Self::Obj(o) | Self::Own(o) => o.clone(),
             Self::Str(b) => memo.str(py, b).into_any(),
             Self::Private(b) => latin1(py, b).into_any(),
         }
@@ -404,14 +406,12 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// Receives a request's environ entries, in order.
 trait Sink<'py> {
-    /// One entry. `keep`: a [`Val::Obj`] value may stay in a [`Template`] (not a request's
-    /// own input). Ok(false): the template does not fit, stop.
+    /// One entry. Ok(false): the template does not fit, stop.
     fn put(
         &mut self,
         memo: &mut MemoRef<'_>,
         key: &Bound<'py, PyString>,
         value: Val<'_, 'py>,
-        keep: bool,
     ) -> PyResult<bool>;
     /// A name repeated in the head: `value` is joined to the earlier one with `sep`, or
     /// replaces it (`None`).
@@ -440,19 +440,18 @@ impl<'py> Sink<'py> for Fill<'_, 'py> {
         memo: &mut MemoRef<'_>,
         key: &Bound<'py, PyString>,
         value: Val<'_, 'py>,
-        keep: bool,
     ) -> PyResult<bool> {
         let obj = value.to_obj(self.env.py(), memo);
         self.env.set_item(key, &obj)?;
         if let Some((keys, kept, bytes)) = &mut self.record {
             keys.push(key.clone().unbind());
             kept.push(match value {
-                Val::Obj(_) if keep => Kept::Obj(obj.unbind()),
+                Val::Obj(_) => Kept::Obj(obj.unbind()),
                 Val::Str(b) => {
                     bytes.extend_from_slice(b);
                     Kept::Bytes(bytes.len() - b.len()..bytes.len())
                 }
-                Val::Obj(_) | Val::Private(_) => Kept::Nothing,
+                Val::Own(_) | Val::Private(_) => Kept::Nothing,
             });
         }
         Ok(true)
@@ -510,7 +509,6 @@ impl<'py> Sink<'py> for Match<'_, 'py> {
         memo: &mut MemoRef<'_>,
         key: &Bound<'py, PyString>,
         value: Val<'_, 'py>,
-        _keep: bool,
     ) -> PyResult<bool> {
         let t = self.template;
         let (Some(k), Some(kept)) = (t.keys.get(self.next), t.kept.get(self.next)) else {
@@ -659,16 +657,16 @@ fn entries<'py>(
         ),
     ];
     for (k, v) in fixed {
-        if !sink.put(memo, k, v, true)? {
+        if !sink.put(memo, k, v)? {
             return Ok(false);
         }
     }
-    if !sink.put(
-        memo,
-        intern!(py, "wsgi.input"),
-        Val::Obj(input.clone()),
-        keep_input,
-    )? {
+    let input = if keep_input {
+        Val::Obj(input.clone())
+    } else {
+        Val::Own(input.clone())
+    };
+    if !sink.put(memo, intern!(py, "wsgi.input"), input)? {
         return Ok(false);
     }
 
@@ -695,36 +693,12 @@ fn entries<'py>(
             (Val::Obj(name.into_any()), Val::Obj(port.into_any()))
         }
     };
-    if !sink.put(memo, intern!(py, "SERVER_NAME"), name, true)?
-        || !sink.put(memo, intern!(py, "SERVER_PORT"), port, true)?
+    if !sink.put(memo, intern!(py, "SERVER_NAME"), name)?
+        || !sink.put(memo, intern!(py, "SERVER_PORT"), port)?
     {
         return Ok(false);
     }
-    let remote = match conn.peer {
-        Some(peer) => {
-            let (ip, port) = memo.addr(py, peer);
-            sink.put(
-                memo,
-                intern!(py, "REMOTE_ADDR"),
-                Val::Obj(ip.into_any()),
-                true,
-            )? && sink.put(
-                memo,
-                intern!(py, "REMOTE_PORT"),
-                Val::Obj(port.into_any()),
-                true,
-            )?
-        }
-        // A Unix-socket peer: an empty REMOTE_ADDR and no REMOTE_PORT.
-        None => {
-            sink.put(
-                memo,
-                intern!(py, "REMOTE_ADDR"),
-                Val::Obj(intern!(py, "").clone().into_any()),
-                true,
-            )? && sink.remove(intern!(py, "REMOTE_PORT"))?
-        }
-    };
+    let remote = put_remote(py, conn.peer, memo, sink)?;
     if !remote {
         return Ok(false);
     }
@@ -771,7 +745,7 @@ fn entries<'py>(
                 sink.join(&key, &value, Some(", "))?
             }
         } else {
-            sink.put(memo, &key, value, true)?
+            sink.put(memo, &key, value)?
         };
         if !put {
             return Ok(false);
@@ -802,29 +776,39 @@ fn with_ip_text<R>(ip: std::net::IpAddr, f: impl FnOnce(&[u8]) -> R) -> R {
     }
 }
 
-/// REMOTE_ADDR and REMOTE_PORT from the peer; a Unix-socket peer has an empty REMOTE_ADDR
-/// and no REMOTE_PORT.
+/// REMOTE_ADDR and REMOTE_PORT from the peer, set on `env`.
 pub fn set_remote(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
     peer: Option<SocketAddr>,
     memo: &mut MemoRef<'_>,
 ) -> PyResult<()> {
-    if peer.is_some() {
-        return set_addr(
-            py,
-            env,
-            peer,
-            intern!(py, "REMOTE_ADDR"),
-            intern!(py, "REMOTE_PORT"),
+    let mut fill = Fill { env, record: None };
+    put_remote(py, peer, memo, &mut fill).map(|_| ())
+}
+
+/// REMOTE_ADDR and REMOTE_PORT from the peer; a Unix-socket peer has an empty REMOTE_ADDR
+/// and no REMOTE_PORT. Ok(false) when the sink stopped.
+fn put_remote<'py>(
+    py: Python<'py>,
+    peer: Option<SocketAddr>,
+    memo: &mut MemoRef<'_>,
+    sink: &mut impl Sink<'py>,
+) -> PyResult<bool> {
+    match peer {
+        Some(peer) => {
+            let (ip, port) = memo.addr(py, peer);
+            Ok(
+                sink.put(memo, intern!(py, "REMOTE_ADDR"), Val::Obj(ip.into_any()))?
+                    && sink.put(memo, intern!(py, "REMOTE_PORT"), Val::Obj(port.into_any()))?,
+            )
+        }
+        None => Ok(sink.put(
             memo,
-        );
+            intern!(py, "REMOTE_ADDR"),
+            Val::Obj(intern!(py, "").clone().into_any()),
+        )? && sink.remove(intern!(py, "REMOTE_PORT"))?),
     }
-    env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
-    if env.contains(intern!(py, "REMOTE_PORT"))? {
-        env.del_item(intern!(py, "REMOTE_PORT"))?;
-    }
-    Ok(())
 }
 
 pub fn set_addr(

@@ -64,17 +64,11 @@ impl App {
             return Py::new(py, Response::new(out));
         };
         // Nothing else refers to it (see `recycle`): the borrow cannot fail.
-        let left = match r.try_borrow_mut(py) {
-            Ok(mut this) => {
-                this.reset(out);
-                None
-            }
-            Err(_) => Some(out),
-        };
-        match left {
-            None => Ok(r),
-            Some(out) => Py::new(py, Response::new(out)),
+        match r.try_borrow_mut(py) {
+            Ok(mut this) => this.reset(out),
+            Err(_) => return Py::new(py, Response::new(out)),
         }
+        Ok(r)
     }
 
     /// Keeps `r` for the next request if nothing else refers to it (the app kept neither

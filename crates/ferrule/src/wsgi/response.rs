@@ -115,15 +115,11 @@ fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
 impl Response {
     #[must_use]
     pub fn new(out: Output) -> Self {
-        Self::with_buffers(out, Vec::new(), Vec::with_capacity(128), Pending::default())
-    }
-
-    fn with_buffers(out: Output, status: Vec<u8>, headers: Vec<u8>, pending: Pending) -> Self {
         Self {
-            status,
+            status: Vec::new(),
             started: false,
             code: 0,
-            headers,
+            headers: Vec::with_capacity(128),
             content_length: None,
             app_date: false,
             app_server: false,
@@ -135,7 +131,7 @@ impl Response {
             aborted: false,
             tail: None,
             finished: false,
-            pending,
+            pending: Pending::default(),
             pending_out: false,
             deferred: None,
             known: KnownHeaders::default(),
