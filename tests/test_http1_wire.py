@@ -102,20 +102,7 @@ def test_pipelined_small_and_large_responses_keep_their_order_and_a_half_close_g
         assert read_response(s)[2] == b"/alone"
 
 
-@pytest.mark.parametrize(
-    "threads",
-    [
-        pytest.param(
-            "1",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known: the inline worker waits on its loop's thread for a full socket "
-                "(up to --client-timeout) when it writes a response",
-            ),
-        ),
-        "4",
-    ],
-)
+@pytest.mark.parametrize("threads", ["1", "4"])
 def test_a_client_that_pipelines_and_never_reads_does_not_hold_up_others(wire, threads):
     srv, _ = wire("--threads", threads, "--client-timeout", "5")
     bad = srv.connect()

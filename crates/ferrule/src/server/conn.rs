@@ -84,11 +84,9 @@ impl Stream {
     pub(super) async fn send_rest(&self, outcome: &mut wsgi::Outcome, timeout: Duration) -> bool {
         if let Some(bytes) = outcome.deferred.take() {
             tokio::task::yield_now().await;
-            // Small (at most 16 KiB): the socket takes it at once but for a client that reads
-            // nothing, which the write's timeout bounds as for any response.
-            let written = sio::write_all(self.fd(), &[&bytes], 0, timeout);
+            let written = self.write_all(&bytes, timeout).await;
             sio::give_back(bytes);
-            if written.is_err() {
+            if !written {
                 return false;
             }
         }
@@ -96,6 +94,68 @@ impl Stream {
             Some(tail) => self.send_tail(tail, timeout).await,
             None => true,
         }
+    }
+
+    /// Waits until the socket takes more bytes, up to `timeout`. False on timeout or error.
+    pub(super) async fn writable_within(&self, timeout: Duration) -> bool {
+        let fd = self.fd();
+        // tokio's readiness may predate the write that filled the socket: the kernel is asked,
+        // and the readiness cleared while the socket is still full.
+        let probe = || {
+            if sio::poll_writable(fd) {
+                Ok(())
+            } else {
+                Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
+        };
+        let wait = async {
+            loop {
+                let (ready, probed) = match self {
+                    Self::Tcp(s) => {
+                        let ready = s.writable().await;
+                        (ready, s.try_io(tokio::io::Interest::WRITABLE, probe))
+                    }
+                    Self::Unix(s) => {
+                        let ready = s.writable().await;
+                        (ready, s.try_io(tokio::io::Interest::WRITABLE, probe))
+                    }
+                };
+                match (ready, probed) {
+                    (Ok(()), Ok(())) => return true,
+                    (Ok(()), Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    (Err(_), _) | (Ok(()), Err(_)) => return false,
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// Writes all of `bytes`, waiting for the socket in the event loop (never blocking its
+    /// thread). False if the connection failed or the client read nothing within `timeout`.
+    pub(super) async fn write_all(&self, bytes: &[u8], timeout: Duration) -> bool {
+        let mut done = 0;
+        while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+            match sio::try_write_parts(self.fd(), &[rest]) {
+                Ok(0) => {
+                    if !self.writable_within(timeout).await {
+                        return false;
+                    }
+                }
+                Ok(n) => done += n,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Writes what the outbox still holds for this connection. False if that failed.
+    pub(super) async fn write_own(&self, timeout: Duration) -> bool {
+        let Some(bytes) = outbox::take_own(self.fd()) else {
+            return true;
+        };
+        let written = self.write_all(&bytes, timeout).await;
+        sio::give_back(bytes);
+        written
     }
 
     /// Reads more into `buf` within `timeout`. False when the peer closed, failed or stalled.
@@ -319,7 +379,9 @@ async fn read_head(
             // on its way (answered with `Connection: close`), then closes.
             deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
         }
+        let fd = stream.fd();
         let read = timer.within(deadline, stream.read_buf(rbuf));
+        let mut unstick = false;
         // The read first: no random pick of a branch per poll, and the stop is polled only
         // while the read waits (a stop that came meanwhile is seen by `stopping` above).
         tokio::select! {
@@ -328,7 +390,13 @@ async fn read_head(
                 Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
                 Some(Ok(_)) => {}
             },
+            // The last response did not all fit in the socket: the rest goes as the client
+            // reads, while the next request is awaited.
+            () = outbox::stuck(fd) => unstick = true,
             () = stop.stopped(), if waiting && !stopping => stopping = true,
+        }
+        if unstick && !stream.write_own(worker.client_timeout).await {
+            return HeadRead::Closed;
         }
     }
 }
@@ -390,17 +458,35 @@ async fn serve_connection(
     {
         return;
     }
+    // This connection's bytes in the outbox leave before its socket closes (see below; the
+    // guard, if the task is dropped).
+    let _outbox = outbox::Guard(stream.fd());
+    serve_requests(worker, &mut stream, info, &mut stop, rbuf).await;
+    let _ = stream.write_own(worker.client_timeout).await;
+}
+
+/// The requests of one HTTP connection, until it is to close.
+async fn serve_requests(
+    worker: &Arc<Worker>,
+    stream: &mut Stream,
+    info: ConnInfo,
+    stop: &mut StopWatch,
+    mut rbuf: BytesMut,
+) {
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
     let mut timer = Timer::new(tokio::time::Instant::now() + idle);
-    // This connection's bytes in the outbox leave before its socket closes.
-    let _outbox = outbox::Guard(stream.fd());
+    // The task's waker, for the outbox to wake it when its bytes get stuck.
+    let task = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
+    let fd = stream.fd();
     let mut queued = None;
     loop {
-        let read = read_head(&mut stream, &mut rbuf, worker, idle, &mut stop, &mut timer).await;
+        let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer).await;
         // The last response leaves before anything else is written (a pipelined request
         // can be read before the loop writes the outbox).
-        if queued.take().is_some_and(outbox::waiting) && !outbox::flush_fd(stream.fd()) {
+        if queued.take().is_some_and(|t| outbox::waiting(fd, t))
+            && !stream.write_own(worker.client_timeout).await
+        {
             return;
         }
         let mut head = match read {
@@ -417,9 +503,8 @@ async fn serve_connection(
                         false,
                     )
                 });
-                let fd = stream.fd();
-                let _ = sio::write_all(fd, &[&resp], 0, worker.client_timeout);
-                linger(&mut stream).await;
+                let _ = stream.write_all(&resp, worker.client_timeout).await;
+                linger(stream).await;
                 return;
             }
         };
@@ -428,17 +513,26 @@ async fn serve_connection(
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
         }
-        let w = Arc::clone(worker);
         let buf = std::mem::take(&mut rbuf);
-        let outcome = worker
-            .run_app(move || wsgi::serve(&w.app, &info, wsgi::Request::Http(head), buf))
-            .await;
-        let Some(mut outcome) = outcome else { return };
+        let request = wsgi::Request::Http(head);
+        let served = if worker.pool.is_none() {
+            // Inline: no closure, no hand-off, no future of its own.
+            wsgi::serve(&worker.app, &info, request, buf)
+        } else {
+            let Some(served) = serve_on_pool(worker, info, request, buf).await else {
+                return;
+            };
+            served
+        };
+        let mut outcome = match served {
+            wsgi::Served::Done(outcome) => outcome,
+            wsgi::Served::Stalled(exchange) => until_sent(worker, stream, exchange).await,
+        };
         worker.request_done();
         let stays_open = outcome.keep_alive && !worker.keep_alive.is_zero();
         if stays_open && outcome.tail.is_none() {
             if let Some(bytes) = outcome.deferred.take() {
-                queued = Some(outbox::push(stream.fd(), bytes, worker.client_timeout));
+                queued = Some(outbox::push(fd, bytes, &task));
             }
         }
         if !stream.send_rest(&mut outcome, worker.client_timeout).await {
@@ -449,10 +543,60 @@ async fn serve_connection(
         // response kept open: the next request on it may be on its way; `read_head` waits
         // a moment for it (answered with `Connection: close`), then closes.
         if !stays_open {
-            linger(&mut stream).await;
+            linger(stream).await;
             return;
         }
         idle = worker.keep_alive;
+    }
+}
+
+/// Runs a request through the app. When the inline worker's response waits for the client
+/// (its socket is full), the wait is here, in the connection's task, and the response goes on
+/// once the client reads: the worker serves other connections meanwhile. None: the worker
+/// could not run the request.
+pub(super) async fn serve_request(
+    worker: &Arc<Worker>,
+    stream: &Stream,
+    info: ConnInfo,
+    request: wsgi::Request,
+    rbuf: BytesMut,
+) -> Option<wsgi::Outcome> {
+    let served = if worker.pool.is_none() {
+        wsgi::serve(&worker.app, &info, request, rbuf)
+    } else {
+        serve_on_pool(worker, info, request, rbuf).await?
+    };
+    Some(match served {
+        wsgi::Served::Done(outcome) => outcome,
+        wsgi::Served::Stalled(exchange) => until_sent(worker, stream, exchange).await,
+    })
+}
+
+/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
+async fn serve_on_pool(
+    worker: &Arc<Worker>,
+    info: ConnInfo,
+    request: wsgi::Request,
+    rbuf: BytesMut,
+) -> Option<wsgi::Served> {
+    let w = Arc::clone(worker);
+    worker
+        .run_app(move || wsgi::serve(&w.app, &info, request, rbuf))
+        .await
+}
+
+/// Waits for the client to read, then resumes the response, until it is done.
+async fn until_sent(
+    worker: &Worker,
+    stream: &Stream,
+    mut exchange: Box<wsgi::Exchange>,
+) -> wsgi::Outcome {
+    loop {
+        let writable = stream.writable_within(worker.client_timeout).await;
+        match wsgi::resume(&worker.app, exchange, writable) {
+            wsgi::Served::Done(outcome) => return outcome,
+            wsgi::Served::Stalled(next) => exchange = next,
+        }
     }
 }
 

@@ -10,12 +10,12 @@ use ferrule_proto::fastcgi::{
 use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
 
-use super::conn::{linger, Stream, READ_BUF};
+use super::conn::{linger, serve_request, Stream, READ_BUF};
 use super::{io as sio, ConnInfo, Worker};
 use crate::config::Protocol;
 use crate::log::{error, warning};
 use crate::wsgi::gateway::{CgiRequest, FastCgi};
-use crate::wsgi::{self, Request};
+use crate::wsgi::Request;
 
 /// How long an idle FastCGI connection kept by the front server (`fastcgi_keep_conn on`) stays
 /// open; nginx notices a closed one and opens another.
@@ -71,10 +71,7 @@ pub(super) async fn serve_one(
         fastcgi: None,
         length_always_sent: proto == Protocol::Scgi,
     });
-    let w = Arc::clone(worker);
-    let outcome = worker
-        .run_app(move || wsgi::serve(&w.app, &info, request, rbuf))
-        .await;
+    let outcome = serve_request(worker, &stream, info, request, rbuf).await;
     if let Some(mut outcome) = outcome {
         worker.request_done();
         if !stream.send_rest(&mut outcome, worker.client_timeout).await {
@@ -120,12 +117,8 @@ pub(super) async fn serve_fastcgi(
             }),
             length_always_sent: false,
         });
-        let w = Arc::clone(worker);
         let buf = std::mem::take(&mut rbuf);
-        let Some(outcome) = worker
-            .run_app(move || wsgi::serve(&w.app, &info, request, buf))
-            .await
-        else {
+        let Some(outcome) = serve_request(worker, &stream, info, request, buf).await else {
             return;
         };
         worker.request_done();

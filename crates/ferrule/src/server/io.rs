@@ -73,6 +73,20 @@ fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
     }
 }
 
+/// Whether `fd` takes more bytes now (or has failed, which the next write reports).
+#[must_use]
+pub fn poll_writable(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid pollfd on our stack, and we pass a count of 1; a zero timeout
+    // never waits.
+    let n = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+    n > 0 && pfd.revents != 0
+}
+
 /// One `read(2)` into `buf`'s spare capacity (reserving `want` bytes). `Ok(None)`: would block.
 pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result<Option<usize>> {
     buf.reserve(want);
@@ -140,10 +154,27 @@ pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
 /// Pieces a write gathers on the stack; more are gathered in a Vec.
 const STACK_IOV: usize = 8;
 
+/// One non-blocking write of `parts` (gathered on the stack when they are few); returns the
+/// bytes written (0 if the socket is full).
+pub fn try_write_parts(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    if parts.len() <= STACK_IOV {
+        // The usual few pieces: no allocation.
+        let mut iov = [IoSlice::new(&[]); STACK_IOV];
+        for (slot, p) in iov.iter_mut().zip(parts) {
+            *slot = IoSlice::new(p);
+        }
+        try_writev(fd, &iov[..parts.len()])
+    } else {
+        let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        try_writev(fd, &iov)
+    }
+}
+
 /// Writes all of `parts`, skipping the first `skip` bytes (already written), waiting for the
 /// socket up to `timeout` each time it is full.
 pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration) -> io::Result<()> {
     let mut idx = 0;
+    let mut rest: Vec<&[u8]> = Vec::new();
     while idx < parts.len() {
         // Drop parts already fully written.
         while idx < parts.len() && skip >= parts[idx].len() {
@@ -153,20 +184,13 @@ pub fn write_all(fd: RawFd, parts: &[&[u8]], mut skip: usize, timeout: Duration)
         if idx == parts.len() {
             break;
         }
-        let first = IoSlice::new(&parts[idx][skip..]);
-        let rest = parts[idx + 1..].iter().map(|p| IoSlice::new(p));
-        let n = if parts.len() - idx <= STACK_IOV {
-            // The usual few pieces: no allocation.
-            let mut iov = [IoSlice::new(&[]); STACK_IOV];
-            let mut len = 0;
-            for (slot, s) in iov.iter_mut().zip(std::iter::once(first).chain(rest)) {
-                *slot = s;
-                len += 1;
-            }
-            try_writev(fd, &iov[..len])?
+        let n = if skip == 0 {
+            try_write_parts(fd, &parts[idx..])?
         } else {
-            let iov: Vec<IoSlice<'_>> = std::iter::once(first).chain(rest).collect();
-            try_writev(fd, &iov)?
+            rest.clear();
+            rest.push(&parts[idx][skip..]);
+            rest.extend_from_slice(&parts[idx + 1..]);
+            try_write_parts(fd, &rest)?
         };
         if n == 0 {
             wait(fd, true, Instant::now() + timeout)?;

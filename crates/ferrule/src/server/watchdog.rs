@@ -76,6 +76,15 @@ pub fn request_begin(fd: RawFd, http: bool) {
     s.phase.store(OPEN, Ordering::Release);
 }
 
+/// A request whose response waited for the client goes on, on this thread (its response
+/// started: a timeout cuts the connection).
+pub fn request_resume(fd: RawFd, http: bool) {
+    let s = slot();
+    s.fd.store(fd, Ordering::Release);
+    s.http.store(http, Ordering::Release);
+    s.phase.store(SENT, Ordering::Release);
+}
+
 /// The request on this thread is over. True if the watchdog took it over (timed out).
 pub fn request_end() -> bool {
     let s = slot();

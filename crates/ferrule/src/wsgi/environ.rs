@@ -621,6 +621,7 @@ pub fn build<'py>(
 /// Hands each of a request's environ entries to `sink`, in order. Ok(false) when the sink
 /// stopped.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn entries<'py>(
     py: Python<'py>,
     base: &EnvironBase,

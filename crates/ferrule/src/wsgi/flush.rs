@@ -35,7 +35,10 @@ pub struct Pending {
     /// Framing bytes (chunk sizes, CRLFs, the head) the pieces may point into.
     framing: Vec<Vec<u8>>,
     pieces: Vec<(*const u8, usize)>,
+    /// Bytes in `pieces` (written ones included).
     pub bytes: usize,
+    /// Bytes from the front already written (a write the socket took only part of).
+    written: usize,
 }
 
 // SAFETY: `pieces` point into `bytes` objects held by `owners` (immutable, kept alive for as
@@ -86,18 +89,50 @@ impl Pending {
         self.bytes += data.len();
     }
 
+    /// Puts our own bytes before everything queued (nothing of which may have been written).
+    pub fn push_front_owned(&mut self, data: Vec<u8>) {
+        debug_assert_eq!(self.written, 0);
+        if data.is_empty() {
+            return;
+        }
+        self.pieces.insert(0, (data.as_ptr(), data.len()));
+        self.bytes += data.len();
+        self.framing.push(data);
+    }
+
+    /// What is left to write, in order.
     pub fn slices(&self) -> Vec<&[u8]> {
-        // SAFETY: see the `Send` impl: every piece points into memory owned by `self`.
+        let mut skip = self.written;
         self.pieces
             .iter()
-            .map(|&(p, n)| unsafe { std::slice::from_raw_parts(p, n) })
+            .filter_map(|&(p, n)| {
+                // SAFETY: see the `Send` impl: every piece points into memory owned by `self`.
+                let piece = unsafe { std::slice::from_raw_parts(p, n) };
+                let rest = piece.get(skip.min(n)..)?;
+                skip -= skip.min(n);
+                (!rest.is_empty()).then_some(rest)
+            })
             .collect()
     }
 
-    /// Writes everything: first without waiting; if the socket is full, `wait` is called to
-    /// finish (the caller releases the GIL there).
-    pub fn write(&self, fd: RawFd, timeout: Duration) -> io::Result<()> {
-        sio::write_all(fd, &self.slices(), 0, timeout)
+    /// Writes everything left, waiting for the socket up to `timeout` each time it is full.
+    pub fn write(&mut self, fd: RawFd, timeout: Duration) -> io::Result<()> {
+        sio::write_all(fd, &self.slices(), 0, timeout)?;
+        self.written = self.bytes;
+        Ok(())
+    }
+
+    /// Writes what the socket takes now, without waiting. True: everything is written;
+    /// false: the socket is full and the rest is still here.
+    pub fn write_now(&mut self, fd: RawFd) -> io::Result<bool> {
+        while self.written < self.bytes {
+            let n = sio::try_write_parts(fd, &self.slices())?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.written += n;
+        }
+        Ok(true)
     }
 
     /// Forgets what was written, keeping the allocations.
@@ -106,12 +141,12 @@ impl Pending {
         self.framing.clear();
         self.pieces.clear();
         self.bytes = 0;
+        self.written = 0;
     }
 }
 
 struct Job {
     fd: RawFd,
-    timeout: Duration,
     pending: Pending,
     armed: Instant,
 }
@@ -127,8 +162,8 @@ struct State {
     last_arm: Option<Instant>,
     /// The flusher took the job and is writing it.
     writing: bool,
-    /// What the flusher wrote, handed back with the result.
-    done: Option<(Pending, io::Result<()>)>,
+    /// What the flusher wrote, handed back with the result (false: the socket took part).
+    done: Option<(Pending, io::Result<bool>)>,
 }
 
 /// The worker's flusher thread and its one slot.
@@ -166,10 +201,14 @@ impl Flusher {
             match st.job.as_ref().map(|j| j.armed) {
                 Some(armed) if armed.elapsed() >= DEADLINE => {
                     // The app is still producing: send what it gave so far.
-                    let Some(job) = st.job.take() else { continue };
+                    let Some(mut job) = st.job.take() else {
+                        continue;
+                    };
                     st.writing = true;
                     drop(st);
-                    let result = job.pending.write(job.fd, job.timeout);
+                    // Never waits for the socket: what it does not take now stays for the
+                    // worker, which waits for the client without holding up the others.
+                    let result = job.pending.write_now(job.fd);
                     st = self.lock();
                     st.writing = false;
                     st.done = Some((job.pending, result));
@@ -194,12 +233,11 @@ impl Flusher {
 
     /// Hands `pending` to the flusher while the app produces its next block. A ticking
     /// flusher sees it within two [`DEADLINE`]s; a parked one is woken.
-    pub fn arm(&self, fd: RawFd, timeout: Duration, pending: Pending) {
+    pub fn arm(&self, fd: RawFd, pending: Pending) {
         let mut st = self.lock();
         let now = Instant::now();
         st.job = Some(Job {
             fd,
-            timeout,
             pending,
             armed: now,
         });
@@ -210,8 +248,9 @@ impl Flusher {
     }
 
     /// Takes the pending blocks back. `(pending, None)`: not written yet, go on coalescing;
-    /// `(pending, Some(result))`: the flusher wrote them (`pending` is to be cleared).
-    pub fn disarm(&self) -> (Pending, Option<io::Result<()>>) {
+    /// `(pending, Some(result))`: the flusher wrote them, all (`Ok(true)`) or what the socket
+    /// took (`Ok(false)`: the rest is still in `pending`).
+    pub fn disarm(&self) -> (Pending, Option<io::Result<bool>>) {
         let mut st = self.lock();
         if let Some(job) = st.job.take() {
             return (job.pending, None);
@@ -221,7 +260,7 @@ impl Flusher {
                 return (pending, Some(result));
             }
             if !st.writing {
-                return (Pending::default(), Some(Ok(())));
+                return (Pending::default(), Some(Ok(true)));
             }
             st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
         }

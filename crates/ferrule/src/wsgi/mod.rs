@@ -97,6 +97,18 @@ pub struct Outcome {
     pub deferred: Option<Vec<u8>>,
 }
 
+impl Outcome {
+    /// The watchdog answered the request (504) and the worker is leaving.
+    fn timed_out() -> Self {
+        Self {
+            keep_alive: false,
+            rbuf: BytesMut::new(),
+            tail: None,
+            deferred: None,
+        }
+    }
+}
+
 /// Formats a Python exception with its traceback, as `traceback.format_exception` does.
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
@@ -165,8 +177,79 @@ impl Request {
     }
 }
 
+/// What [`serve`] (or [`resume`]) leaves to the connection's task.
+pub enum Served {
+    /// The request is over.
+    Done(Outcome),
+    /// The inline worker's response waits for the client to read: its socket is full. The
+    /// task waits until the socket is writable (or the client timeout passes), then calls
+    /// [`resume`]; meanwhile the worker serves other connections.
+    Stalled(Box<Exchange>),
+}
+
+/// What a request keeps from its start to its end.
+struct Req {
+    conn: ConnInfo,
+    request: Request,
+    /// For the access log.
+    started: Option<Instant>,
+    /// The body reader of a request without a body (the shared empty input holds none).
+    own_reader: Option<BodyReader>,
+    fastcgi: Option<gateway::FastCgi>,
+}
+
+/// A request whose response waits for the client (see [`Served::Stalled`]).
+pub struct Exchange {
+    req: Req,
+    input: Py<Input>,
+    response: Py<Response>,
+    /// The app's iterable, when it stopped before its end.
+    iterating: Option<Iterating>,
+}
+
+/// An app's iterable, between two of its blocks.
+struct Iterating {
+    iter: Py<pyo3::types::PyIterator>,
+    /// What the app returned, for its `close()`.
+    result: Py<PyAny>,
+    /// For the `post_request` hook.
+    env: Py<pyo3::types::PyDict>,
+}
+
+/// The Python side of a request, done.
+struct Ended {
+    reader: Option<BodyReader>,
+    keep_alive: bool,
+    code: u16,
+    sent: u64,
+    broken: bool,
+    tail: Option<sio::FileTail>,
+    deferred: Option<Vec<u8>>,
+}
+
+impl Ended {
+    /// Nothing could be sent (no `wsgi.input` or `start_response` could be made).
+    fn failed(reader: Option<BodyReader>) -> Self {
+        Self {
+            reader,
+            keep_alive: false,
+            code: 500,
+            sent: 0,
+            broken: true,
+            tail: None,
+            deferred: None,
+        }
+    }
+}
+
+/// Where a request stands after a turn in Python.
+enum Step {
+    Ended(Ended),
+    Stalled(Py<Input>, Py<Response>, Option<Iterating>),
+}
+
 /// Serves one request: attaches to Python, runs the app, writes the response.
-pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Outcome {
+pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Served {
     // Only the access log needs the time a request took.
     let started = log::access_enabled().then(Instant::now);
     let (body, expect, version, keep_alive, head_request, fastcgi) = match &request {
@@ -222,14 +305,14 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
     } else {
         (None, Some(reader))
     };
-    let (reader, keep_alive, code, sent, broken, tail, deferred) = Python::attach(|py| {
+    let step = Python::attach(|py| {
         let input = match reader {
             None => app.empty_input.clone_ref(py),
             Some(reader) => match Py::new(py, Input::new(reader)) {
                 Ok(i) => i,
                 Err(e) => {
                     error!("cannot create wsgi.input: {e}");
-                    return (None, false, 500, 0, true, None, None);
+                    return Step::Ended(Ended::failed(None));
                 }
             },
         };
@@ -237,40 +320,186 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
             Ok(r) => r,
             Err(e) => {
                 error!("cannot create start_response: {e}");
-                return (take_reader(py, &input), false, 500, 0, true, None, None);
+                return Step::Ended(Ended::failed(take_reader(py, &input)));
             }
         };
-        run_app(py, app, conn, &request, &input, &response);
-        let reader = take_reader(py, &input);
-        let mut r = response.borrow_mut(py);
-        let tail = r.tail.take();
-        let deferred = r.deferred.take();
-        // After ABORT_REQUEST the request still ends properly (END_REQUEST).
-        let done = (
-            reader,
-            r.out.keep_alive,
-            r.code,
-            r.body_sent,
-            r.broken && !r.aborted,
-            tail,
-            deferred,
-        );
-        drop(r);
-        app.recycle(py, response);
-        done
+        let iterating = run_app(py, app, conn, &request, &input, &response);
+        after_python(py, app, input, response, iterating)
     });
+    match step {
+        Step::Ended(ended) => {
+            let done = Done {
+                started,
+                own_reader,
+                fastcgi,
+                ended,
+            };
+            Served::Done(finish(app, conn, &request, done))
+        }
+        Step::Stalled(input, response, iterating) => {
+            let req = Req {
+                conn: *conn,
+                request,
+                started,
+                own_reader,
+                fastcgi,
+            };
+            stall(req, input, response, iterating)
+        }
+    }
+}
+
+/// Goes on with a request whose response waited for the client: `writable` says whether the
+/// client read within the timeout (else the response is cut short and the connection closes).
+pub fn resume(app: &App, exchange: Box<Exchange>, writable: bool) -> Served {
+    let Exchange {
+        req,
+        input,
+        response,
+        iterating,
+    } = *exchange;
+    watchdog::request_resume(req.conn.fd, matches!(req.request, Request::Http(_)));
+    let step = Python::attach(|py| {
+        {
+            let mut r = response.borrow_mut(py);
+            if !writable {
+                log::debug!(
+                    "{} read nothing of the response within the client timeout; closing",
+                    req.conn.peer_label()
+                );
+                r.abandon();
+            } else if let Err(e) = r.flush(py) {
+                log::debug!("client connection lost: {e}");
+            }
+            if r.blocked {
+                drop(r);
+                return Step::Stalled(input, response, iterating);
+            }
+        }
+        if let Some(it) = iterating {
+            let broken = response.borrow(py).broken;
+            let flow = if broken {
+                Ok(None)
+            } else {
+                iterate(py, &response, it.iter.into_bound(py))
+            };
+            match flow {
+                Ok(Some(iter)) => {
+                    let it = Iterating {
+                        iter: iter.unbind(),
+                        result: it.result,
+                        env: it.env,
+                    };
+                    return Step::Stalled(input, response, Some(it));
+                }
+                Ok(None) => {}
+                Err(e) => app_failed(py, &input, &response, &e, "iterating the app's response"),
+            }
+            close_result(py, &response, it.result.bind(py));
+            post_hook(py, app, it.env.bind(py), &response);
+        }
+        after_python(py, app, input, response, None)
+    });
+    match step {
+        Step::Ended(ended) => {
+            let Req {
+                conn,
+                request,
+                started,
+                own_reader,
+                fastcgi,
+            } = req;
+            let done = Done {
+                started,
+                own_reader,
+                fastcgi,
+                ended,
+            };
+            Served::Done(finish(app, &conn, &request, done))
+        }
+        Step::Stalled(input, response, iterating) => stall(req, input, response, iterating),
+    }
+}
+
+/// After a turn in Python: the request is over unless its response waits for the client.
+#[inline]
+fn after_python(
+    py: Python<'_>,
+    app: &App,
+    input: Py<Input>,
+    response: Py<Response>,
+    iterating: Option<Iterating>,
+) -> Step {
+    if iterating.is_some() || response.borrow(py).blocked {
+        return Step::Stalled(input, response, iterating);
+    }
+    let reader = take_reader(py, &input);
+    let mut r = response.borrow_mut(py);
+    // After ABORT_REQUEST the request still ends properly (END_REQUEST).
+    let ended = Ended {
+        reader,
+        keep_alive: r.out.keep_alive,
+        code: r.code,
+        sent: r.body_sent,
+        broken: r.broken && !r.aborted,
+        tail: r.tail.take(),
+        deferred: r.deferred.take(),
+    };
+    drop(r);
+    app.recycle(py, response);
+    Step::Ended(ended)
+}
+
+/// A request whose response waits for the client goes to the connection's task.
+fn stall(
+    req: Req,
+    input: Py<Input>,
+    response: Py<Response>,
+    iterating: Option<Iterating>,
+) -> Served {
+    if watchdog::request_end() {
+        return Served::Done(Outcome::timed_out());
+    }
+    Served::Stalled(Box::new(Exchange {
+        req,
+        input,
+        response,
+        iterating,
+    }))
+}
+
+/// What the end of a request needs besides the request itself.
+struct Done {
+    started: Option<Instant>,
+    own_reader: Option<BodyReader>,
+    fastcgi: Option<gateway::FastCgi>,
+    ended: Ended,
+}
+
+/// The end of a request, once Python is done with it: the unread body is drained (or the
+/// connection is to close), FastCGI's END_REQUEST, the access log.
+#[inline]
+fn finish(app: &App, conn: &ConnInfo, request: &Request, done: Done) -> Outcome {
     if watchdog::request_end() {
         // The watchdog answered this request (504) and the worker is leaving.
-        return Outcome {
-            keep_alive: false,
-            rbuf: BytesMut::new(),
-            tail: None,
-            deferred: None,
-        };
+        return Outcome::timed_out();
     }
+    let Done {
+        started,
+        own_reader,
+        fastcgi,
+        ended,
+    } = done;
+    let Ended {
+        reader,
+        mut keep_alive,
+        code,
+        sent,
+        broken,
+        tail,
+        mut deferred,
+    } = ended;
     let mut reader = own_reader.or(reader);
-    let mut keep_alive = keep_alive;
-    let mut deferred = deferred;
     // The client may wait for the response before it sends the rest of the body (or gives up
     // on it): the response goes out before the drain.
     let body_left = !reader.as_ref().is_some_and(BodyReader::is_done);
@@ -300,7 +529,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Ou
         }
     }
     if let Some(started) = started {
-        access_log(conn, &request, code, sent, started);
+        access_log(conn, request, code, sent, started);
     }
     Outcome {
         keep_alive,
@@ -333,6 +562,8 @@ fn end_fastcgi(fd: std::os::fd::RawFd, request_id: u16, timeout: Duration) -> bo
     sio::write_all(fd, &[&out], 0, timeout).is_ok()
 }
 
+/// Runs the app on the request; returns its iterable when the response stopped midway to
+/// wait for the client (see [`Served::Stalled`]).
 fn run_app(
     py: Python<'_>,
     app: &App,
@@ -340,45 +571,55 @@ fn run_app(
     request: &Request,
     input: &Py<Input>,
     response: &Py<Response>,
-) {
+) -> Option<Iterating> {
     let env = match request.environ(py, app, conn, input.bind(py).clone().into_any()) {
         Ok(Some(e)) => e,
         Ok(None) => {
             respond_simple(py, response, 404);
-            return;
+            return None;
         }
         Err(e) => {
             error!("cannot build the environ: {}", format_exception(py, &e));
             respond_simple(py, response, 500);
-            return;
+            return None;
         }
     };
-    let Some(hooks) = &app.hooks else {
-        call_app(py, app, &env, input, response);
-        return;
-    };
-    if let Some(pre) = &hooks.pre {
+    if let Some(pre) = app.hooks.as_ref().and_then(|h| h.pre.as_ref()) {
         if let Err(e) = pre.bind(py).call1((&env,)) {
             error!("pre_request hook: {}", format_exception(py, &e));
         }
     }
-    call_app(py, app, &env, input, response);
-    if let Some(post) = &hooks.post {
+    let iterating = call_app(py, app, &env, input, response);
+    if iterating.is_none() {
+        post_hook(py, app, &env, response);
+    }
+    iterating
+}
+
+/// The `post_request` hook, if the config file has one.
+fn post_hook(
+    py: Python<'_>,
+    app: &App,
+    env: &Bound<'_, pyo3::types::PyDict>,
+    response: &Py<Response>,
+) {
+    if let Some(post) = app.hooks.as_ref().and_then(|h| h.post.as_ref()) {
         let code = response.borrow(py).code;
-        if let Err(e) = post.bind(py).call1((&env, code)) {
+        if let Err(e) = post.bind(py).call1((env, code)) {
             error!("post_request hook: {}", format_exception(py, &e));
         }
     }
 }
 
-/// Calls the app with `env`, sends what it returns, and closes it.
+/// Calls the app with `env`, sends what it returns, and closes it; or returns the iterable
+/// when its response stopped midway to wait for the client.
 fn call_app(
     py: Python<'_>,
     app: &App,
     env: &Bound<'_, pyo3::types::PyDict>,
     input: &Py<Input>,
     response: &Py<Response>,
-) {
+) -> Option<Iterating> {
     let called = {
         let _in_app = watchdog::enter();
         app.callable.bind(py).call1((env, response.bind(py)))
@@ -387,14 +628,27 @@ fn call_app(
         Ok(r) => r,
         Err(e) => {
             app_failed(py, input, response, &e, "calling the app");
-            return;
+            return None;
         }
     };
-    if let Err(e) = send_result(py, response, &result) {
-        app_failed(py, input, response, &e, "iterating the app's response");
+    match send_result(py, response, &result) {
+        Ok(Some(iter)) => {
+            return Some(Iterating {
+                iter: iter.unbind(),
+                result: result.unbind(),
+                env: env.clone().unbind(),
+            })
+        }
+        Ok(None) => {}
+        Err(e) => app_failed(py, input, response, &e, "iterating the app's response"),
     }
-    // PEP 3333: close() is called whatever happened. A plain list or tuple has none (and
-    // asking would build an AttributeError for nothing).
+    close_result(py, response, &result);
+    None
+}
+
+/// PEP 3333: the iterable's `close()` is called whatever happened.
+fn close_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny>) {
+    // A plain list or tuple has none (and asking would build an AttributeError for nothing).
     let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
     if plain {
         response.borrow_mut(py).mark_finished();
@@ -418,9 +672,17 @@ fn call_app(
     response.borrow_mut(py).mark_finished();
 }
 
+fn lost(e: std::io::Error) {
+    log::debug!("client connection lost: {e}");
+}
+
 /// Sends the app's iterable: one-element lists get a Content-Length, file wrappers sendfile.
-fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-    let lost = |e: std::io::Error| log::debug!("client connection lost: {e}");
+/// Returns the iterator when the client's socket filled before its end (inline worker).
+fn send_result<'py>(
+    py: Python<'py>,
+    response: &Py<Response>,
+    result: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyIterator>>> {
     // A list or tuple of one bytes object: its length is the Content-Length.
     let single = if let Ok(l) = result.cast::<PyList>() {
         (l.len() == 1).then(|| l.get_item(0)).transpose()?
@@ -434,10 +696,12 @@ fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny
         let mut r = response.borrow_mut(py);
         check_started(&r)?;
         let data = bytes.as_bytes();
-        if r.send_body(py, data, Some(data.len() as u64)).is_ok() {
+        if r.send_body(py, data, Some(data.len() as u64), Some(&bytes))
+            .is_ok()
+        {
             r.finish(py).unwrap_or_else(lost);
         }
-        return Ok(());
+        return Ok(None);
     }
     if let Ok(fw) = result.cast::<FileWrapper>() {
         if let Some((fd, offset, count)) = fw.borrow().sendfile_plan(py) {
@@ -446,14 +710,29 @@ fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny
             if r.send_file(py, fd, offset, count).is_ok() {
                 r.finish(py).unwrap_or_else(lost);
             }
-            return Ok(());
+            return Ok(None);
         }
     }
-    let mut iter = result.try_iter()?;
+    iterate(py, response, result.try_iter()?)
+}
+
+/// Sends the iterator's blocks to its end; returns it if the client's socket filled first
+/// (inline worker: nothing more is asked of the app until the client reads).
+fn iterate<'py>(
+    py: Python<'py>,
+    response: &Py<Response>,
+    mut iter: Bound<'py, pyo3::types::PyIterator>,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyIterator>>> {
     loop {
-        // Pending blocks go to the flusher while the app produces the next (see flush.rs);
-        // the borrow ends before the app runs, as it may call write().
-        response.borrow_mut(py).lend_pending();
+        {
+            let mut r = response.borrow_mut(py);
+            if r.blocked {
+                return Ok(Some(iter));
+            }
+            // Pending blocks go to the flusher while the app produces the next (see
+            // flush.rs); the borrow ends before the app runs, as it may call write().
+            r.lend_pending();
+        }
         let next = {
             let _in_app = watchdog::enter();
             iter.next()
@@ -461,20 +740,20 @@ fn send_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny
         let mut r = response.borrow_mut(py);
         if let Err(e) = r.take_back(py) {
             lost(e);
-            return Ok(());
+            return Ok(None);
         }
         let Some(item) = next else { break };
         let bytes = chunk_bytes(&item?)?;
         check_started(&r)?;
         if let Err(e) = r.queue_body(py, &bytes) {
             lost(e);
-            return Ok(());
+            return Ok(None);
         }
     }
     let mut r = response.borrow_mut(py);
     check_started(&r)?;
     r.finish(py).unwrap_or_else(lost);
-    Ok(())
+    Ok(None)
 }
 
 fn chunk_bytes<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {

@@ -38,7 +38,9 @@ pub struct Output {
     pub head_request: bool,
     pub server_header: bool,
     pub timeout: Duration,
-    /// Blocks from the app's iterable may be coalesced (see `flush`): the inline worker.
+    /// The inline worker: blocks from the app's iterable may be coalesced (see `flush`), and
+    /// no write waits for the socket: what it does not take stays pending (`blocked`) and the
+    /// connection's task waits for the client (see `wsgi::Served::Stalled`).
     pub coalesce: bool,
     /// FastCGI: the request id whose STDOUT records carry the response (a CGI-style head,
     /// `Status: 200 OK`, then the body until the stream ends).
@@ -82,6 +84,9 @@ pub struct Response {
     pending: Pending,
     /// `pending` is with the flusher thread while the app produces its next block.
     pub pending_out: bool,
+    /// The socket did not take all of `pending` (inline worker): nothing more is asked of the
+    /// app until the client reads.
+    pub blocked: bool,
     /// The response's last bytes, complete, for the connection's task to write once the
     /// event loop has run the other requests already waiting. Clients then get their
     /// responses in bursts, as from an event loop that reads before it writes (bjoern):
@@ -133,6 +138,7 @@ impl Response {
             finished: false,
             pending: Pending::default(),
             pending_out: false,
+            blocked: false,
             deferred: None,
             known: KnownHeaders::default(),
         }
@@ -143,6 +149,7 @@ impl Response {
     #[must_use]
     pub fn recyclable(&self) -> bool {
         !self.pending_out
+            && !self.blocked
             && self.pending.is_empty()
             && self.tail.is_none()
             && self.deferred.is_none()
@@ -169,6 +176,7 @@ impl Response {
             finished,
             pending,
             pending_out,
+            blocked,
             deferred,
             known: _,
         } = self;
@@ -189,6 +197,7 @@ impl Response {
         *finished = false;
         pending.clear();
         *pending_out = false;
+        *blocked = false;
         *deferred = None;
     }
 
@@ -202,6 +211,7 @@ impl Response {
     fn may_defer(&self, more: usize) -> bool {
         self.out.defer_last
             && !self.broken
+            && !self.blocked
             && self.complete()
             && self.deferred.as_ref().map_or(0, Vec::len) + more <= DEFER_MAX
     }
@@ -479,6 +489,17 @@ impl Response {
 
     /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released.
     pub(crate) fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
+        self.send_from(py, parts, None)
+    }
+
+    /// Writes `parts`, some of which may lie in the app's block `owner` (kept, not copied, if
+    /// the socket does not take them at once).
+    fn send_from(
+        &mut self,
+        py: Python<'_>,
+        parts: &[&[u8]],
+        owner: Option<&Bound<'_, PyBytes>>,
+    ) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -493,7 +514,12 @@ impl Response {
             let all: Vec<&[u8]> = std::iter::once(&held[..])
                 .chain(parts.iter().copied())
                 .collect();
-            return self.send(py, &all);
+            return self.send_from(py, &all, owner);
+        }
+        if self.out.coalesce && !self.pending.is_empty() {
+            // Bytes the socket has not taken yet go first.
+            self.keep_unsent(parts, 0, owner);
+            return self.flush(py);
         }
         let mut headers = Vec::new();
         let framed;
@@ -512,6 +538,11 @@ impl Response {
             .collect();
         let res = match sio::try_writev(self.out.fd, &iov) {
             Ok(n) if n == total => Ok(()),
+            Ok(n) if self.out.coalesce => {
+                self.keep_unsent(parts, n, owner);
+                self.blocked = true;
+                Ok(())
+            }
             Ok(n) => {
                 let (fd, timeout) = (self.out.fd, self.out.timeout);
                 py.detach(|| sio::write_all(fd, parts, n, timeout))
@@ -536,6 +567,33 @@ impl Response {
 
     /// Frames a block of `len` bytes: encodes the head if it was not sent, applies the
     /// Content-Length. Returns the head (empty if sent before) and how many bytes to send.
+    /// Keeps what the socket did not take of `parts` (after `skip` bytes) for later: pieces of
+    /// the app's block `owner` by reference, others copied.
+    fn keep_unsent(
+        &mut self,
+        parts: &[&[u8]],
+        mut skip: usize,
+        owner: Option<&Bound<'_, PyBytes>>,
+    ) {
+        for p in parts {
+            let done = skip.min(p.len());
+            skip -= done;
+            let Some(rest) = p.get(done..).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let within = owner.and_then(|o| {
+                let b = o.as_bytes();
+                b.as_ptr_range()
+                    .contains(&rest.as_ptr())
+                    .then(|| (o, rest.as_ptr() as usize - b.as_ptr() as usize))
+            });
+            match within {
+                Some((o, start)) => self.pending.push_block(o, start, rest.len()),
+                None => self.pending.push_owned(rest.to_vec()),
+            }
+        }
+    }
+
     fn frame(&mut self, len: usize, total: Option<u64>) -> (Vec<u8>, usize) {
         let head = if self.headers_sent() {
             Vec::new()
@@ -560,7 +618,13 @@ impl Response {
     }
 
     /// Sends one block of body now. `total`: the whole body's length, when this is all of it.
-    pub fn send_body(&mut self, py: Python<'_>, data: &[u8], total: Option<u64>) -> io::Result<()> {
+    pub fn send_body(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        total: Option<u64>,
+        owner: Option<&Bound<'_, PyBytes>>,
+    ) -> io::Result<()> {
         if data.is_empty() && total.is_none() {
             return Ok(()); // headers wait for the first non-empty block
         }
@@ -570,7 +634,7 @@ impl Response {
         if self.framing == Framing::Chunked && !data.is_empty() {
             let mut size = Vec::with_capacity(18);
             enc::push_chunk_size(&mut size, data.len());
-            self.send(py, &[&head, &size, data, b"\r\n"])
+            self.send_from(py, &[&head, &size, data, b"\r\n"], owner)
         } else if head.is_empty() && data.is_empty() {
             Ok(())
         } else if !head.is_empty()
@@ -583,7 +647,7 @@ impl Response {
             self.deferred = Some(head);
             Ok(())
         } else {
-            self.send(py, &[&head, data])
+            self.send_from(py, &[&head, data], owner)
         }
     }
 
@@ -591,7 +655,7 @@ impl Response {
     /// pending. Without coalescing, sends it at once.
     pub fn queue_body(&mut self, py: Python<'_>, block: &Bound<'_, PyBytes>) -> io::Result<()> {
         if !self.out.coalesce {
-            return self.send_body(py, block.as_bytes(), None);
+            return self.send_body(py, block.as_bytes(), None, Some(block));
         }
         let len = block.as_bytes().len();
         if len == 0 {
@@ -619,15 +683,11 @@ impl Response {
     /// Before the app produces its next block: lends what is pending to the flusher thread,
     /// which sends it if the app takes longer than `flush::DEADLINE`.
     pub fn lend_pending(&mut self) {
-        if self.pending.is_empty() || self.broken {
+        if self.pending.is_empty() || self.broken || self.blocked {
             return;
         }
         if let Some(f) = Flusher::get() {
-            f.arm(
-                self.out.fd,
-                self.out.timeout,
-                std::mem::take(&mut self.pending),
-            );
+            f.arm(self.out.fd, std::mem::take(&mut self.pending));
             self.pending_out = true;
         }
     }
@@ -648,6 +708,7 @@ impl Response {
         }
         let held: Vec<u8> = self.pending.slices().concat();
         self.pending.clear();
+        self.blocked = false;
         self.deferred = Some(held);
     }
 
@@ -666,13 +727,21 @@ impl Response {
                 self.pending = pending;
                 Ok(())
             }
-            Some(r) => {
+            Some(Ok(true)) => {
                 pending.clear();
-                if r.is_err() {
-                    self.broken = true;
-                    self.out.keep_alive = false;
-                }
-                r
+                self.pending = pending;
+                Ok(())
+            }
+            Some(Ok(false)) => {
+                // The socket took part: the rest waits for the client.
+                self.pending = pending;
+                self.blocked = true;
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.broken = true;
+                self.out.keep_alive = false;
+                Err(e)
             }
         }
     }
@@ -698,12 +767,43 @@ impl Response {
         }
         if let Some(held) = self.deferred.take() {
             // Deferred bytes go first, in order.
-            self.send(py, &[&held])?;
+            pending.push_front_owned(held);
         }
+        let (fd, timeout) = (self.out.fd, self.out.timeout);
+        let res = if self.out.coalesce {
+            match pending.write_now(fd) {
+                Ok(false) => {
+                    self.pending = pending;
+                    self.blocked = true;
+                    return Ok(());
+                }
+                Ok(true) => {
+                    self.blocked = false;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            py.detach(|| pending.write(fd, timeout))
+        };
+        pending.clear();
+        self.pending = pending;
+        if res.is_err() {
+            self.broken = true;
+            self.out.keep_alive = false;
+        }
+        res
+    }
+
+    /// Writes what is pending, waiting (the GIL released) while the socket is full: for
+    /// `write()`, which PEP 3333 has return only once its bytes are on their way.
+    fn flush_waiting(&mut self, py: Python<'_>) -> io::Result<()> {
+        let mut pending = std::mem::take(&mut self.pending);
         let (fd, timeout) = (self.out.fd, self.out.timeout);
         let res = py.detach(|| pending.write(fd, timeout));
         pending.clear();
         self.pending = pending;
+        self.blocked = false;
         if res.is_err() {
             self.broken = true;
             self.out.keep_alive = false;
@@ -737,7 +837,7 @@ impl Response {
         sio::set_notsent_lowat(self.out.fd, Some(sio::FILE_NOTSENT_LOWAT));
         if self.out.coalesce
             && self.framing != Framing::Chunked
-            && self.pending.is_empty()
+            && (self.pending.is_empty() || self.blocked)
             && !self.pending_out
         {
             let r = self.send_file_or_defer(file, offset, count);
@@ -798,7 +898,13 @@ impl Response {
             this.out.keep_alive = false;
             Err(e)
         };
-        let sent = match sio::try_sendfile(self.out.fd, file, offset, count) {
+        let attempt = if self.blocked {
+            // The head waits for the client: the whole file follows it.
+            Ok(sio::Sent::Some(0))
+        } else {
+            sio::try_sendfile(self.out.fd, file, offset, count)
+        };
+        let sent = match attempt {
             Ok(sio::Sent::Some(n)) => n,
             Ok(sio::Sent::FileEnded(_)) => {
                 return fail(
@@ -867,7 +973,7 @@ impl Response {
     pub fn finish(&mut self, py: Python<'_>) -> io::Result<()> {
         self.finished = true;
         if !self.headers_sent() {
-            return self.send_body(py, b"", Some(0));
+            return self.send_body(py, b"", Some(0), None);
         }
         match self.framing {
             Framing::Chunked if self.out.coalesce => {
@@ -890,6 +996,15 @@ impl Response {
             }
             _ => self.flush(py),
         }
+    }
+
+    /// The client read nothing within the timeout: what is pending is dropped and nothing
+    /// more is sent.
+    pub fn abandon(&mut self) {
+        self.pending.clear();
+        self.blocked = false;
+        self.broken = true;
+        self.out.keep_alive = false;
     }
 
     pub fn mark_finished(&mut self) {
@@ -959,7 +1074,10 @@ impl Response {
         // PEP 3333: what write() was given is on its way before it returns, even when it
         // completes the response: the app may go on working for long.
         let defer = std::mem::replace(&mut self.out.defer_last, false);
-        let sent = self.send_body(py, bytes.as_bytes(), None);
+        let mut sent = self.send_body(py, bytes.as_bytes(), None, Some(bytes));
+        if sent.is_ok() && self.blocked {
+            sent = self.flush_waiting(py);
+        }
         self.out.defer_last = defer;
         sent.map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("client connection lost: {e}"))

@@ -1,0 +1,63 @@
+"""Large generated responses, for tests/test_slow_readers.py.
+
+Routes on PATH_INFO, N from the query string (blocks of 64 KiB, default 64: 4 MiB):
+
+/gen      a generator of N blocks, chunked (no Content-Length)
+/genlen   the same with a Content-Length
+/list     one bytes object of N blocks in a list
+/write    N blocks through the write() callable
+/closed   how many of the generators above had close() called, as text
+anything else: the path, as text
+
+Block i is bytes((i + j) % 256 for j in range(65536)), so a client can check every byte."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+BLOCK = 65536
+closed = 0
+
+
+def block(i: int) -> bytes:
+    return (bytes(range(256)) * 257)[i % 256 : i % 256 + BLOCK]
+
+
+class Blocks:
+    """N blocks, counting its close()."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (block(i) for i in range(self.n))
+
+    def close(self) -> None:
+        global closed
+        closed += 1
+
+
+def app(environ: dict, start_response: Callable) -> object:
+    path = environ["PATH_INFO"]
+    n = int(environ.get("QUERY_STRING") or 64)
+    if path == "/gen":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return Blocks(n)
+    if path == "/genlen":
+        start_response(
+            "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n * BLOCK))]
+        )
+        return Blocks(n)
+    if path == "/list":
+        body = b"".join(block(i) for i in range(n))
+        length = str(len(body))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", length)])
+        return [body]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        for i in range(n):
+            write(block(i))
+        return []
+    body = (str(closed) if path == "/closed" else path).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,107 @@
+"""Clients that read slowly, or not at all, do not hold up an inline worker (`--threads 1`):
+when a response does not fit in a client's socket, the worker stops asking the app for more
+and serves other connections; the response goes on as that client reads, complete and in
+order, and a client that reads nothing within --client-timeout is cut off (the app's iterable
+is still closed)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+
+import pytest
+import requests
+from conftest import read_response
+
+BLOCK = 65536
+
+
+def expected(n: int) -> bytes:
+    pattern = bytes(range(256)) * 257
+    return b"".join(pattern[i % 256 : i % 256 + BLOCK] for i in range(n))
+
+
+def closed_count(srv) -> int:
+    return int(requests.get(srv.url + "/closed", timeout=5).text)
+
+
+@pytest.mark.parametrize("route", ["/gen", "/genlen", "/list"])
+def test_a_slow_reader_of_a_large_response_does_not_hold_up_others(serve, route):
+    srv = serve("big:app")
+    n = 96  # 6 MiB: far more than the socket buffers hold
+    with srv.connect() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.sendall(f"GET {route}?{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.3)  # the socket is full; the worker moved on
+        started = time.monotonic()
+        r = requests.get(srv.url + "/other", timeout=5)
+        assert r.text == "/other"
+        assert time.monotonic() - started < 1.0
+        before = closed_count(srv)
+        status, headers, body = read_response(slow)
+        assert b" 200 " in status
+        if route == "/gen":
+            assert headers["transfer-encoding"] == "chunked"
+        else:
+            assert headers["content-length"] == str(n * BLOCK)
+        assert hashlib.sha256(body).hexdigest() == hashlib.sha256(expected(n)).hexdigest()
+        # The connection serves the next request as usual.
+        slow.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(slow)[2] == b"/next"
+    if route != "/list":
+        # close() came once, after the iterable's end (not while it waited for the reader).
+        assert before == 0
+        assert closed_count(srv) == 1
+
+
+def test_pipelined_large_responses_arrive_whole_and_in_order(serve):
+    srv = serve("big:app")
+    with srv.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(
+            b"GET /gen?40 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /list?40 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /genlen?40 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        time.sleep(0.3)
+        buf = bytearray()
+        bodies = [read_response(s, buf)[2] for _ in range(5)]
+    whole = expected(40)
+    assert bodies[0] == whole
+    assert bodies[1] == b"/small"
+    assert bodies[2] == whole
+    assert bodies[3] == whole
+    assert bodies[4] == b"/last"
+
+
+def test_write_callable_responses_arrive_whole(serve):
+    srv = serve("big:app")
+    with srv.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /write?48 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        assert read_response(s)[2] == expected(48)
+
+
+def test_a_client_that_reads_nothing_is_cut_off_and_the_iterable_closed(serve):
+    srv = serve("big:app", "--client-timeout", "2")
+    with srv.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /gen?256 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        # Others are served meanwhile.
+        assert requests.get(srv.url + "/other", timeout=5).text == "/other"
+        assert closed_count(srv) == 0
+        deadline = time.monotonic() + 10
+        while closed_count(srv) == 0:
+            assert time.monotonic() < deadline, "the iterable was never closed"
+            time.sleep(0.2)
+        # The connection is closed: reading drains what was sent, then ends, short of the body.
+        s.settimeout(5)
+        received = 0
+        while data := s.recv(1 << 20):
+            received += len(data)
+        assert received < 256 * BLOCK
