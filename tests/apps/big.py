@@ -1,4 +1,4 @@
-"""Large generated responses, for tests/test_slow_readers.py.
+"""Large generated responses and request bodies, for tests/test_slow_clients.py.
 
 Routes on PATH_INFO, N from the query string (blocks of 64 KiB, default 64: 4 MiB):
 
@@ -7,6 +7,8 @@ Routes on PATH_INFO, N from the query string (blocks of 64 KiB, default 64: 4 Mi
 /list     one bytes object of N blocks in a list
 /write    N blocks through the write() callable
 /closed   how many of the generators above had close() called, as text
+/echo     the request body, read whole
+/echoes   how many requests /echo has had, as text
 anything else: the path, as text
 
 Block i is bytes((i + j) % 256 for j in range(65536)), so a client can check every byte."""
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 BLOCK = 65536
 closed = 0
+echoes = 0
 
 
 def block(i: int) -> bytes:
@@ -58,6 +61,11 @@ def app(environ: dict, start_response: Callable) -> object:
         for i in range(n):
             write(block(i))
         return []
-    body = (str(closed) if path == "/closed" else path).encode()
+    if path == "/echo":
+        global echoes
+        echoes += 1
+        body = environ["wsgi.input"].read()
+    else:
+        body = {"/closed": str(closed), "/echoes": str(echoes)}.get(path, path).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

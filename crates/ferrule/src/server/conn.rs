@@ -513,6 +513,13 @@ async fn serve_requests(
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
         }
+        if worker.pool.is_none() && !read_small_body(worker, stream, &head, &mut rbuf).await {
+            debug!(
+                "{} stopped sending its request body; closing",
+                info.peer_label()
+            );
+            return;
+        }
         let buf = std::mem::take(&mut rbuf);
         let request = wsgi::Request::Http(head);
         let served = if worker.pool.is_none() {
@@ -548,6 +555,44 @@ async fn serve_requests(
         }
         idle = worker.keep_alive;
     }
+}
+
+/// Largest request body (by its Content-Length) the inline worker (`--threads 1`) reads in
+/// the event loop before it calls the app. The app runs on the loop's thread, so a body it
+/// reads from a slow client would hold up every other connection meanwhile; a body this small
+/// is there, whole, when the app asks for it. Larger bodies, chunked ones and those sent
+/// after `Expect: 100-continue` (answered only when the app reads) stream to the app as it
+/// reads them, waiting for the client on the loop's thread. Not configurable: with
+/// `--threads N` the app threads wait instead, and a buffering proxy (nginx) sends whole
+/// bodies.
+pub const PREREAD_BODY: u64 = 64 * 1024;
+
+/// Inline worker: reads a small body (see [`PREREAD_BODY`]) into `rbuf` before the app runs.
+/// False if the client stopped sending it (closed, failed, or sent nothing within the client
+/// timeout): the connection is to close, the app is not called.
+async fn read_small_body(
+    worker: &Worker,
+    stream: &mut Stream,
+    head: &RequestHead,
+    rbuf: &mut BytesMut,
+) -> bool {
+    let ferrule_proto::http1::BodyKind::Length(n) = head.body else {
+        return true;
+    };
+    if head.expect_continue || n > PREREAD_BODY {
+        return true;
+    }
+    let n = n as usize; // at most PREREAD_BODY
+    if rbuf.len() >= n {
+        return true;
+    }
+    rbuf.reserve(n - rbuf.len());
+    while rbuf.len() < n {
+        if !stream.fill(rbuf, worker.client_timeout).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Runs a request through the app. When the inline worker's response waits for the client

@@ -367,7 +367,7 @@ pub fn resume(app: &App, exchange: Box<Exchange>, writable: bool) -> Served {
                     "{} read nothing of the response within the client timeout; closing",
                     req.conn.peer_label()
                 );
-                r.abandon();
+                r.fail();
             } else if let Err(e) = r.flush(py) {
                 log::debug!("client connection lost: {e}");
             }
@@ -797,7 +797,11 @@ fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &
             "error {when} after the response started; closing the connection:\n{}",
             format_exception(py, err)
         );
-        r.broken = true;
+        // Nothing more is sent; what a full socket has not taken yet still goes out (inline
+        // worker), then the connection closes.
+        if !r.blocked {
+            r.broken = true;
+        }
         return;
     }
     let code = match body_error {

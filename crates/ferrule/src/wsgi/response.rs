@@ -409,8 +409,7 @@ impl Response {
     fn encode_head(&mut self, total: Option<u64>) -> Vec<u8> {
         if !crate::server::watchdog::claim_response() {
             // The watchdog answered this request (--timeout): nothing more goes out.
-            self.broken = true;
-            self.out.keep_alive = false;
+            self.fail();
         }
         let no_body = self.no_body();
         let mut add_length = None;
@@ -550,8 +549,7 @@ impl Response {
             Err(e) => Err(e),
         };
         if res.is_err() {
-            self.broken = true;
-            self.out.keep_alive = false;
+            self.fail();
         } else if let Some(id) = self.out.fastcgi {
             if super::fcgi_out::aborted(self.out.fd, id) {
                 self.aborted = true;
@@ -739,8 +737,7 @@ impl Response {
                 Ok(())
             }
             Some(Err(e)) => {
-                self.broken = true;
-                self.out.keep_alive = false;
+                self.fail();
                 Err(e)
             }
         }
@@ -754,6 +751,7 @@ impl Response {
         }
         if self.broken {
             self.pending.clear();
+            self.blocked = false;
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "connection already failed",
@@ -789,8 +787,7 @@ impl Response {
         pending.clear();
         self.pending = pending;
         if res.is_err() {
-            self.broken = true;
-            self.out.keep_alive = false;
+            self.fail();
         }
         res
     }
@@ -805,8 +802,7 @@ impl Response {
         self.pending = pending;
         self.blocked = false;
         if res.is_err() {
-            self.broken = true;
-            self.out.keep_alive = false;
+            self.fail();
         }
         res
     }
@@ -869,16 +865,14 @@ impl Response {
         let sent = py
             .detach(|| sio::sendfile(fd, file, offset, count, timeout))
             .inspect_err(|_| {
-                self.broken = true;
-                self.out.keep_alive = false;
+                self.fail();
             })?;
         self.body_sent += sent;
         if let Framing::Length(left) = self.framing {
             self.framing = Framing::Length(left - sent.min(left));
         }
         if sent < count {
-            self.broken = true;
-            self.out.keep_alive = false;
+            self.fail();
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "file shorter than its size",
@@ -894,8 +888,7 @@ impl Response {
     /// connection's task, so that one slow reader does not hold up the worker.
     fn send_file_or_defer(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<()> {
         let fail = |this: &mut Self, e: io::Error| {
-            this.broken = true;
-            this.out.keep_alive = false;
+            this.fail();
             Err(e)
         };
         let attempt = if self.blocked {
@@ -954,8 +947,7 @@ impl Response {
                 libc::pread(file, buf.as_mut_ptr().cast(), want, at as libc::off_t)
             });
             if n <= 0 {
-                self.broken = true;
-                self.out.keep_alive = false;
+                self.fail();
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "file shorter than its size",
@@ -998,9 +990,9 @@ impl Response {
         }
     }
 
-    /// The client read nothing within the timeout: what is pending is dropped and nothing
-    /// more is sent.
-    pub fn abandon(&mut self) {
+    /// The connection failed, or the client read nothing within the timeout: what is pending
+    /// is dropped and nothing more is sent.
+    pub fn fail(&mut self) {
         self.pending.clear();
         self.blocked = false;
         self.broken = true;

@@ -1,13 +1,16 @@
-"""Clients that read slowly, or not at all, do not hold up an inline worker (`--threads 1`):
-when a response does not fit in a client's socket, the worker stops asking the app for more
-and serves other connections; the response goes on as that client reads, complete and in
-order, and a client that reads nothing within --client-timeout is cut off (the app's iterable
-is still closed)."""
+"""Slow clients do not hold up an inline worker (`--threads 1`).
+
+Readers: when a response does not fit in a client's socket, the worker stops asking the app
+for more and serves other connections; the response goes on as that client reads, complete
+and in order, and a client that reads nothing within --client-timeout is cut off (the app's
+iterable is still closed). Senders: a small body (up to 64 KiB) is read in the event loop
+before the app is called."""
 
 from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 import time
 
 import pytest
@@ -105,3 +108,60 @@ def test_a_client_that_reads_nothing_is_cut_off_and_the_iterable_closed(serve):
         while data := s.recv(1 << 20):
             received += len(data)
         assert received < 256 * BLOCK
+
+
+def test_a_slow_sender_of_a_small_body_does_not_hold_up_others(serve):
+    srv = serve("big:app")
+    body = bytes(range(256)) * 200  # 51,200 bytes: read before the app is called
+    with srv.connect() as slow:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert requests.get(srv.url + "/other", timeout=5).text == "/other"
+        assert time.monotonic() - started < 1.0
+        slow.sendall(body[10:30000])
+        time.sleep(0.1)
+        slow.sendall(body[30000:] + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        buf = bytearray()
+        assert read_response(slow, buf)[2] == body
+        assert read_response(slow, buf)[2] == b"/next"
+
+
+def test_a_client_that_stops_sending_its_small_body_is_closed_and_the_app_not_called(serve):
+    srv = serve("big:app", "--client-timeout", "2")
+    with srv.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        time.sleep(0.3)
+        assert requests.get(srv.url + "/other", timeout=5).text == "/other"
+        s.settimeout(6)
+        assert s.recv(100) == b""  # closed after the client timeout, nothing sent
+    assert requests.get(srv.url + "/echoes", timeout=5).text == "0"
+
+
+def test_a_large_body_sent_slowly_still_arrives_whole(serve):
+    # Over 64 KiB: streamed to the app as it reads (the loop's thread waits for the client).
+    srv = serve("big:app")
+    body = bytes(range(256)) * 1024
+    with srv.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 65536):
+            s.sendall(body[i : i + 65536])
+            time.sleep(0.05)
+        assert read_response(s)[2] == body
+
+
+def test_a_client_that_disconnects_while_its_response_waits_is_let_go(serve):
+    srv = serve("big:app")
+    s = srv.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /gen?256 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.recv(65536)
+    time.sleep(0.3)  # the response waits for the client
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()  # a reset, with the response unread
+    deadline = time.monotonic() + 5
+    while closed_count(srv) == 0:
+        assert time.monotonic() < deadline, "the iterable was never closed"
+        time.sleep(0.1)
+    assert closed_count(srv) == 1
+    assert requests.get(srv.url + "/other", timeout=5).text == "/other"
