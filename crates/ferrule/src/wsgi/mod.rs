@@ -504,8 +504,16 @@ fn finish(app: &App, conn: &ConnInfo, request: &Request, done: Done) -> Outcome 
     // on it): the response goes out before the drain.
     let body_left = !reader.as_ref().is_some_and(BodyReader::is_done);
     if let Some(d) = deferred.take_if(|_| body_left) {
-        if sio::write_all(conn.fd, &[&d], 0, app.client_timeout).is_err() {
-            keep_alive = false;
+        // (Deferred: the inline worker, which does not wait for the socket here.)
+        match sio::try_write_parts(conn.fd, &[&d]) {
+            Ok(n) if n == d.len() => {}
+            Ok(n) => {
+                // The client does not read: the rest goes from the connection's task, and the
+                // connection closes after it instead of draining the body.
+                keep_alive = false;
+                deferred = d.get(n..).map(<[u8]>::to_vec);
+            }
+            Err(_) => keep_alive = false,
         }
         sio::give_back(d);
     }
