@@ -513,7 +513,11 @@ async fn serve_requests(
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
         }
-        if worker.pool.is_none() && !read_small_body(worker, stream, &head, &mut rbuf).await {
+        let body_left = small_body_left(&head, rbuf.len());
+        if worker.pool.is_none()
+            && body_left > 0
+            && !read_small_body(worker, stream, body_left, &mut rbuf).await
+        {
             debug!(
                 "{} stopped sending its request body; closing",
                 info.peer_label()
@@ -567,27 +571,30 @@ async fn serve_requests(
 /// bodies.
 pub const PREREAD_BODY: u64 = 64 * 1024;
 
-/// Inline worker: reads a small body (see [`PREREAD_BODY`]) into `rbuf` before the app runs.
-/// False if the client stopped sending it (closed, failed, or sent nothing within the client
-/// timeout): the connection is to close, the app is not called.
+/// How many bytes of a small body (see [`PREREAD_BODY`]) are still to come, `buffered` being
+/// already read; 0 for a body the app reads as it comes, or none.
+fn small_body_left(head: &RequestHead, buffered: usize) -> usize {
+    match head.body {
+        ferrule_proto::http1::BodyKind::Length(n) if n <= PREREAD_BODY && !head.expect_continue => {
+            // At most PREREAD_BODY: fits.
+            (n as usize).saturating_sub(buffered)
+        }
+        _ => 0,
+    }
+}
+
+/// Inline worker: reads the `left` bytes still to come of a small body into `rbuf` before the
+/// app runs. False if the client stopped sending it (closed, failed, or sent nothing within
+/// the client timeout): the connection is to close, the app is not called.
 async fn read_small_body(
     worker: &Worker,
     stream: &mut Stream,
-    head: &RequestHead,
+    left: usize,
     rbuf: &mut BytesMut,
 ) -> bool {
-    let ferrule_proto::http1::BodyKind::Length(n) = head.body else {
-        return true;
-    };
-    if head.expect_continue || n > PREREAD_BODY {
-        return true;
-    }
-    let n = n as usize; // at most PREREAD_BODY
-    if rbuf.len() >= n {
-        return true;
-    }
-    rbuf.reserve(n - rbuf.len());
-    while rbuf.len() < n {
+    let want = rbuf.len() + left;
+    rbuf.reserve(left);
+    while rbuf.len() < want {
         if !stream.fill(rbuf, worker.client_timeout).await {
             return false;
         }
