@@ -96,34 +96,22 @@ impl Stream {
         }
     }
 
-    /// Waits until the socket takes more bytes, up to `timeout`. False on timeout or error.
+    /// Waits, up to `timeout`, until the socket takes more bytes; to be called right after a
+    /// write to it would have blocked. False on timeout or error.
     pub(super) async fn writable_within(&self, timeout: Duration) -> bool {
-        let fd = self.fd();
-        // tokio's readiness may predate the write that filled the socket: the kernel is asked,
-        // and the readiness cleared while the socket is still full.
-        let probe = || {
-            if sio::poll_writable(fd) {
-                Ok(())
-            } else {
-                Err(io::Error::from(io::ErrorKind::WouldBlock))
-            }
-        };
+        // The loop's readiness may predate the write that found the socket full: it is
+        // cleared (without a syscall), and the kernel reports the socket's next room as a new
+        // event. Nothing runs the loop's driver between that write and this, on this thread.
+        let full = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
         let wait = async {
-            loop {
-                let (ready, probed) = match self {
-                    Self::Tcp(s) => {
-                        let ready = s.writable().await;
-                        (ready, s.try_io(tokio::io::Interest::WRITABLE, probe))
-                    }
-                    Self::Unix(s) => {
-                        let ready = s.writable().await;
-                        (ready, s.try_io(tokio::io::Interest::WRITABLE, probe))
-                    }
-                };
-                match (ready, probed) {
-                    (Ok(()), Ok(())) => return true,
-                    (Ok(()), Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    (Err(_), _) | (Ok(()), Err(_)) => return false,
+            match self {
+                Self::Tcp(s) => {
+                    let _ = s.try_io(tokio::io::Interest::WRITABLE, full);
+                    s.writable().await.is_ok()
+                }
+                Self::Unix(s) => {
+                    let _ = s.try_io(tokio::io::Interest::WRITABLE, full);
+                    s.writable().await.is_ok()
                 }
             }
         };
@@ -516,7 +504,7 @@ async fn serve_requests(
         let body_left = small_body_left(&head, rbuf.len());
         if worker.pool.is_none()
             && body_left > 0
-            && !read_small_body(worker, stream, body_left, &mut rbuf).await
+            && !read_small_body(worker, stream, body_left, &mut rbuf, &mut timer).await
         {
             debug!(
                 "{} stopped sending its request body; closing",
@@ -591,12 +579,16 @@ async fn read_small_body(
     stream: &mut Stream,
     left: usize,
     rbuf: &mut BytesMut,
+    timer: &mut Timer,
 ) -> bool {
     let want = rbuf.len() + left;
-    rbuf.reserve(left);
+    // With the room each read asks for: the buffer is not grown (copied) on the last one.
+    rbuf.reserve(left + READ_BUF);
     while rbuf.len() < want {
-        if !stream.fill(rbuf, worker.client_timeout).await {
-            return false;
+        let deadline = tokio::time::Instant::now() + worker.client_timeout;
+        match timer.within(deadline, stream.read_buf(rbuf)).await {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return false,
         }
     }
     true

@@ -73,20 +73,6 @@ fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
     }
 }
 
-/// Whether `fd` takes more bytes now (or has failed, which the next write reports).
-#[must_use]
-pub fn poll_writable(fd: RawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd on our stack, and we pass a count of 1; a zero timeout
-    // never waits.
-    let n = unsafe { libc::poll(&raw mut pfd, 1, 0) };
-    n > 0 && pfd.revents != 0
-}
-
 /// One `read(2)` into `buf`'s spare capacity (reserving `want` bytes). `Ok(None)`: would block.
 pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result<Option<usize>> {
     buf.reserve(want);
