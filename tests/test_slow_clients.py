@@ -165,3 +165,17 @@ def test_a_client_that_disconnects_while_its_response_waits_is_let_go(serve):
         time.sleep(0.1)
     assert closed_count(srv) == 1
     assert requests.get(srv.url + "/other", timeout=5).text == "/other"
+
+
+@pytest.mark.parametrize("declared", [10_000, 200_000, 2_000_000])
+def test_a_client_that_goes_away_mid_body_gets_no_answer_and_others_still_do(serve_both, declared):
+    # 10 KB: read before the app is called (inline); 200 KB: one read(), filled in place;
+    # 2 MB: a read() that grows as the bytes come.
+    srv = serve_both("big:app")
+    with srv.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared + b"x" * 5000)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(5)
+        assert s.recv(100) == b""
+    assert requests.post(srv.url + "/echo", data=b"y" * 300_000, timeout=5).content == b"y" * 300_000
+    assert "panic" not in srv.text

@@ -96,6 +96,24 @@ pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result
     }
 }
 
+/// Reads at least one byte (or EOF: 0) into `dst`, waiting up to `timeout`.
+pub fn read_into(fd: RawFd, dst: &mut [u8], timeout: Duration) -> io::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // SAFETY: `dst` is writable memory of `dst.len()` bytes that read(2) writes at most.
+        let n = unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => wait(fd, false, deadline)?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Reads at least one byte (or EOF: 0) into `buf`, waiting up to `timeout`.
 pub fn read_some(
     fd: RawFd,

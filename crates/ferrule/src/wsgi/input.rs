@@ -15,6 +15,10 @@ use crate::server::io as sio;
 
 /// Bytes asked of the socket per read.
 const READ_BLOCK: usize = 64 * 1024;
+/// Largest `read(size)` made as one `bytes` object of its final size and filled in place (one
+/// copy instead of two), when the body's length is known; a larger one (or one that would
+/// allocate for a length the client only claims) grows as the bytes come.
+const READ_IN_PLACE: usize = 4 * READ_BLOCK;
 
 /// Why the body could not be read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +228,69 @@ impl BodyReader {
         }
     }
 
+    /// How many bytes a `read(size)` returns, when the body's length is known and nothing
+    /// failed: `size` (None: all) capped at what is left.
+    #[must_use]
+    pub fn exact_len(&self, size: Option<usize>) -> Option<usize> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.framing {
+            Framing::Done => Some(0),
+            Framing::Length(left) => {
+                let left = usize::try_from(left).unwrap_or(usize::MAX);
+                Some(size.map_or(left, |s| s.min(left)))
+            }
+            Framing::Chunked(_) | Framing::FastCgi(_) => None,
+        }
+    }
+
+    /// Body bytes already received and not yet read.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.rbuf.len()
+    }
+
+    /// Fills `dst`, at most [`exact_len`](Self::exact_len) bytes, from the bytes received, then
+    /// straight from the socket (waiting for the client: call with the GIL released unless
+    /// [`buffered`](Self::buffered) covers it).
+    pub fn read_exact_into(&mut self, dst: &mut [u8]) -> Result<(), BodyError> {
+        let result = self.fill_exact(dst);
+        result.map_err(|e| *self.error.insert(e))
+    }
+
+    fn fill_exact(&mut self, dst: &mut [u8]) -> Result<(), BodyError> {
+        let left = match self.framing {
+            Framing::Length(left) if dst.len() as u64 <= left => left,
+            Framing::Done if dst.is_empty() => return Ok(()),
+            _ => return Err(BodyError::Io(io::ErrorKind::InvalidInput)),
+        };
+        let from_buf = dst.len().min(self.rbuf.len());
+        let (head, rest) = dst.split_at_mut(from_buf);
+        head.copy_from_slice(&self.rbuf[..from_buf]);
+        self.rbuf.advance(from_buf);
+        let mut done = 0;
+        while done < rest.len() {
+            if self.continue_pending {
+                self.continue_pending = false;
+                sio::write_all(self.fd, &[CONTINUE], 0, self.timeout)
+                    .map_err(|e| BodyError::Io(e.kind()))?;
+            }
+            match sio::read_into(self.fd, &mut rest[done..], self.timeout) {
+                Ok(0) => return Err(BodyError::Io(io::ErrorKind::UnexpectedEof)),
+                Ok(n) => done += n,
+                Err(e) => return Err(BodyError::Io(e.kind())),
+            }
+        }
+        let left = left - dst.len() as u64;
+        self.framing = if left == 0 {
+            Framing::Done
+        } else {
+            Framing::Length(left)
+        };
+        Ok(())
+    }
+
     /// Reads and discards what is left of the body, up to `limit` bytes. True if the body ended
     /// (the connection can serve another request).
     pub fn drain(&mut self, limit: u64) -> bool {
@@ -347,6 +414,54 @@ impl Input {
     }
 }
 
+impl Input {
+    /// `read(size)` as one `bytes` object of its final size, filled in place, when the body's
+    /// length is known and the read is small or already received (see [`READ_IN_PLACE`]).
+    fn read_in_place<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<usize>,
+    ) -> Option<PyResult<Bound<'py, PyBytes>>> {
+        if !self.pending.is_empty() {
+            return None;
+        }
+        let reader = self.reader.as_mut()?;
+        let n = reader.exact_len(size)?;
+        let received = reader.buffered() >= n;
+        if !received && n > READ_IN_PLACE {
+            return None;
+        }
+        let Ok(len) = pyo3::ffi::Py_ssize_t::try_from(n) else {
+            return None;
+        };
+        // SAFETY: with a null pointer, PyBytes_FromStringAndSize makes a bytes object of `len`
+        // bytes left uninitialised for the caller to fill (CPython's documented way to build
+        // one in place); we hold the GIL. A null result is an exception set.
+        let raw = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), len) };
+        if raw.is_null() {
+            return Some(Err(PyErr::fetch(py)));
+        }
+        // SAFETY: `raw` is a new reference to a bytes object, owned by `bytes` from here on.
+        let bytes = unsafe { Bound::from_owned_ptr(py, raw).cast_into_unchecked::<PyBytes>() };
+        // SAFETY: the object's buffer holds `n` bytes and nothing else refers to the object
+        // (it is returned only once filled): writing them is ours alone, and the slice ends
+        // before `bytes` is returned or dropped.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(raw).cast::<u8>(), n)
+        };
+        let filled = if received {
+            reader.read_exact_into(dst)
+        } else {
+            // Waiting for the client does not count against --timeout.
+            py.detach(|| {
+                let _paused = crate::server::watchdog::pause();
+                reader.read_exact_into(dst)
+            })
+        };
+        Some(filled.map(|()| bytes).map_err(BodyError::to_py))
+    }
+}
+
 fn memchr_from(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)
         .and_then(|b| b.iter().position(|&c| c == b'\n'))
@@ -362,7 +477,11 @@ fn size_arg(size: Option<isize>) -> Option<usize> {
 impl Input {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.read_exact(py, size_arg(size))?;
+        let size = size_arg(size);
+        if let Some(bytes) = self.read_in_place(py, size) {
+            return bytes;
+        }
+        let data = self.read_exact(py, size)?;
         Ok(PyBytes::new(py, &data))
     }
 
