@@ -486,7 +486,8 @@ impl Response {
         head
     }
 
-    /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released.
+    /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released,
+    /// or, in the inline worker, kept pending for the connection's task (`blocked`).
     pub(crate) fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
         self.send_from(py, parts, None)
     }
@@ -563,8 +564,6 @@ impl Response {
         res
     }
 
-    /// Frames a block of `len` bytes: encodes the head if it was not sent, applies the
-    /// Content-Length. Returns the head (empty if sent before) and how many bytes to send.
     /// Keeps what the socket did not take of `parts` (after `skip` bytes) for later: pieces of
     /// the app's block `owner` by reference, others copied.
     fn keep_unsent(
@@ -592,6 +591,8 @@ impl Response {
         }
     }
 
+    /// Frames a block of `len` bytes: encodes the head if it was not sent, applies the
+    /// Content-Length. Returns the head (empty if sent before) and how many bytes to send.
     fn frame(&mut self, len: usize, total: Option<u64>) -> (Vec<u8>, usize) {
         let head = if self.headers_sent() {
             Vec::new()
