@@ -9,6 +9,7 @@ before the app is called."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import socket
 import struct
 import time
@@ -179,3 +180,14 @@ def test_a_client_that_goes_away_mid_body_gets_no_answer_and_others_still_do(ser
         assert s.recv(100) == b""
     assert requests.post(srv.url + "/echo", data=b"y" * 300_000, timeout=5).content == b"y" * 300_000
     assert "panic" not in srv.text
+
+
+def test_a_response_still_waiting_for_its_client_is_closed_when_the_worker_stops(serve):
+    srv = serve("big:app", "--graceful-timeout", "1")
+    with srv.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /gen?300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # the response waits for the client
+        srv.signal(signal.SIGTERM)
+        assert srv.wait(10) == 0
+    assert "close() of 300 blocks" in srv.text

@@ -15,6 +15,7 @@ Block i is bytes((i + j) % 256 for j in range(65536)), so a client can check eve
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 BLOCK = 65536
@@ -38,6 +39,7 @@ class Blocks:
     def close(self) -> None:
         global closed
         closed += 1
+        print(f"close() of {self.n} blocks", file=sys.stderr, flush=True)
 
 
 def app(environ: dict, start_response: Callable) -> object:

@@ -211,9 +211,31 @@ pub struct Exchange {
 struct Iterating {
     iter: Py<pyo3::types::PyIterator>,
     /// What the app returned, for its `close()`.
-    result: Py<PyAny>,
+    result: Unclosed,
     /// For the `post_request` hook.
     env: Py<pyo3::types::PyDict>,
+}
+
+/// What the app returned, not yet closed. If it is dropped so (the worker stops before the
+/// client read its response), its `close()` is called then: PEP 3333 has it called however
+/// the request ends.
+struct Unclosed(Option<Py<PyAny>>);
+
+impl Drop for Unclosed {
+    fn drop(&mut self) {
+        let Some(result) = self.0.take() else { return };
+        Python::attach(|py| {
+            log::debug!("closing the response of a client that was still reading it");
+            if let Ok(close) = result.bind(py).getattr(pyo3::intern!(py, "close")) {
+                if let Err(e) = close.call0() {
+                    error!(
+                        "error closing the app's response:\n{}",
+                        format_exception(py, &e)
+                    );
+                }
+            }
+        });
+    }
 }
 
 /// The Python side of a request, done.
@@ -395,7 +417,10 @@ pub fn resume(app: &App, exchange: Box<Exchange>, writable: bool) -> Served {
                 Ok(None) => {}
                 Err(e) => app_failed(py, &input, &response, &e, "iterating the app's response"),
             }
-            close_result(py, &response, it.result.bind(py));
+            let mut unclosed = it.result;
+            if let Some(result) = unclosed.0.take() {
+                close_result(py, &response, result.bind(py));
+            }
             post_hook(py, app, it.env.bind(py), &response);
         }
         after_python(py, app, input, response, None)
@@ -643,7 +668,7 @@ fn call_app(
         Ok(Some(iter)) => {
             return Some(Iterating {
                 iter: iter.unbind(),
-                result: result.unbind(),
+                result: Unclosed(Some(result.unbind())),
                 env: env.clone().unbind(),
             })
         }
