@@ -19,6 +19,7 @@
 //! the loop waits) and before the connection closes.
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 
 use super::io as sio;
@@ -34,51 +35,97 @@ struct Entry {
     task: Waker,
 }
 
-thread_local! {
-    static OUTBOX: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+/// The loop's outbox (one per worker thread: one thread-local, one borrow per operation).
+struct Outbox {
+    entries: Vec<Entry>,
     /// What full sockets did not take, per connection, for their tasks to write.
-    static STUCK: RefCell<Vec<(RawFd, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
-    /// [`flush_all`] calls so far: an entry pushed at an earlier count has been written.
-    static FLUSHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    stuck: Vec<(RawFd, Vec<u8>)>,
+}
+
+impl Outbox {
+    fn has_stuck(&self, fd: RawFd) -> bool {
+        self.stuck.iter().any(|(f, _)| *f == fd)
+    }
+
+    /// Appends `bytes` to the stuck bytes of the connection on `fd`.
+    fn keep_stuck(&mut self, fd: RawFd, bytes: &[u8]) {
+        match self.stuck.iter_mut().find(|(f, _)| *f == fd) {
+            Some((_, b)) => b.extend_from_slice(bytes),
+            None => {
+                self.stuck.push((fd, bytes.to_vec()));
+                STUCK.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static OUTBOX: RefCell<Outbox> = const {
+        RefCell::new(Outbox {
+            entries: Vec::new(),
+            stuck: Vec::new(),
+        })
+    };
+}
+
+// Counters beside the thread-local, so that the checks made on every request and every wait
+// for a request read a plain word, not the thread-local. Only the inline worker's one loop
+// thread uses the outbox.
+/// [`flush_all`] calls so far: an entry pushed at an earlier count has been written.
+static FLUSHES: AtomicU64 = AtomicU64::new(0);
+/// Connections with stuck bytes.
+static STUCK: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the connection on `fd` has stuck bytes.
+fn has_stuck(fd: RawFd) -> bool {
+    STUCK.load(Ordering::Relaxed) > 0
+        && OUTBOX.with(|o| o.try_borrow().is_ok_and(|o| o.has_stuck(fd)))
 }
 
 /// Leaves `bytes` for the connection on `fd`, after what it left before; `task` is woken if
 /// they get stuck. Returns a ticket for [`waiting`].
 pub fn push(fd: RawFd, bytes: Vec<u8>, task: &Waker) -> u64 {
-    let ticket = FLUSHES.with(std::cell::Cell::get);
-    let full = OUTBOX.with(|o| match o.try_borrow_mut() {
+    let pushed = OUTBOX.with(|o| match o.try_borrow_mut() {
         Ok(mut o) => {
-            o.push(Entry {
+            o.entries.push(Entry {
                 fd,
                 bytes,
                 task: task.clone(),
             });
-            o.len() >= MAX_ENTRIES
+            Ok((
+                FLUSHES.load(Ordering::Relaxed),
+                o.entries.len() >= MAX_ENTRIES,
+            ))
         }
-        // Never reached (nothing here calls back into the outbox); kept as stuck if it were.
-        Err(_) => {
-            keep_stuck(fd, &bytes);
-            task.wake_by_ref();
-            false
-        }
+        Err(_) => Err(bytes),
     });
-    if full {
-        flush_all();
+    match pushed {
+        Ok((ticket, full)) => {
+            if full {
+                flush_all();
+            }
+            ticket
+        }
+        // Never reached (nothing here calls back into the outbox while it is borrowed). If
+        // it were: what the socket takes now, else the connection is cut rather than left
+        // waiting for bytes that will not come.
+        Err(bytes) => {
+            if sio::try_write_parts(fd, &[&bytes]).map_or(true, |n| n < bytes.len()) {
+                // SAFETY: shutdown(2) on the connection's descriptor, which its task owns.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
+            }
+            sio::give_back(bytes);
+            0
+        }
     }
-    ticket
 }
 
 /// Whether the connection on `fd`, which pushed bytes with `ticket`, may still have bytes
 /// here: not yet written (no [`flush_all`] since), or stuck.
 pub fn waiting(fd: RawFd, ticket: u64) -> bool {
-    FLUSHES.with(std::cell::Cell::get) == ticket || has_stuck(fd)
-}
-
-fn has_stuck(fd: RawFd) -> bool {
-    STUCK.with(|s| {
-        s.try_borrow()
-            .is_ok_and(|s| s.iter().any(|(f, _)| *f == fd))
-    })
+    FLUSHES.load(Ordering::Relaxed) == ticket || has_stuck(fd)
 }
 
 /// Completes when the connection on `fd` has stuck bytes (its task is woken then).
@@ -93,88 +140,71 @@ pub async fn stuck(fd: RawFd) {
     .await;
 }
 
-/// Appends `bytes` to the stuck bytes of the connection on `fd`.
-fn keep_stuck(fd: RawFd, bytes: &[u8]) {
-    STUCK.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            match s.iter_mut().find(|(f, _)| *f == fd) {
-                Some((_, b)) => b.extend_from_slice(bytes),
-                None => s.push((fd, bytes.to_vec())),
-            }
-        }
-    });
-}
-
 /// Writes every connection's bytes, as far as each socket takes them now. A connection whose
 /// write fails is shut down, so that its task sees the end of it at its next read and closes
 /// it; one whose socket is full keeps the rest as stuck bytes, and its task is woken.
 pub fn flush_all() {
-    let entries = OUTBOX.with(|o| o.try_borrow_mut().map(|mut o| std::mem::take(&mut *o)));
-    let Ok(mut entries) = entries else { return };
-    if entries.is_empty() {
-        return;
-    }
-    FLUSHES.with(|f| f.set(f.get().wrapping_add(1)));
-    for e in entries.drain(..) {
-        if has_stuck(e.fd) {
-            // Behind bytes already stuck: in order, after them.
-            keep_stuck(e.fd, &e.bytes);
-            sio::give_back(e.bytes);
-            continue;
-        }
-        let mut done = 0;
-        let ok = loop {
-            let Some(rest) = e.bytes.get(done..).filter(|r| !r.is_empty()) else {
-                break true;
-            };
-            match sio::try_write_parts(e.fd, &[rest]) {
-                Ok(0) => {
-                    keep_stuck(e.fd, rest);
-                    e.task.wake_by_ref();
-                    break true;
-                }
-                Ok(n) => done += n,
-                Err(_) => break false,
-            }
-        };
-        sio::give_back(e.bytes);
-        if !ok {
-            // SAFETY: shutdown(2) on a descriptor its connection's task still owns (the task
-            // takes its entries before it closes it); errors are ignored.
-            unsafe {
-                libc::shutdown(e.fd, libc::SHUT_RDWR);
-            }
-        }
-    }
-    // The emptied vector goes back, keeping its room.
     OUTBOX.with(|o| {
-        if let Ok(mut o) = o.try_borrow_mut() {
-            if o.is_empty() {
-                *o = entries;
+        let Ok(mut o) = o.try_borrow_mut() else {
+            return;
+        };
+        if o.entries.is_empty() {
+            return;
+        }
+        FLUSHES.fetch_add(1, Ordering::Relaxed);
+        let mut entries = std::mem::take(&mut o.entries);
+        for e in entries.drain(..) {
+            if STUCK.load(Ordering::Relaxed) > 0 && o.has_stuck(e.fd) {
+                // Behind bytes already stuck: in order, after them.
+                o.keep_stuck(e.fd, &e.bytes);
+                sio::give_back(e.bytes);
+                continue;
+            }
+            let mut done = 0;
+            let ok = loop {
+                let Some(rest) = e.bytes.get(done..).filter(|r| !r.is_empty()) else {
+                    break true;
+                };
+                match sio::try_write_parts(e.fd, &[rest]) {
+                    Ok(0) => {
+                        o.keep_stuck(e.fd, rest);
+                        e.task.wake_by_ref();
+                        break true;
+                    }
+                    Ok(n) => done += n,
+                    Err(_) => break false,
+                }
+            };
+            sio::give_back(e.bytes);
+            if !ok {
+                // SAFETY: shutdown(2) on a descriptor its connection's task still owns (the
+                // task takes its entries before it closes it); errors are ignored.
+                unsafe {
+                    libc::shutdown(e.fd, libc::SHUT_RDWR);
+                }
             }
         }
+        // The emptied vector goes back, keeping its room.
+        o.entries = entries;
     });
 }
 
 /// Takes the bytes the connection on `fd` still has here (stuck ones first), in order, for
 /// its task to write.
 pub fn take_own(fd: RawFd) -> Option<Vec<u8>> {
-    let mut own = STUCK.with(|s| {
-        let mut s = s.try_borrow_mut().ok()?;
-        let i = s.iter().position(|(f, _)| *f == fd)?;
-        Some(s.swap_remove(i).1)
-    });
     OUTBOX.with(|o| {
-        let Ok(mut o) = o.try_borrow_mut() else {
-            return;
-        };
-        if !o.iter().any(|e| e.fd == fd) {
-            return;
+        let mut o = o.try_borrow_mut().ok()?;
+        let mut own = o.stuck.iter().position(|(f, _)| *f == fd).map(|i| {
+            STUCK.fetch_sub(1, Ordering::Relaxed);
+            o.stuck.swap_remove(i).1
+        });
+        if !o.entries.iter().any(|e| e.fd == fd) {
+            return own;
         }
-        let (mine, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut *o)
+        let (mine, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut o.entries)
             .into_iter()
             .partition(|e| e.fd == fd);
-        *o = rest;
+        o.entries = rest;
         for e in mine {
             match own.as_mut() {
                 Some(b) => {
@@ -184,8 +214,8 @@ pub fn take_own(fd: RawFd) -> Option<Vec<u8>> {
                 None => own = Some(e.bytes),
             }
         }
-    });
-    own
+        own
+    })
 }
 
 /// When a connection's task ends without writing its own bytes (it was dropped): what the
