@@ -996,6 +996,7 @@ impl Response {
     pub fn fail(&mut self) {
         self.pending.clear();
         self.blocked = false;
+        self.tail = None;
         self.broken = true;
         self.out.keep_alive = false;
     }
