@@ -128,6 +128,20 @@ def test_a_slow_sender_of_a_small_body_does_not_hold_up_others(serve):
         assert read_response(slow, buf)[2] == b"/next"
 
 
+def test_a_slow_sender_of_a_small_chunked_body_does_not_hold_up_others(serve):
+    srv = serve("big:app")
+    with srv.connect() as slow:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert requests.get(srv.url + "/other", timeout=5).text == "/other"
+        assert time.monotonic() - started < 1.0
+        slow.sendall(b"6\r\n world\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        buf = bytearray()
+        assert read_response(slow, buf)[2] == b"hello world"
+        assert read_response(slow, buf)[2] == b"/next"
+
+
 def test_a_client_that_stops_sending_its_small_body_is_closed_and_the_app_not_called(serve):
     srv = serve("big:app", "--client-timeout", "2")
     with srv.connect() as s:

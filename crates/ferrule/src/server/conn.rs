@@ -502,10 +502,17 @@ async fn serve_requests(
             head.keep_alive = false;
         }
         let body_left = small_body_left(&head, rbuf.len());
-        if worker.pool.is_none()
-            && body_left > 0
-            && !read_small_body(worker, stream, body_left, &mut rbuf, &mut timer).await
-        {
+        let chunked = matches!(head.body, ferrule_proto::http1::BodyKind::Chunked);
+        let received = if worker.pool.is_some() {
+            true
+        } else if body_left > 0 {
+            read_small_body(worker, stream, body_left, &mut rbuf, &mut timer).await
+        } else if chunked && !head.expect_continue {
+            read_small_chunked(worker, stream, &mut rbuf, &mut timer).await
+        } else {
+            true
+        };
+        if !received {
             debug!(
                 "{} stopped sending its request body; closing",
                 info.peer_label()
@@ -549,12 +556,12 @@ async fn serve_requests(
     }
 }
 
-/// Largest request body (by its Content-Length) the inline worker (`--threads 1`) reads in
-/// the event loop before it calls the app. The app runs on the loop's thread, so a body it
-/// reads from a slow client would hold up every other connection meanwhile; a body this small
-/// is there, whole, when the app asks for it. Larger bodies, chunked ones and those sent
-/// after `Expect: 100-continue` (answered only when the app reads) stream to the app as it
-/// reads them, waiting for the client on the loop's thread. Not configurable: with
+/// Largest request body (by its Content-Length, or as sent when chunked) the inline worker
+/// (`--threads 1`) reads in the event loop before it calls the app. The app runs on the
+/// loop's thread, so a body it reads from a slow client would hold up every other connection
+/// meanwhile; a body this small is there, whole, when the app asks for it. Larger bodies and
+/// those sent after `Expect: 100-continue` (answered only when the app reads) stream to the
+/// app as it reads them, waiting for the client on the loop's thread. Not configurable: with
 /// `--threads N` the app threads wait instead, and a buffering proxy (nginx) sends whole
 /// bodies.
 pub const PREREAD_BODY: u64 = 64 * 1024;
@@ -592,6 +599,40 @@ async fn read_small_body(
         }
     }
     true
+}
+
+/// Inline worker: reads a chunked body into `rbuf` before the app runs, while it stays within
+/// [`PREREAD_BODY`] bytes as sent (a larger one streams to the app as it reads). Malformed
+/// framing is left for the app's reader to refuse. False as for [`read_small_body`].
+async fn read_small_chunked(
+    worker: &Worker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    timer: &mut Timer,
+) -> bool {
+    let limits = &worker.app.limits;
+    // A scan of the framing only: the app's reader decodes the body from the start.
+    let mut scan =
+        ferrule_proto::http1::ChunkedDecoder::new(limits.max_head(), limits.request_body);
+    let mut scanned = 0;
+    loop {
+        while let Some(rest) = rbuf.get(scanned..).filter(|r| !r.is_empty()) {
+            match scan.decode(rest, usize::MAX) {
+                Ok((0, _)) => break,
+                Ok((used, _)) => scanned += used,
+                Err(_) => return true,
+            }
+        }
+        if scan.is_done() || rbuf.len() >= PREREAD_BODY as usize {
+            return true;
+        }
+        rbuf.reserve(READ_BUF);
+        let deadline = tokio::time::Instant::now() + worker.client_timeout;
+        match timer.within(deadline, stream.read_buf(rbuf)).await {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Runs a request through the app. When the inline worker's response waits for the client
