@@ -501,17 +501,14 @@ async fn serve_requests(
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
         }
-        let body_left = small_body_left(&head, rbuf.len());
-        let chunked = matches!(head.body, ferrule_proto::http1::BodyKind::Chunked);
-        let received = if worker.pool.is_some() {
-            true
-        } else if body_left > 0 {
-            read_small_body(worker, stream, body_left, &mut rbuf, &mut timer).await
-        } else if chunked && !head.expect_continue {
-            read_small_chunked(worker, stream, &mut rbuf, &mut timer).await
-        } else {
-            true
-        };
+        let received = worker.pool.is_some()
+            || match read_ahead(&head, rbuf.len()) {
+                Ahead::Nothing => true,
+                Ahead::Length(left) => {
+                    read_small_body(worker, stream, left, &mut rbuf, &mut timer).await
+                }
+                Ahead::Chunked => read_small_chunked(worker, stream, &mut rbuf, &mut timer).await,
+            };
         if !received {
             debug!(
                 "{} stopped sending its request body; closing",
@@ -566,16 +563,49 @@ async fn serve_requests(
 /// bodies.
 pub const PREREAD_BODY: u64 = 64 * 1024;
 
-/// How many bytes of a small body (see [`PREREAD_BODY`]) are still to come, `buffered` being
-/// already read; 0 for a body the app reads as it comes, or none.
-fn small_body_left(head: &RequestHead, buffered: usize) -> usize {
-    match head.body {
-        ferrule_proto::http1::BodyKind::Length(n) if n <= PREREAD_BODY && !head.expect_continue => {
-            // At most PREREAD_BODY: fits.
-            (n as usize).saturating_sub(buffered)
-        }
-        _ => 0,
+/// What of a request's body the inline worker reads before the app runs (see
+/// [`PREREAD_BODY`]).
+enum Ahead {
+    /// No body, one already received, or one the app reads as it comes.
+    Nothing,
+    /// This many bytes still to come of a small body of known length.
+    Length(usize),
+    /// A chunked body, read while it stays small.
+    Chunked,
+}
+
+/// What of `head`'s body is read ahead, `buffered` bytes of it being already read.
+fn read_ahead(head: &RequestHead, buffered: usize) -> Ahead {
+    if head.expect_continue {
+        // The client waits for `100 Continue`, sent only when the app reads.
+        return Ahead::Nothing;
     }
+    match head.body {
+        ferrule_proto::http1::BodyKind::Length(n) if n <= PREREAD_BODY => {
+            // At most PREREAD_BODY: fits.
+            match (n as usize).saturating_sub(buffered) {
+                0 => Ahead::Nothing,
+                left => Ahead::Length(left),
+            }
+        }
+        ferrule_proto::http1::BodyKind::Chunked => Ahead::Chunked,
+        _ => Ahead::Nothing,
+    }
+}
+
+/// One more read into `rbuf` within the client timeout, on the connection's timer. False
+/// when the client closed, failed or sent nothing in time.
+async fn read_more(
+    worker: &Worker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    timer: &mut Timer,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + worker.client_timeout;
+    matches!(
+        timer.within(deadline, stream.read_buf(rbuf)).await,
+        Some(Ok(n)) if n > 0
+    )
 }
 
 /// Inline worker: reads the `left` bytes still to come of a small body into `rbuf` before the
@@ -592,10 +622,8 @@ async fn read_small_body(
     // With the room each read asks for: the buffer is not grown (copied) on the last one.
     rbuf.reserve(left + READ_BUF);
     while rbuf.len() < want {
-        let deadline = tokio::time::Instant::now() + worker.client_timeout;
-        match timer.within(deadline, stream.read_buf(rbuf)).await {
-            Some(Ok(n)) if n > 0 => {}
-            _ => return false,
+        if !read_more(worker, stream, rbuf, timer).await {
+            return false;
         }
     }
     true
@@ -626,11 +654,8 @@ async fn read_small_chunked(
         if scan.is_done() || rbuf.len() >= PREREAD_BODY as usize {
             return true;
         }
-        rbuf.reserve(READ_BUF);
-        let deadline = tokio::time::Instant::now() + worker.client_timeout;
-        match timer.within(deadline, stream.read_buf(rbuf)).await {
-            Some(Ok(n)) if n > 0 => {}
-            _ => return false,
+        if !read_more(worker, stream, rbuf, timer).await {
+            return false;
         }
     }
 }

@@ -70,19 +70,20 @@ fn slot() -> &'static Slot {
 /// A request begins on this thread, on connection `fd`; `http`: a 504 may be written on it
 /// (for a front server's protocol the watchdog only cuts the connection).
 pub fn request_begin(fd: RawFd, http: bool) {
-    let s = slot();
-    s.fd.store(fd, Ordering::Release);
-    s.http.store(http, Ordering::Release);
-    s.phase.store(OPEN, Ordering::Release);
+    request_on(fd, http, OPEN);
 }
 
 /// A request whose response waited for the client goes on, on this thread (its response
 /// started: a timeout cuts the connection).
 pub fn request_resume(fd: RawFd, http: bool) {
+    request_on(fd, http, SENT);
+}
+
+fn request_on(fd: RawFd, http: bool, phase: u8) {
     let s = slot();
     s.fd.store(fd, Ordering::Release);
     s.http.store(http, Ordering::Release);
-    s.phase.store(SENT, Ordering::Release);
+    s.phase.store(phase, Ordering::Release);
 }
 
 /// The request on this thread is over. True if the watchdog took it over (timed out).
