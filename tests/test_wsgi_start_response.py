@@ -125,6 +125,33 @@ def test_start_response_kept_past_its_request_cannot_touch_later_responses(serve
     assert after[2].startswith(b"AssertionError: start_response() called a second time")
 
 
+def test_write_kept_past_its_request_cannot_touch_later_responses(serve_both):
+    """The write() of each request is its own, also when the server reuses its objects
+    between requests: one kept by the app refuses, and the later ones work."""
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        buf = bytearray()
+        paths = [
+            "/write_only",
+            "/write_only",
+            "/keep_write",
+            "/use_kept_write",
+            "/write_only",
+            "/use_kept_write",
+        ]
+        s.sendall(b"".join(get(p) for p in paths))
+        got = [read_response(s, buf) for _ in paths]
+    assert [r[0] for r in got] == [b"HTTP/1.1 200 OK"] * len(paths)
+    assert [r[2] for r in got] == [
+        b"written by write()",
+        b"written by write()",
+        b"kept write",
+        b"AssertionError False",
+        b"written by write()",
+        b"AssertionError False",
+    ]
+
+
 def test_start_response_exc_info_before_headers_sent_replaces_the_response(serve_both):
     srv = serve_both("pep:app")
     r = requests.get(srv.url + "/exc_info_before_headers")

@@ -262,6 +262,30 @@ def use_kept_start_response(environ, start_response):
     return [" ".join(outcome).encode()]
 
 
+_KEPT_WRITE: list = []
+
+
+def keep_write(environ, start_response):
+    """Keeps only the write() start_response returns, past the request."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"kept ")
+    _KEPT_WRITE[:] = [write]
+    return [b"write"]
+
+
+def use_kept_write(environ, start_response):
+    """Calls the write() /keep_write kept, then answers with what it raised, through a
+    write() of its own."""
+    try:
+        _KEPT_WRITE[0](b"stale")
+        outcome = "accepted"
+    except Exception as e:
+        outcome = type(e).__name__
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(outcome.encode())
+    return [b" " + str(write is _KEPT_WRITE[0]).encode()]
+
+
 def exc_info_before_headers(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
     try:
@@ -480,6 +504,8 @@ ROUTES = {
     "/constant_headers": constant_headers,
     "/keep_start_response": keep_start_response,
     "/use_kept_start_response": use_kept_start_response,
+    "/keep_write": keep_write,
+    "/use_kept_write": use_kept_write,
     "/exc_info_before_headers": exc_info_before_headers,
     "/exc_info_after_headers": exc_info_after_headers,
     "/exc_info_after_headers_uncaught": exc_info_after_headers_uncaught,

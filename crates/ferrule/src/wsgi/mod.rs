@@ -77,12 +77,19 @@ impl App {
         // SAFETY: reads the reference count of a live object we hold a reference to, with
         // the GIL held (py).
         let refs = unsafe { pyo3::ffi::Py_REFCNT(r.as_ptr()) };
-        if refs != 1 || !r.try_borrow(py).is_ok_and(|this| this.recyclable()) {
+        let Ok(mut this) = r.try_borrow_mut(py) else {
             return;
+        };
+        if refs == 1 + this.own_refs() && this.recyclable() {
+            if let Ok(mut spare) = self.spare_response.try_lock() {
+                if spare.is_none() {
+                    drop(this);
+                    *spare = Some(r);
+                    return;
+                }
+            }
         }
-        if let Ok(mut spare) = self.spare_response.try_lock() {
-            *spare = Some(r);
-        }
+        this.release_write();
     }
 }
 
