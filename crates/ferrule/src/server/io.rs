@@ -78,12 +78,12 @@ pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result
     buf.reserve(want);
     loop {
         let spare = buf.spare_capacity_mut();
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; read(2)
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; recv(2)
         // writes at most that many and we only mark as initialised the `n` bytes it reports.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), 0) };
         if n >= 0 {
             let n = n as usize;
-            // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
+            // SAFETY: recv(2) initialised the first `n` bytes of the spare capacity.
             unsafe { buf.set_len(buf.len() + n) };
             return Ok(Some(n));
         }
@@ -100,8 +100,8 @@ pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result
 pub fn read_into(fd: RawFd, dst: &mut [u8], timeout: Duration) -> io::Result<usize> {
     let deadline = Instant::now() + timeout;
     loop {
-        // SAFETY: `dst` is writable memory of `dst.len()` bytes that read(2) writes at most.
-        let n = unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) };
+        // SAFETY: `dst` is writable memory of `dst.len()` bytes that recv(2) writes at most.
+        let n = unsafe { libc::recv(fd, dst.as_mut_ptr().cast(), dst.len(), 0) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -130,18 +130,25 @@ pub fn read_some(
     }
 }
 
-/// One non-blocking `writev(2)` of `parts` (`write(2)` for one part, which the kernel takes
-/// without copying in an iovec array); returns bytes written (0 if it would block).
+/// One non-blocking gathered write of `parts` to the socket `fd` (`send(2)` for one part,
+/// which the kernel takes without copying in an iovec array, else `sendmsg(2)`); returns
+/// bytes written (0 if it would block). The socket calls, not `write(2)`/`writev(2)`: they
+/// skip the file layer's work (position lock, fsnotify) on every response. `MSG_NOSIGNAL`: a
+/// peer gone is an `EPIPE` error, never a signal.
 pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
     loop {
         let n = if let [one] = parts {
             // SAFETY: the pointer and length describe `one`, which outlives the call.
-            unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) }
+            unsafe { libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL) }
         } else {
-            let cnt = parts.len().min(64) as libc::c_int;
+            // SAFETY: an all-zero msghdr is valid (no address, no control data).
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = parts.as_ptr().cast_mut().cast();
+            msg.msg_iovlen = parts.len().min(64);
             // SAFETY: IoSlice is ABI-compatible with iovec (std guarantees it on Unix);
-            // `parts` outlives the call and `cnt` is at most its length.
-            unsafe { libc::writev(fd, parts.as_ptr().cast(), cnt) }
+            // `parts` outlives the call, the kernel only reads the iovecs, and the count is at
+            // most its length.
+            unsafe { libc::sendmsg(fd, &raw const msg, libc::MSG_NOSIGNAL) }
         };
         if n >= 0 {
             return Ok(n as usize);
