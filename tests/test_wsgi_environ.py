@@ -176,6 +176,50 @@ def test_remote_addr_and_port_are_the_client_socket(serve):
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (local[0], str(local[1]))
 
 
+def _bound_clients(srv, spread: list[int]) -> list[socket.socket]:
+    """Connections from local ports base + each of `spread`, for the first base where all
+    are free."""
+    for base in range(30000, 60000, 1024):
+        socks = []
+        try:
+            for d in spread:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + d))
+            for s in socks:
+                s.settimeout(10)
+                s.connect((srv.host, srv.port))
+            return socks
+        except OSError:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free local ports")
+
+
+def test_remote_port_is_each_connections_own_when_their_ports_collide(serve):
+    """The worker keeps the address strings of recent peers by port (port mod 256, and the
+    slot beside it): clients whose ports share those slots, taking turns, each see their own
+    port."""
+    srv = serve("pep:app")
+    conns = _bound_clients(srv, [0, 256, 512, 1, 257, 768])
+    try:
+        bufs = [bytearray() for _ in conns]
+        for i in range(4 * len(conns)):
+            c = i % len(conns) if i < 2 * len(conns) else (i * 5) % len(conns)
+            s = conns[c]
+            s.sendall(get(f"/{i}", b"Host: x\r\n"))
+            env = json.loads(read_response(s, bufs[c])[2])
+            local = s.getsockname()
+            assert (env["PATH_INFO"], env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (
+                f"/{i}",
+                local[0],
+                str(local[1]),
+            )
+    finally:
+        for s in conns:
+            s.close()
+
+
 def test_repeated_headers_are_joined_with_comma_and_cookies_with_semicolon(serve):
     srv = serve("pep:app")
     env = environ_of(

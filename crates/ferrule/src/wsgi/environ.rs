@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use ferrule_proto::cgi::{split_host_port, split_target};
+use ferrule_proto::cgi::{split_host_port, Target};
 use ferrule_proto::http1::{BodyKind, RequestHead};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -63,7 +63,7 @@ const MEMO_SLOTS: usize = 1024;
 pub struct Memo {
     slots: Vec<Option<MemoEntry>>,
     /// Socket addresses (peers, the bound address) and their address and port strings,
-    /// direct-mapped on the port.
+    /// two-way set-associative on the port.
     addrs: Vec<Option<AddrEntry>>,
     /// The environ a recent HTTP request started from, and how many missed it since.
     template: Option<Template>,
@@ -132,16 +132,27 @@ impl Memo {
         if self.addrs.is_empty() {
             self.addrs.resize_with(MEMO_ADDRS, || None);
         }
+        // Two ways per set: the port's slot and its neighbour (Linux gives a client's
+        // connections ports of one parity, so the neighbours of its ports are free for it).
         let idx = usize::from(a.port()) & (MEMO_ADDRS - 1);
-        if let Some(Some((k, ip, port))) = self.addrs.get(idx) {
-            if *k == a {
-                return (ip.bind(py).clone(), port.bind(py).clone());
+        for i in [idx, idx ^ 1] {
+            if let Some(Some((k, ip, port))) = self.addrs.get(i) {
+                if *k == a {
+                    return (ip.bind(py).clone(), port.bind(py).clone());
+                }
             }
         }
         let ip = with_ip_text(a.ip(), |t| self.str(py, t));
         let port = self.str(py, itoa::Buffer::new().format(a.port()).as_bytes());
-        if let Some(slot) = self.addrs.get_mut(idx) {
-            *slot = Some((a, ip.clone().unbind(), port.clone().unbind()));
+        // The newest in the first way, the one it displaces in the second.
+        let entry = Some((a, ip.clone().unbind(), port.clone().unbind()));
+        if let Some(first) = self.addrs.get_mut(idx) {
+            let older = std::mem::replace(first, entry);
+            if let Some(second) = self.addrs.get_mut(idx ^ 1) {
+                if older.is_some() {
+                    *second = older;
+                }
+            }
         }
         (ip, port)
     }
@@ -545,12 +556,14 @@ impl<'py> Sink<'py> for Match<'_, 'py> {
     }
 }
 
-/// Fills a copy of the base environ for one request. `keep_input`: `input` is the worker's
-/// shared one (no body), which a [`Template`] may hold.
+/// Fills a copy of the base environ for one request. `parts`: `head`'s target, split;
+/// `keep_input`: `input` is the worker's shared one (no body), which a [`Template`] may hold.
+#[allow(clippy::too_many_arguments)]
 pub fn build<'py>(
     py: Python<'py>,
     base: &EnvironBase,
     head: &RequestHead,
+    parts: Target<'_>,
     conn: &ConnInfo,
     path_info: &[u8],
     input: Bound<'py, PyAny>,
@@ -566,7 +579,7 @@ pub fn build<'py>(
             next: 0,
         };
         let fits = entries(
-            py, base, head, conn, path_info, &input, keep_input, &mut memo, &mut m,
+            py, base, head, parts, conn, path_info, &input, keep_input, &mut memo, &mut m,
         )?;
         if fits && m.next == t.keys.len() {
             if let Some(m) = memo.0.as_mut() {
@@ -598,7 +611,7 @@ pub fn build<'py>(
         }),
     };
     entries(
-        py, base, head, conn, path_info, &input, keep_input, &mut memo, &mut fill,
+        py, base, head, parts, conn, path_info, &input, keep_input, &mut memo, &mut fill,
     )?;
     if let (Some((keys, kept, bytes)), Some(m)) = (fill.record, memo.0.as_mut()) {
         let dict = env.copy()?;
@@ -626,6 +639,7 @@ fn entries<'py>(
     py: Python<'py>,
     base: &EnvironBase,
     head: &RequestHead,
+    parts: Target<'_>,
     conn: &ConnInfo,
     path_info: &[u8],
     input: &Bound<'py, PyAny>,
@@ -634,7 +648,6 @@ fn entries<'py>(
     sink: &mut impl Sink<'py>,
 ) -> PyResult<bool> {
     let target = head.target();
-    let parts = split_target(target);
     let version = match head.version {
         ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
         ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),

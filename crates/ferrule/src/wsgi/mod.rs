@@ -165,7 +165,8 @@ impl Request {
                     return Ok(None);
                 };
                 let shared = input.is(app.empty_input.bind(py));
-                let env = environ::build(py, &app.environ, head, conn, path, input, shared)?;
+                let env =
+                    environ::build(py, &app.environ, head, target, conn, path, input, shared)?;
                 if forwarded::any_in_head(head) {
                     forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
                 }
