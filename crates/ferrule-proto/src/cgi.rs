@@ -27,7 +27,7 @@ pub fn split_target(target: &[u8]) -> Target<'_> {
         }
         None => (None, target),
     };
-    let (path, query) = match memchr::memchr(b'?', rest) {
+    let (path, query) = match crate::find(b'?', rest) {
         Some(q) => (&rest[..q], &rest[q + 1..]),
         None => (rest, &b""[..]),
     };
@@ -50,7 +50,7 @@ fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept as it is.
 #[must_use]
 pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = memchr::memchr(b'%', input) else {
+    let Some(first) = crate::find(b'%', input) else {
         return Cow::Borrowed(input);
     };
     let mut out = Vec::with_capacity(input.len());
@@ -107,12 +107,12 @@ static REG_NAME: [bool; 256] = crate::alnum_and(b"-._~!$&'()*+,;=%");
 #[must_use]
 pub fn split_host_port(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     let colon = if host.first() == Some(&b'[') {
-        match memchr::memchr(b']', host) {
+        match crate::find(b']', host) {
             Some(end) if host.get(end + 1) == Some(&b':') => Some(end + 1),
             _ => None,
         }
     } else {
-        memchr::memrchr(b':', host)
+        crate::rfind(b':', host)
     };
     match colon {
         Some(c) => (&host[..c], host.get(c + 1..)),

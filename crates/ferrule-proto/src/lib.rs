@@ -34,6 +34,30 @@ pub use proxy_protocol::{parse_proxy_header, ProxyHeader};
 
 pub use vars::CgiVars;
 
+/// Below this length a plain loop finds a byte sooner than `memchr`'s vector setup (the
+/// paths, hosts and ports of most requests are this short).
+const SHORT: usize = 32;
+
+/// The first `needle` in `hay`.
+#[inline]
+pub(crate) fn find(needle: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < SHORT {
+        hay.iter().position(|&c| c == needle)
+    } else {
+        memchr::memchr(needle, hay)
+    }
+}
+
+/// The last `needle` in `hay`.
+#[inline]
+pub(crate) fn rfind(needle: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < SHORT {
+        hay.iter().rposition(|&c| c == needle)
+    } else {
+        memchr::memrchr(needle, hay)
+    }
+}
+
 /// A byte-class table: ASCII letters and digits, and the bytes of `extra`. For the grammar's
 /// character classes checked on every request (one load per byte, no search).
 pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
@@ -49,4 +73,30 @@ pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
         i += 1;
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn find_and_rfind_agree_with_memchr_on_either_side_of_the_short_length() {
+        for len in 0usize..80 {
+            for at in [None, Some(0), Some(len / 2), Some(len.saturating_sub(1))] {
+                let mut hay = vec![b'a'; len];
+                if let Some(i) = at.filter(|&i| i < len) {
+                    hay[i] = b':';
+                    hay[len - 1 - i] = b':';
+                }
+                assert_eq!(
+                    super::find(b':', &hay),
+                    memchr::memchr(b':', &hay),
+                    "{len} {at:?}"
+                );
+                assert_eq!(
+                    super::rfind(b':', &hay),
+                    memchr::memrchr(b':', &hay),
+                    "{len} {at:?}"
+                );
+            }
+        }
+    }
 }
