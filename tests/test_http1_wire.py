@@ -536,13 +536,54 @@ def test_100_continue_is_sent_once_when_the_app_reads_the_body(wire):
         assert (status, echoed) == (b"HTTP/1.1 200 OK", b"/next")
 
 
-def test_100_continue_is_not_sent_when_the_app_ignores_the_body(wire):
-    srv, _ = wire()
+@pytest.mark.parametrize("args", [(), ("--threads", "4")], ids=["inline", "threads"])
+def test_100_continue_is_not_sent_when_the_app_ignores_the_body(wire, args):
+    srv, _ = wire(*args)
     with srv.connect() as s:
         s.sendall(b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-        status, _, body = read_response(s)
+        status, headers, body = read_response(s)
         assert (status, body) == (b"HTTP/1.1 200 OK", b"ignored")
-        # The body was never sent, so the server cannot tell what comes next: it closes.
+        # The body was never sent, so the server cannot tell what comes next: it closes, and
+        # the response says so.
+        assert headers["connection"] == "close"
+        assert_closed(s)
+
+
+@pytest.mark.parametrize("args", [(), ("--threads", "4")], ids=["inline", "threads"])
+def test_a_large_body_the_app_leaves_unread_closes_the_connection_and_the_response_says_so(wire, args):
+    """Past what the server drains (1 MiB), an unread body closes the connection: the
+    response says `Connection: close`, so the client does not send another request on it."""
+    srv, _ = wire(*args)
+    with srv.connect() as s:
+        s.sendall(b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % (4 << 20) + b"x" * 65536)
+        status, headers, body = read_response(s)
+        assert (status, body, headers["connection"]) == (b"HTTP/1.1 200 OK", b"ignored", "close")
+    # A small unread body is drained: the connection serves the next request.
+    with srv.connect() as s:
+        s.sendall(b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello" + get("/next"))
+        buf = bytearray()
+        status, headers, body = read_response(s, buf)
+        assert (status, body, "connection" in headers) == (b"HTTP/1.1 200 OK", b"ignored", False)
+        assert read_response(s, buf)[2] == b"/next"
+
+
+@pytest.mark.parametrize("args", [(), ("--threads", "4")], ids=["inline", "threads"])
+def test_no_100_continue_follows_a_response_that_started_before_the_app_read_the_body(wire, args):
+    """The app write()s part of its response, then reads the body the client has not sent
+    (it waits for 100 Continue): no 100 goes out in the middle of the response; the client,
+    seeing the final response, sends the body; the connection closes after it."""
+    srv, _ = wire(*args)
+    with srv.connect() as s:
+        s.sendall(
+            b"POST /write_then_read HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        buf = bytearray()
+        recv_until(s, b"head;", buf)
+        assert buf.startswith(b"HTTP/1.1 200 OK\r\n"), bytes(buf)
+        s.sendall(b"hello")
+        status, headers, body = read_response(s, buf)
+        assert (status, body, headers["connection"]) == (b"HTTP/1.1 200 OK", b"head;hello", "close")
+        assert b"100 Continue" not in body
         assert_closed(s)
 
 

@@ -25,6 +25,7 @@ def app(environ, start_response):
     /echo     the request body, read whole
     /gen      a generator response (no Content-Length)
     /noread   "ignored" without reading the body
+    /write_then_read  "head;" through write(), then the request body, read whole
     /status/N status N with a body the server must not send for 204/304
     /genstatus/N  the same from a generator
     anything else: the path, as text"""
@@ -38,6 +39,10 @@ def app(environ, start_response):
         return (f"part {i}\n".encode() for i in range(3))
     if path == "/noread":
         return _plain(start_response, "200 OK", b"ignored")
+    if path == "/write_then_read":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"head;")
+        return [environ["wsgi.input"].read()]
     if path.startswith("/status/"):
         code = path.rsplit("/", 1)[1]
         start_response(f"{code} Whatever", [("Content-Type", "text/plain")])

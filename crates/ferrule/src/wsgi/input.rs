@@ -291,6 +291,14 @@ impl BodyReader {
         Ok(())
     }
 
+    /// Whether the rest of the body will be left unread after the response (see
+    /// [`BodyReader::drain`]): the client still waits for `100 Continue`, or more than `limit`
+    /// bytes are still to come.
+    #[must_use]
+    pub fn left_unread(&self, limit: u64) -> bool {
+        self.continue_pending || matches!(self.framing, Framing::Length(left) if left > limit)
+    }
+
     /// Reads and discards what is left of the body, up to `limit` bytes. True if the body ended
     /// (the connection can serve another request).
     pub fn drain(&mut self, limit: u64) -> bool {
@@ -324,6 +332,20 @@ pub struct Input {
 }
 
 impl Input {
+    /// The response's head goes out while the body is not all read: true when the
+    /// connection is to close after the response, the rest of the body being left unread
+    /// (see [`BodyReader::left_unread`]), so that the head can say so. A client still waiting
+    /// for `100 Continue` gets none after this final response (RFC 9110 section 10.1.1): if
+    /// the app reads on, it reads what the client sends without it.
+    pub fn head_going_out(&mut self, drain_limit: u64) -> bool {
+        let Some(r) = self.reader.as_mut() else {
+            return false;
+        };
+        let close = r.left_unread(drain_limit);
+        r.continue_pending = false;
+        close
+    }
+
     #[must_use]
     pub fn new(reader: BodyReader) -> Self {
         Self {

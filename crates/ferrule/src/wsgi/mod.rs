@@ -28,7 +28,7 @@ use input::{BodyError, BodyReader, Input};
 use response::{Output, Response};
 
 /// Most unread body bytes drained after a response to keep the connection; beyond, it closes.
-const DRAIN_LIMIT: u64 = 1 << 20;
+pub(crate) const DRAIN_LIMIT: u64 = 1 << 20;
 
 /// A loaded application and what each request needs from the worker.
 pub struct App {
@@ -335,6 +335,7 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Se
     } else {
         (None, Some(reader))
     };
+    let has_body = reader.is_some();
     let step = Python::attach(|py| {
         let input = match reader {
             None => app.empty_input.clone_ref(py),
@@ -353,6 +354,11 @@ pub fn serve(app: &App, conn: &ConnInfo, request: Request, rbuf: BytesMut) -> Se
                 return Step::Ended(Ended::failed(take_reader(py, &input)));
             }
         };
+        if has_body {
+            if let Ok(mut r) = response.try_borrow_mut(py) {
+                r.body = Some(input.clone_ref(py));
+            }
+        }
         let iterating = run_app(py, app, conn, &request, &input, &response);
         after_python(py, app, input, response, iterating)
     });

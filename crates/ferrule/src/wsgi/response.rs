@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::flush::{Flusher, Pending};
+use super::input::Input;
 use super::known_headers::{KnownHeaders, NameKind};
 use crate::log::{error, warning};
 use crate::server::{date, io as sio};
@@ -95,6 +96,10 @@ pub struct Response {
     pub deferred: Option<Vec<u8>>,
     /// Header tuples and names of earlier responses (kept when the response is recycled).
     known: KnownHeaders,
+    /// The request's `wsgi.input` while its body is not all read (None for a request
+    /// without one): asked, when the head goes out, whether the connection closes after the
+    /// response (see [`Input::head_going_out`]).
+    pub body: Option<Py<Input>>,
     /// The bound `write` method start_response returns, made once and kept while the
     /// object is recycled (a bound method built and freed per request cost ~450
     /// instructions). It refers back to this object: the cycle is broken by
@@ -147,6 +152,7 @@ impl Response {
             blocked: false,
             deferred: None,
             known: KnownHeaders::default(),
+            body: None,
             write_fn: None,
         }
     }
@@ -203,6 +209,7 @@ impl Response {
             blocked,
             deferred,
             known: _,
+            body,
             write_fn: _,
         } = self;
         status.clear();
@@ -224,6 +231,7 @@ impl Response {
         *pending_out = false;
         *blocked = false;
         *deferred = None;
+        *body = None;
     }
 
     /// Nothing more of the body can be sent: the Content-Length is complete, the response
@@ -435,6 +443,18 @@ impl Response {
         if !crate::server::watchdog::claim_response() {
             // The watchdog answered this request (--timeout): nothing more goes out.
             self.fail();
+        }
+        if let Some(input) = self.body.take() {
+            // The body is not all read: if it is to be left unread, the connection closes
+            // after this response, and the response says so (`Connection: close`).
+            let close = Python::attach(|py| {
+                input
+                    .try_borrow_mut(py)
+                    .is_ok_and(|mut i| i.head_going_out(super::DRAIN_LIMIT))
+            });
+            if close {
+                self.out.keep_alive = false;
+            }
         }
         let no_body = self.no_body();
         let mut add_length = None;
