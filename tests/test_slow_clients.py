@@ -59,6 +59,29 @@ def test_a_slow_reader_of_a_large_response_does_not_hold_up_others(serve, route)
         assert closed_count(srv) == 1
 
 
+@pytest.mark.parametrize("slow", [False, True], ids=["reader", "slow-reader"])
+def test_many_small_blocks_arrive_whole_and_in_order(serve, slow):
+    """Thousands of small blocks, coalesced many to a write with their chunk framing; a
+    slow reader's socket takes part of a write, and the rest goes on from the byte it
+    stopped at."""
+    srv = serve("big:app")
+    n = 40000  # 6 MB, more than the socket buffers hold
+    whole = b"".join(bytes((i + j) % 251 for j in range(i * 37 % 300 + 1)) for i in range(n))
+    with srv.connect() as s:
+        if slow:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(
+            f"GET /pieces?{n} HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        if slow:
+            time.sleep(0.3)
+        buf = bytearray()
+        status, headers, body = read_response(s, buf)
+        assert (status, headers["transfer-encoding"]) == (b"HTTP/1.1 200 OK", "chunked")
+        assert len(body) == len(whole) and body == whole
+        assert read_response(s, buf)[2] == b"/next"
+
+
 def test_pipelined_large_responses_arrive_whole_and_in_order(serve):
     srv = serve("big:app")
     with srv.connect() as s:

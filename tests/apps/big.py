@@ -6,6 +6,7 @@ Routes on PATH_INFO, N from the query string (blocks of 64 KiB, default 64: 4 Mi
 /genlen   the same with a Content-Length
 /list     one bytes object of N blocks in a list
 /write    N blocks through the write() callable
+/pieces   N small blocks of 1 to 300 bytes (piece(i)), chunked: many pieces per write
 /closed   how many of the generators above had close() called, as text
 /echo     the request body, read whole
 /echoes   how many requests /echo has had, as text
@@ -27,6 +28,10 @@ def block(i: int) -> bytes:
     return (bytes(range(256)) * 257)[i % 256 : i % 256 + BLOCK]
 
 
+def piece(i: int) -> bytes:
+    return bytes((i + j) % 251 for j in range(i * 37 % 300 + 1))
+
+
 class Blocks:
     """N blocks, counting its close()."""
 
@@ -45,6 +50,9 @@ class Blocks:
 def app(environ: dict, start_response: Callable) -> object:
     path = environ["PATH_INFO"]
     n = int(environ.get("QUERY_STRING") or 64)
+    if path == "/pieces":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (piece(i) for i in range(n))
     if path == "/gen":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return Blocks(n)

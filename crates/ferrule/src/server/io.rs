@@ -46,6 +46,11 @@ pub fn give_back(mut buf: Vec<u8>) {
     });
 }
 
+/// Waits until `fd` is writable, or `deadline` passes.
+pub fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
+    wait(fd, true, deadline)
+}
+
 /// Waits until `fd` is readable (`write` false) or writable, or `deadline` passes.
 fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
     loop {

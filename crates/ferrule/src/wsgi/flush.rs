@@ -9,7 +9,7 @@
 //! the worker takes them back and sends them with the next ones in one `writev`. The flusher
 //! never waits for a full socket: what the socket does not take goes back to the worker, whose
 //! connection task waits for the client (see `wsgi::Served::Stalled`).
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,33 +24,48 @@ pub const DEADLINE: Duration = Duration::from_millis(1);
 /// How long the flusher keeps ticking after the last armed job before it sleeps until woken.
 const PARK_AFTER: Duration = Duration::from_millis(100);
 
-/// Pending bytes beyond which the worker writes at once.
+/// Pending bytes from which the worker writes them before it queues the app's next block.
 pub const MAX_PENDING: usize = 1 << 20;
-/// Pending pieces (blocks and framing) beyond which the worker writes at once.
+/// Pending pieces (blocks and framing) from which the worker writes them before it queues
+/// the app's next block (then at most 4 more, the head and one chunk's framing, and the
+/// last chunk: within the iovecs a write gathers on the stack).
 pub const MAX_PIECES: usize = 48;
 
 /// Response bytes not yet written: the app's `bytes` objects (kept alive here) and framing.
 #[derive(Default)]
 pub struct Pending {
-    /// Owners of the memory `pieces` points into.
+    /// Owners of the memory `Piece::Block`s point into.
     owners: Vec<Py<PyBytes>>,
-    /// Framing bytes (chunk sizes, CRLFs, the head) the pieces may point into.
-    framing: Vec<Vec<u8>>,
-    pieces: Vec<(*const u8, usize)>,
+    /// Our own bytes (the head, chunk-size lines, leftovers copied), which `Piece::Own`s
+    /// address by offset: one buffer, kept with its capacity from response to response.
+    own: Vec<u8>,
+    pieces: Vec<Piece>,
     /// Bytes in `pieces` (written ones included).
     pub bytes: usize,
     /// Bytes from the front already written (a write the socket took only part of).
     written: usize,
 }
 
-// SAFETY: `pieces` point into `bytes` objects held by `owners` (immutable, kept alive for as
-// long as the `Pending` lives) or into the heap buffers of `framing` (never mutated after
-// being pushed). Neither moves when the `Pending` moves, and nothing mutates them, so the
-// pointers stay valid and may be read from another thread.
+/// One piece of a [`Pending`], in the order it goes out.
+#[derive(Clone, Copy)]
+enum Piece {
+    /// Memory of an app's `bytes` object held in `owners`, or static.
+    Block(*const u8, usize),
+    /// `own[start..start + len]`.
+    Own(usize, usize),
+}
+
+// SAFETY: `Piece::Block`s point into `bytes` objects held by `owners` (immutable, kept alive
+// for as long as the `Pending` lives) or into static memory; `Piece::Own`s are offsets into
+// `own`, resolved only while `own` is borrowed. Nothing moves or mutates the memory pointed
+// to when the `Pending` moves, so the pointers stay valid and may be read from another thread.
 unsafe impl Send for Pending {}
 // SAFETY: as for `Send`; a shared `&Pending` only reads the pointers and what they point to,
 // and `Pending` has no interior mutability.
 unsafe impl Sync for Pending {}
+
+/// Pieces a write gathers on the stack; more (never, with [`MAX_PIECES`]) in a Vec.
+const STACK_IOVECS: usize = 64;
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
@@ -61,14 +76,25 @@ impl Pending {
         self.bytes >= MAX_PENDING || self.pieces.len() >= MAX_PIECES
     }
 
-    /// Queues our own bytes (a head, a chunk-size line).
-    pub fn push_owned(&mut self, data: Vec<u8>) {
-        if data.is_empty() {
-            return;
+    /// Bytes still to write.
+    pub fn unwritten(&self) -> usize {
+        self.bytes - self.written
+    }
+
+    /// Queues a copy of our own bytes (a head, what is left of a block).
+    pub fn push_own(&mut self, data: &[u8]) {
+        self.push_own_with(|own| own.extend_from_slice(data));
+    }
+
+    /// Queues the bytes `fill` appends to the buffer of our own bytes (a chunk-size line).
+    pub fn push_own_with(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.own.len();
+        fill(&mut self.own);
+        let len = self.own.len() - start;
+        if len > 0 {
+            self.pieces.push(Piece::Own(start, len));
+            self.bytes += len;
         }
-        self.pieces.push((data.as_ptr(), data.len()));
-        self.bytes += data.len();
-        self.framing.push(data);
     }
 
     /// Queues `len` bytes of the app's block from `start`.
@@ -80,47 +106,90 @@ impl Pending {
         if piece.is_empty() {
             return;
         }
-        self.pieces.push((piece.as_ptr(), piece.len()));
+        self.pieces.push(Piece::Block(piece.as_ptr(), piece.len()));
         self.bytes += piece.len();
         self.owners.push(block.clone().unbind());
     }
 
     /// Queues a static piece (`\r\n`, the last chunk).
     pub fn push_static(&mut self, data: &'static [u8]) {
-        self.pieces.push((data.as_ptr(), data.len()));
+        self.pieces.push(Piece::Block(data.as_ptr(), data.len()));
         self.bytes += data.len();
     }
 
-    /// Puts our own bytes before everything queued (nothing of which may have been written).
-    pub fn push_front_owned(&mut self, data: Vec<u8>) {
+    /// Puts a copy of our own bytes before everything queued (nothing of which may have been
+    /// written).
+    pub fn push_front_own(&mut self, data: &[u8]) {
         debug_assert_eq!(self.written, 0);
         if data.is_empty() {
             return;
         }
-        self.pieces.insert(0, (data.as_ptr(), data.len()));
+        let start = self.own.len();
+        self.own.extend_from_slice(data);
+        self.pieces.insert(0, Piece::Own(start, data.len()));
         self.bytes += data.len();
-        self.framing.push(data);
     }
 
-    /// What is left to write, in order.
-    pub fn slices(&self) -> Vec<&[u8]> {
+    /// Calls `f` with each part left to write, in order, until it returns false.
+    fn each_left<'a>(&'a self, mut f: impl FnMut(&'a [u8]) -> bool) {
         let mut skip = self.written;
-        self.pieces
-            .iter()
-            .filter_map(|&(p, n)| {
-                // SAFETY: see the `Send` impl: every piece points into memory owned by `self`.
-                let piece = unsafe { std::slice::from_raw_parts(p, n) };
-                let rest = piece.get(skip.min(n)..)?;
-                skip -= skip.min(n);
-                (!rest.is_empty()).then_some(rest)
-            })
-            .collect()
+        for &piece in &self.pieces {
+            let whole: &[u8] = match piece {
+                // SAFETY: see the `Send` impl: a block points into memory owned by `self`
+                // (an owner's bytes) or static.
+                Piece::Block(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
+                Piece::Own(start, n) => self.own.get(start..start + n).unwrap_or_default(),
+            };
+            let done = skip.min(whole.len());
+            skip -= done;
+            let Some(rest) = whole.get(done..).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            if !f(rest) {
+                return;
+            }
+        }
+    }
+
+    /// Appends what is left to write to `out`.
+    pub fn copy_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.unwritten());
+        self.each_left(|part| {
+            out.extend_from_slice(part);
+            true
+        });
+    }
+
+    /// One non-blocking gathered write of what is left (the pieces gathered on the stack);
+    /// returns the bytes written (0: the socket is full).
+    fn try_write(&self, fd: RawFd) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); STACK_IOVECS];
+        let mut n = 0;
+        let mut more: Vec<IoSlice<'_>> = Vec::new();
+        self.each_left(|part| {
+            if let Some(slot) = iov.get_mut(n) {
+                *slot = IoSlice::new(part);
+                n += 1;
+            } else {
+                if more.is_empty() {
+                    more.extend_from_slice(&iov);
+                }
+                more.push(IoSlice::new(part));
+            }
+            true
+        });
+        if more.is_empty() {
+            sio::try_writev(fd, iov.get(..n).unwrap_or_default())
+        } else {
+            sio::try_writev(fd, &more)
+        }
     }
 
     /// Writes everything left, waiting for the socket up to `timeout` each time it is full.
     pub fn write(&mut self, fd: RawFd, timeout: Duration) -> io::Result<()> {
-        sio::write_all(fd, &self.slices(), 0, timeout)?;
-        self.written = self.bytes;
+        while !self.write_now(fd)? {
+            sio::wait_writable(fd, Instant::now() + timeout)?;
+        }
         Ok(())
     }
 
@@ -128,7 +197,7 @@ impl Pending {
     /// false: the socket is full and the rest is still here.
     pub fn write_now(&mut self, fd: RawFd) -> io::Result<bool> {
         while self.written < self.bytes {
-            let n = sio::try_write_parts(fd, &self.slices())?;
+            let n = self.try_write(fd)?;
             if n == 0 {
                 return Ok(false);
             }
@@ -140,7 +209,7 @@ impl Pending {
     /// Forgets what was written, keeping the allocations.
     pub fn clear(&mut self) {
         self.owners.clear();
-        self.framing.clear();
+        self.own.clear();
         self.pieces.clear();
         self.bytes = 0;
         self.written = 0;
@@ -254,17 +323,28 @@ impl Flusher {
     /// took (`Ok(false)`: the rest is still in `pending`).
     pub fn disarm(&self) -> (Pending, Option<io::Result<bool>>) {
         let mut st = self.lock();
-        if let Some(job) = st.job.take() {
-            return (job.pending, None);
-        }
         loop {
-            if let Some((pending, result)) = st.done.take() {
-                return (pending, Some(result));
-            }
-            if !st.writing {
-                return (Pending::default(), Some(Ok(true)));
+            if let Some(taken) = Self::ready(&mut st) {
+                return taken;
             }
             st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// [`Flusher::disarm`] when it need not wait, which is almost always: the caller may
+    /// hold the GIL (the flusher never takes it, and holds its lock only briefly). None:
+    /// the flusher is writing them; call `disarm` with the GIL released.
+    pub fn disarm_now(&self) -> Option<(Pending, Option<io::Result<bool>>)> {
+        Self::ready(&mut self.lock())
+    }
+
+    fn ready(st: &mut State) -> Option<(Pending, Option<io::Result<bool>>)> {
+        if let Some(job) = st.job.take() {
+            return Some((job.pending, None));
+        }
+        if let Some((pending, result)) = st.done.take() {
+            return Some((pending, Some(result)));
+        }
+        (!st.writing).then(|| (Pending::default(), Some(Ok(true))))
     }
 }

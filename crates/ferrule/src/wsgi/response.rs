@@ -631,7 +631,7 @@ impl Response {
             });
             match within {
                 Some((o, start)) => self.pending.push_block(o, start, rest.len()),
-                None => self.pending.push_owned(rest.to_vec()),
+                None => self.pending.push_own(rest),
             }
         }
     }
@@ -706,22 +706,27 @@ impl Response {
             return Ok(());
         }
         self.take_back(py)?;
+        if self.pending.is_full() {
+            // What is held reached the cap: it goes out before this block joins it. Checked
+            // before queueing, not after: a full batch that turns out to be the response's
+            // last goes out with the response's end in one write, not followed by a write
+            // of its own for the last chunk.
+            self.flush(py)?;
+        }
         let (head, n) = self.frame(len, None);
-        self.pending.push_owned(head);
+        if !head.is_empty() {
+            self.pending.push_own(&head);
+            sio::give_back(head);
+        }
         if self.framing == Framing::Chunked && n > 0 {
-            let mut size = Vec::with_capacity(18);
-            enc::push_chunk_size(&mut size, n);
-            self.pending.push_owned(size);
+            self.pending
+                .push_own_with(|own| enc::push_chunk_size(own, n));
             self.pending.push_block(block, 0, n);
             self.pending.push_static(b"\r\n");
         } else {
             self.pending.push_block(block, 0, n);
         }
-        if self.pending.is_full() {
-            self.flush(py)
-        } else {
-            Ok(())
-        }
+        Ok(())
     }
 
     /// Before the app produces its next block: lends what is pending to the flusher thread,
@@ -740,7 +745,8 @@ impl Response {
     /// pending block, so that a slow `close()` does not hold it back.
     pub fn lend_deferred(&mut self) {
         if let Some(d) = self.deferred.take() {
-            self.pending.push_owned(d);
+            self.pending.push_own(&d);
+            sio::give_back(d);
             self.lend_pending();
         }
     }
@@ -750,7 +756,8 @@ impl Response {
         if self.take_back(py).is_err() || self.pending.is_empty() {
             return;
         }
-        let held: Vec<u8> = self.pending.slices().concat();
+        let mut held = Vec::new();
+        self.pending.copy_into(&mut held);
         self.pending.clear();
         self.blocked = false;
         self.deferred = Some(held);
@@ -765,7 +772,10 @@ impl Response {
         let Some(f) = Flusher::get() else {
             return Ok(());
         };
-        let (mut pending, result) = py.detach(|| f.disarm());
+        let (mut pending, result) = match f.disarm_now() {
+            Some(taken) => taken,
+            None => py.detach(|| f.disarm()),
+        };
         match result {
             None => {
                 self.pending = pending;
@@ -804,14 +814,20 @@ impl Response {
             ));
         }
         let mut pending = std::mem::take(&mut self.pending);
-        if self.defer(&pending.slices()) {
+        let left = pending.unwritten();
+        if self.may_defer(left) {
+            pending.copy_into(
+                self.deferred
+                    .get_or_insert_with(|| Vec::with_capacity(left)),
+            );
             pending.clear();
             self.pending = pending;
             return Ok(());
         }
         if let Some(held) = self.deferred.take() {
             // Deferred bytes go first, in order.
-            pending.push_front_owned(held);
+            pending.push_front_own(&held);
+            sio::give_back(held);
         }
         let (fd, timeout) = (self.out.fd, self.out.timeout);
         let res = if self.out.coalesce {
