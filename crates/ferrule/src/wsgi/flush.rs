@@ -6,9 +6,10 @@
 //! kernel's side, so the inline worker keeps the blocks it got while it asks the app for the
 //! next one, and hands them to this per-worker flusher thread meanwhile: if the app has not
 //! answered within [`DEADLINE`], the flusher sends them (transmission continues); if it has,
-//! the worker takes them back and sends them with the next ones in one `writev`. The flusher
-//! never waits for a full socket: what the socket does not take goes back to the worker, whose
-//! connection task waits for the client (see `wsgi::Served::Stalled`).
+//! the worker takes them back and sends them with the next ones in one gathered write
+//! (`sendmsg`). The flusher never waits for a full socket: what the socket does not take goes
+//! back to the worker, whose connection task waits for the client (see
+//! `wsgi::Served::Stalled`).
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
