@@ -67,9 +67,10 @@ WORKLOADS: list[tuple[str, list[str], list[str]]] = [
 ROW = re.compile(r"^(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+|n/a)(.*)$")
 
 
-# Rounds per workload: 5 where the targets sit closest to refserver (plaintext, json_app), so
-# that one disturbed round of the shared machine moves the median less; 3 elsewhere.
-ROUNDS = {"plaintext": 5, "json_app": 5}
+# Rounds per workload: 5 for those with a ratio target, so that one disturbed round of the
+# shared machine moves the median less (refserver's own rate swung by a third between runs);
+# 3 elsewhere.
+ROUNDS = {name: 5 for name in ("plaintext", "json_app", "stream", "file", "upload-64k", "upload-16m")}
 
 
 def run(peerbench: str, name: str, args: list[str], servers: list[str], quick: bool) -> list[dict[str, str]]:
@@ -145,7 +146,7 @@ def main() -> None:
             continue
         results[name] = run(a.peerbench, name, args, servers, a.quick)
     lines = [
-        f"{'Quick (1 round of 3 s)' if a.quick else 'Medians of 5 rounds (plaintext, json_app) or 3 of 5 s'},"
+        f"{'Quick (1 round of 3 s)' if a.quick else 'Medians of 5 rounds (3 for flask_app, sleepy) of 5 s'},"
         " one worker each, server "
         "pinned to CPU 0 and wrk to CPU 1. Ratio: to the first server of the row.",
         "",
