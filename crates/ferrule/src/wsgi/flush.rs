@@ -125,10 +125,10 @@ impl Pending {
         if data.is_empty() {
             return;
         }
-        let start = self.own.len();
-        self.own.extend_from_slice(data);
-        self.pieces.insert(0, Piece::Own(start, data.len()));
-        self.bytes += data.len();
+        self.push_own(data);
+        if let Some(piece) = self.pieces.pop() {
+            self.pieces.insert(0, piece);
+        }
     }
 
     /// Calls `f` with each part left to write, in order, until it returns false.

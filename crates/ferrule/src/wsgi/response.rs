@@ -253,15 +253,22 @@ impl Response {
     /// already deferred, if the worker defers and they are small. False: write them now.
     fn defer(&mut self, parts: &[&[u8]]) -> bool {
         let total: usize = parts.iter().map(|p| p.len()).sum();
+        self.defer_with(total, |out| {
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        })
+    }
+
+    /// [`Response::defer`] of `total` bytes that `fill` appends.
+    fn defer_with(&mut self, total: usize, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
         if !self.may_defer(total) {
             return false;
         }
-        let out = self
-            .deferred
-            .get_or_insert_with(|| Vec::with_capacity(total));
-        for p in parts {
-            out.extend_from_slice(p);
-        }
+        fill(
+            self.deferred
+                .get_or_insert_with(|| Vec::with_capacity(total)),
+        );
         true
     }
 
@@ -814,12 +821,7 @@ impl Response {
             ));
         }
         let mut pending = std::mem::take(&mut self.pending);
-        let left = pending.unwritten();
-        if self.may_defer(left) {
-            pending.copy_into(
-                self.deferred
-                    .get_or_insert_with(|| Vec::with_capacity(left)),
-            );
+        if self.defer_with(pending.unwritten(), |out| pending.copy_into(out)) {
             pending.clear();
             self.pending = pending;
             return Ok(());
