@@ -232,8 +232,10 @@ pub struct FileTail {
 /// that point into the page cache; over loopback (a front server on the same host, a load
 /// generator) the receiving socket is charged for them whole, its receive buffer overflows,
 /// segments are dropped and sent again, and its window stays small. peerbench's `file`,
-/// one worker: 0.5-0.65 of refserver uncapped, about 1.0 with 128 KiB.
-pub const FILE_NOTSENT_LOWAT: u32 = 128 * 1024;
+/// one worker, 16 connections, three runs of 3-5 rounds each on one build: uncapped 0.5-0.65
+/// of refserver, 128 KiB 0.72-0.87, 64 KiB 0.90-0.99, 32 KiB 0.98-1.19, 16 KiB and 8 KiB 0.97-1.01;
+/// one connection: 16 KiB 0.79, 32 KiB 0.73, 128 KiB 0.71, 256 KiB 0.63, uncapped 0.67.
+pub const FILE_NOTSENT_LOWAT: u32 = 32 * 1024;
 
 /// Caps (Some) or uncaps (None: the system's default) the unsent bytes of a TCP socket. On
 /// another kind of socket it does nothing.
