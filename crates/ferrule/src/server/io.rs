@@ -135,9 +135,12 @@ pub fn read_some(
     }
 }
 
-/// One non-blocking gathered write of `parts` to the socket `fd` (`send(2)` for one part,
-/// which the kernel takes without copying in an iovec array, else `sendmsg(2)`); returns
-/// bytes written (0 if it would block). The socket calls, not `write(2)`/`writev(2)`: they
+/// Most parts one gathered write sends (the rest waits for the next write).
+pub const MAX_IOVECS: usize = 64;
+
+/// One non-blocking gathered write of at most [`MAX_IOVECS`] of `parts` to the socket `fd`
+/// (`send(2)` for one part, which the kernel takes without copying in an iovec array, else
+/// `sendmsg(2)`); returns bytes written (0 if it would block). The socket calls, not `write(2)`/`writev(2)`: they
 /// skip the file layer's work (position lock, fsnotify) on every response. `MSG_NOSIGNAL`: a
 /// peer gone is an `EPIPE` error, never a signal.
 pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -149,7 +152,7 @@ pub fn try_writev(fd: RawFd, parts: &[IoSlice<'_>]) -> io::Result<usize> {
             // SAFETY: an all-zero msghdr is valid (no address, no control data).
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_iov = parts.as_ptr().cast_mut().cast();
-            msg.msg_iovlen = parts.len().min(64);
+            msg.msg_iovlen = parts.len().min(MAX_IOVECS);
             // SAFETY: IoSlice is ABI-compatible with iovec (std guarantees it on Unix);
             // `parts` outlives the call, the kernel only reads the iovecs, and the count is at
             // most its length.

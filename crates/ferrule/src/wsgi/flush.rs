@@ -29,7 +29,7 @@ const PARK_AFTER: Duration = Duration::from_millis(100);
 pub const MAX_PENDING: usize = 1 << 20;
 /// Pending pieces (blocks and framing) from which the worker writes them before it queues
 /// the app's next block (then at most 4 more, the head and one chunk's framing, and the
-/// last chunk: within the iovecs a write gathers on the stack).
+/// last chunk: within what one write sends, `sio::MAX_IOVECS`).
 pub const MAX_PIECES: usize = 48;
 
 /// Response bytes not yet written: the app's `bytes` objects (kept alive here) and framing.
@@ -64,9 +64,6 @@ unsafe impl Send for Pending {}
 // SAFETY: as for `Send`; a shared `&Pending` only reads the pointers and what they point to,
 // and `Pending` has no interior mutability.
 unsafe impl Sync for Pending {}
-
-/// Pieces a write gathers on the stack; more (never, with [`MAX_PIECES`]) in a Vec.
-const STACK_IOVECS: usize = 64;
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
@@ -161,29 +158,20 @@ impl Pending {
         });
     }
 
-    /// One non-blocking gathered write of what is left (the pieces gathered on the stack);
-    /// returns the bytes written (0: the socket is full).
+    /// One non-blocking gathered write of what is left, as many parts as one write sends
+    /// (gathered on the stack); returns the bytes written (0: the socket is full).
     fn try_write(&self, fd: RawFd) -> io::Result<usize> {
-        let mut iov = [IoSlice::new(&[]); STACK_IOVECS];
+        let mut iov = [IoSlice::new(&[]); sio::MAX_IOVECS];
         let mut n = 0;
-        let mut more: Vec<IoSlice<'_>> = Vec::new();
-        self.each_left(|part| {
-            if let Some(slot) = iov.get_mut(n) {
+        self.each_left(|part| match iov.get_mut(n) {
+            Some(slot) => {
                 *slot = IoSlice::new(part);
                 n += 1;
-            } else {
-                if more.is_empty() {
-                    more.extend_from_slice(&iov);
-                }
-                more.push(IoSlice::new(part));
+                true
             }
-            true
+            None => false,
         });
-        if more.is_empty() {
-            sio::try_writev(fd, iov.get(..n).unwrap_or_default())
-        } else {
-            sio::try_writev(fd, &more)
-        }
+        sio::try_writev(fd, iov.get(..n).unwrap_or_default())
     }
 
     /// Writes everything left, waiting for the socket up to `timeout` each time it is full.
