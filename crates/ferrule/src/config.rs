@@ -101,7 +101,7 @@ impl Config {
             .map(|b| parse_bind(b))
             .collect::<Result<Vec<_>, _>>()?;
         // systemd socket activation: the sockets it passes, as gunicorn does.
-        for fd in crate::server::listener::systemd_fds() {
+        for fd in crate::net::systemd_fds() {
             binds.push(Bind {
                 protocol: Protocol::Http,
                 addr: BindAddr::Fd(fd),

@@ -6,10 +6,12 @@
 
 pub mod cli;
 pub mod config;
-pub mod config_file;
 pub mod log;
+pub mod net;
 pub mod server;
+pub mod slots;
 pub mod supervisor;
+pub mod watchdog;
 pub mod wsgi;
 
 use pyo3::prelude::*;
@@ -22,11 +24,11 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
     supervisor::remember_start_dir();
     let cfg = match configure(py, &args) {
         Ok(c) => c,
-        Err(config_file::LoadError::Cli(e)) => {
+        Err(wsgi::config_file::LoadError::Cli(e)) => {
             let _ = e.print();
             return e.exit_code();
         }
-        Err(config_file::LoadError::Msg(msg)) => {
+        Err(wsgi::config_file::LoadError::Msg(msg)) => {
             eprintln!("Error: {msg}");
             return 2;
         }
@@ -48,14 +50,15 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
 pub fn configure(
     py: Python<'_>,
     args: &[String],
-) -> Result<config::Config, config_file::LoadError> {
+) -> Result<config::Config, wsgi::config_file::LoadError> {
     if let Some(dir) = supervisor::start_dir() {
         let _ = std::env::set_current_dir(dir);
     }
-    let cfg = config_file::load(py, args)?;
+    let cfg = wsgi::config_file::load(py, args)?;
     if let Some(dir) = &cfg.chdir {
-        std::env::set_current_dir(dir)
-            .map_err(|e| config_file::LoadError::Msg(format!("--chdir {}: {e}", dir.display())))?;
+        std::env::set_current_dir(dir).map_err(|e| {
+            wsgi::config_file::LoadError::Msg(format!("--chdir {}: {e}", dir.display()))
+        })?;
     }
     Ok(cfg)
 }

@@ -15,9 +15,10 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::listener::Listener;
-use super::{date, gateway, io as sio, outbox, ConnInfo, Worker};
+use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
+use crate::net::{date, io as sio, ConnInfo};
 use crate::wsgi;
 
 /// Initial read buffer per connection.

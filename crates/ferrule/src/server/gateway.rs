@@ -11,9 +11,10 @@ use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
 
 use super::conn::{linger, serve_request, Stream, READ_BUF};
-use super::{io as sio, ConnInfo, Worker};
+use super::Worker;
 use crate::config::Protocol;
 use crate::log::{error, warning};
+use crate::net::{io as sio, ConnInfo};
 use crate::wsgi::gateway::{CgiRequest, FastCgi};
 use crate::wsgi::Request;
 

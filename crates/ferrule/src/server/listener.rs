@@ -10,9 +10,6 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use crate::config::{Bind, BindAddr, Protocol};
 
-/// The first descriptor systemd passes (SD_LISTEN_FDS_START).
-const LISTEN_FDS_START: RawFd = 3;
-
 /// A bound, listening socket.
 pub struct Listener {
     pub bind: Bind,
@@ -132,28 +129,6 @@ fn inherited(bind: &Bind, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
         local,
         reuse_port,
     })
-}
-
-/// systemd socket activation: the descriptors in LISTEN_FDS when LISTEN_PID is this process.
-/// The variables are removed so that the app's own children do not take them too.
-#[must_use]
-pub fn systemd_fds() -> Vec<RawFd> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<RawFd>().ok())
-        .unwrap_or(0);
-    if !pid_ok || count <= 0 {
-        return Vec::new();
-    }
-    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
-        // SAFETY (of the environment): the master is still single-threaded here.
-        std::env::remove_var(var);
-    }
-    (LISTEN_FDS_START..LISTEN_FDS_START.saturating_add(count)).collect()
 }
 
 impl Listener {

@@ -1,6 +1,4 @@
 //! The worker's I/O: listeners, the event loop, connection tasks, and the app thread pool.
-use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,29 +10,9 @@ use crate::log::{error, info};
 use crate::wsgi::App;
 
 pub mod conn;
-pub mod date;
 pub mod gateway;
-pub mod io;
 pub mod listener;
 pub mod outbox;
-pub mod watchdog;
-
-/// What the WSGI bridge knows of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    pub fd: RawFd,
-    pub peer: Option<SocketAddr>,
-    pub local: Option<SocketAddr>,
-    pub scheme: &'static str,
-}
-
-impl ConnInfo {
-    /// The peer for log lines: its address, or that it came over a Unix socket.
-    pub fn peer_label(&self) -> String {
-        self.peer
-            .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
-    }
-}
 
 /// A job for an app thread.
 type Job = Box<dyn FnOnce() + Send>;
@@ -81,7 +59,7 @@ impl Worker {
 
     /// Stops accepting and leaves once in-flight requests are done; the master replaces it.
     pub fn retire(&self) {
-        crate::supervisor::shared::leaving();
+        crate::slots::leaving();
         self.retire.notify_one();
     }
 
@@ -125,7 +103,7 @@ fn retire_after(max: u64, jitter: u64) -> u64 {
     }
     let seed = u64::from(std::process::id())
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(crate::supervisor::shared::now_ms());
+        .wrapping_add(crate::slots::now_ms());
     max + seed % (jitter + 1)
 }
 
@@ -191,8 +169,8 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);
-        watchdog::spawn(
-            watchdog::Settings {
+        crate::watchdog::spawn(
+            crate::watchdog::Settings {
                 timeout: cfg.timeout,
                 graceful: cfg.graceful_timeout,
                 inline,
@@ -212,19 +190,19 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             }
         }
         let beat = tokio::spawn(heartbeat());
-        crate::supervisor::shared::booted();
+        crate::slots::booted();
         let stop = tokio::select! {
             s = wait_for_stop() => s,
             () = worker.retire.notified() => Stop::Graceful,
         };
-        crate::supervisor::shared::leaving();
+        crate::slots::leaving();
         let _ = stop_tx.send(true);
         if stop == Stop::Graceful {
             // Requests the watchdog gave up on never finish: do not wait for them.
             let drained = async {
                 loop {
                     let notified = worker.idle.notified();
-                    if worker.active.load(Ordering::Acquire) <= watchdog::stuck_count() {
+                    if worker.active.load(Ordering::Acquire) <= crate::watchdog::stuck_count() {
                         break;
                     }
                     let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
@@ -280,7 +258,7 @@ async fn heartbeat() {
     loop {
         tick.tick().await;
         pyo3::Python::attach(|_| ());
-        crate::supervisor::shared::heartbeat();
+        crate::slots::heartbeat();
     }
 }
 
@@ -297,7 +275,7 @@ async fn wait_for_stop() -> Stop {
         return Stop::Fast;
     };
     // A stop signal that came while the worker was starting (see supervisor::early_stop).
-    match crate::supervisor::early_stop() {
+    match crate::slots::early_stop() {
         Some(libc::SIGTERM) => return Stop::Graceful,
         Some(_) => return Stop::Fast,
         None => {}

@@ -22,7 +22,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 
-use super::io as sio;
+use crate::net::io as sio;
 
 /// Entries after which [`push`] writes them all at once, so that a loop that never runs out
 /// of work does not hold responses back for long.

@@ -14,12 +14,10 @@ use crate::wsgi;
 
 mod reexec;
 mod reloader;
-pub mod shared;
 mod sockets;
 mod worker;
 
 pub use reexec::{remember_start_dir, start_dir};
-pub use worker::early_stop;
 
 /// A worker's exit code when it cannot load the app (gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
@@ -109,7 +107,7 @@ struct Master {
     listeners: Vec<Listener>,
     workers: BTreeMap<libc::pid_t, WorkerInfo>,
     target: u32,
-    table: &'static shared::Table,
+    table: &'static crate::slots::Table,
     /// After a worker failed to boot on a respawn, the next try waits until then.
     retry_at: Option<Instant>,
     /// The wait before the next try, doubled at each failure (up to 30 s).
@@ -141,7 +139,7 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
     let Some(listeners) = listeners else {
         return 1;
     };
-    let table = match shared::table() {
+    let table = match crate::slots::table() {
         Ok(t) => t,
         Err(e) => {
             error!("cannot map the worker table: {e}");
@@ -398,10 +396,10 @@ impl Master {
                 self.target = cfg.workers;
                 self.cfg = cfg;
             }
-            Err(crate::config_file::LoadError::Msg(msg)) => {
+            Err(crate::wsgi::config_file::LoadError::Msg(msg)) => {
                 error!("cannot re-read the configuration; keeping the current one: {msg}");
             }
-            Err(crate::config_file::LoadError::Cli(e)) => {
+            Err(crate::wsgi::config_file::LoadError::Cli(e)) => {
                 error!("cannot re-read the configuration; keeping the current one: {e}");
             }
         }
@@ -579,7 +577,7 @@ impl Master {
 
     /// Heartbeats, leaving flags, memory and lingering workers.
     fn check(&mut self) {
-        let now = shared::now_ms();
+        let now = crate::slots::now_ms();
         let timeout = self.cfg.timeout;
         let mut actions = Vec::new();
         for (&pid, w) in &self.workers {
@@ -638,7 +636,10 @@ impl Master {
     fn spawn(&mut self, py: Python<'_>) -> Forked {
         let master_pid = std::process::id();
         let Some(slot) = self.table.claim() else {
-            error!("cannot start a worker: all {} slots in use", shared::SLOTS);
+            error!(
+                "cannot start a worker: all {} slots in use",
+                crate::slots::SLOTS
+            );
             return Forked::Master(-1);
         };
         let pid: i32 = match py
@@ -654,7 +655,7 @@ impl Master {
             }
         };
         if pid == 0 {
-            shared::set_mine(slot);
+            crate::slots::set_mine(slot);
             self.reloader = None;
             let listeners = std::mem::take(&mut self.listeners);
             let app = self.app.take();

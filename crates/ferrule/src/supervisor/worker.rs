@@ -1,7 +1,5 @@
 //! A worker process's life, from the fork to its exit code. Returning (rather than `_exit`)
 //! lets Python finalise: `atexit` handlers run and the logs are flushed.
-use std::sync::atomic::{AtomicI32, Ordering};
-
 use pyo3::prelude::*;
 
 use crate::config::Config;
@@ -11,17 +9,8 @@ use crate::wsgi;
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// A stop signal (TERM, INT, QUIT) that came before the event loop's own handlers were in
-/// place (while the app was loading, say); 0 if none.
-static EARLY_STOP: AtomicI32 = AtomicI32::new(0);
-
 extern "C" fn note_stop(sig: libc::c_int) {
-    EARLY_STOP.store(sig, Ordering::Release);
-}
-
-/// In a worker: the stop signal received before the event loop could handle signals.
-pub fn early_stop() -> Option<libc::c_int> {
-    Some(EARLY_STOP.load(Ordering::Acquire)).filter(|&s| s != 0)
+    crate::slots::note_early_stop(sig);
 }
 
 /// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
@@ -83,7 +72,7 @@ pub(super) fn worker_main(
     if u32::try_from(unsafe { libc::getppid() }).ok() != Some(master) {
         return 0; // the master died before we could set the death signal
     }
-    crate::server::io::reserve_fd_table();
+    crate::net::io::reserve_fd_table();
     let mut own = Vec::with_capacity(listeners.len());
     for l in listeners {
         let display = l.display.clone();
@@ -127,7 +116,7 @@ pub(super) fn worker_main(
     };
     wsgi::hooks::worker_exit(py);
     crate::log::flush();
-    if crate::server::watchdog::stuck_count() > 0 {
+    if crate::watchdog::stuck_count() > 0 {
         // A thread is still inside the app; Python's finalisation would wait for it.
         // SAFETY: _exit ends the process at once; the logs were flushed above.
         unsafe { libc::_exit(code) };

@@ -8,7 +8,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::server::ConnInfo;
+use crate::net::ConnInfo;
 
 /// Headers common enough to keep their `HTTP_*` key as an interned string.
 const COMMON: [(&str, &str); 22] = [

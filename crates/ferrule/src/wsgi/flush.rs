@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::server::io as sio;
+use crate::net::io as sio;
 
 /// How long pending blocks may wait for the app's next block before the flusher sends them.
 pub const DEADLINE: Duration = Duration::from_millis(1);

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::environ::{latin1, EnvironBase};
-use crate::server::ConnInfo;
+use crate::net::ConnInfo;
 
 /// One request from a front server.
 pub struct CgiRequest {

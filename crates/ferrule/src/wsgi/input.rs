@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::server::io as sio;
+use crate::net::io as sio;
 
 /// Bytes asked of the socket per read.
 const READ_BLOCK: usize = 64 * 1024;
@@ -377,7 +377,7 @@ impl Input {
             Ok(Some(n)) => Ok(n),
             Ok(None) => match py.detach(|| {
                 // Waiting for the client does not count against --timeout.
-                let _paused = crate::server::watchdog::pause();
+                let _paused = crate::watchdog::pause();
                 reader.read(out, max, true)
             }) {
                 Ok(n) => Ok(n.unwrap_or(0)),
@@ -419,7 +419,7 @@ impl Input {
                     Ok(Some(n)) => n,
                     Ok(None) => py
                         .detach(|| {
-                            let _paused = crate::server::watchdog::pause();
+                            let _paused = crate::watchdog::pause();
                             reader.read(&mut more, READ_BLOCK, true)
                         })
                         .map_err(BodyError::to_py)?
@@ -476,7 +476,7 @@ impl Input {
         } else {
             // Waiting for the client does not count against --timeout.
             py.detach(|| {
-                let _paused = crate::server::watchdog::pause();
+                let _paused = crate::watchdog::pause();
                 reader.read_exact_into(dst)
             })
         };

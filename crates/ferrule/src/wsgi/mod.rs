@@ -10,8 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::log::{self, error};
-use crate::server::{date, io as sio, watchdog, ConnInfo};
+use crate::net::{date, io as sio, ConnInfo};
+use crate::watchdog;
 
+pub mod config_file;
 pub mod environ;
 pub mod fcgi_out;
 pub mod file_wrapper;

@@ -15,7 +15,7 @@ use super::flush::{Flusher, Pending};
 use super::input::Input;
 use super::known_headers::{KnownHeaders, NameKind};
 use crate::log::{error, warning};
-use crate::server::{date, io as sio};
+use crate::net::{date, io as sio};
 
 /// How the body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,7 +447,7 @@ impl Response {
 
     /// Encodes the head, choosing the framing. `total`: the whole body's length when known.
     fn encode_head(&mut self, total: Option<u64>) -> Vec<u8> {
-        if !crate::server::watchdog::claim_response() {
+        if !crate::watchdog::claim_response() {
             // The watchdog answered this request (--timeout): nothing more goes out.
             self.fail();
         }

@@ -142,3 +142,17 @@ pub fn leaving() {
         s.leaving.store(1, Ordering::Release);
     }
 }
+
+/// A stop signal (TERM, INT, QUIT) that came to a worker before its event loop's own handlers
+/// were in place (while the app was loading, say); 0 if none.
+static EARLY_STOP: AtomicI32 = AtomicI32::new(0);
+
+/// From the worker's early signal handler: async-signal-safe (one atomic store).
+pub fn note_early_stop(sig: i32) {
+    EARLY_STOP.store(sig, Ordering::Release);
+}
+
+/// In a worker: the stop signal received before the event loop could handle signals.
+pub fn early_stop() -> Option<i32> {
+    Some(EARLY_STOP.load(Ordering::Acquire)).filter(|&s| s != 0)
+}

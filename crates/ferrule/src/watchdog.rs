@@ -16,7 +16,7 @@ use std::time::Duration;
 use ferrule_proto::http1::response as enc;
 
 use crate::log::{self, error};
-use crate::supervisor::shared::now_ms;
+use crate::slots::now_ms;
 
 /// No request on this thread.
 const IDLE: u8 = 0;
@@ -228,7 +228,7 @@ fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
     }
     if answered && s.http.load(Ordering::Acquire) {
         let server = settings.server_header.then_some(&b"ferrule"[..]);
-        let resp = crate::server::date::with(|d| enc::simple_response(504, true, d, server, false));
+        let resp = crate::net::date::with(|d| enc::simple_response(504, true, d, server, false));
         // SAFETY: fd is the request's connection, kept open by its task while the request is
         // in the app (which it still is); a short write on a fresh response head is harmless.
         unsafe {

@@ -1,0 +1,50 @@
+//! What the worker's I/O and the WSGI bridge both know of connections and sockets, below
+//! both: the connection's addresses ([`ConnInfo`]), socket calls outside the event loop
+//! ([`io`]), the `Date` header's clock ([`date`]) and inherited listening sockets.
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+pub mod date;
+pub mod io;
+
+/// What the WSGI bridge knows of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub fd: RawFd,
+    pub peer: Option<SocketAddr>,
+    pub local: Option<SocketAddr>,
+    pub scheme: &'static str,
+}
+
+impl ConnInfo {
+    /// The peer for log lines: its address, or that it came over a Unix socket.
+    pub fn peer_label(&self) -> String {
+        self.peer
+            .map_or_else(|| "a unix socket peer".to_owned(), |p| p.to_string())
+    }
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// systemd socket activation: the descriptors in LISTEN_FDS when LISTEN_PID is this process.
+/// The variables are removed so that the app's own children do not take them too.
+#[must_use]
+pub fn systemd_fds() -> Vec<RawFd> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<RawFd>().ok())
+        .unwrap_or(0);
+    if !pid_ok || count <= 0 {
+        return Vec::new();
+    }
+    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // SAFETY (of the environment): the master is still single-threaded here.
+        std::env::remove_var(var);
+    }
+    (LISTEN_FDS_START..LISTEN_FDS_START.saturating_add(count)).collect()
+}
