@@ -84,6 +84,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<wsgi::file_wrapper::FileWrapper>()?;
     m.add_class::<wsgi::file_wrapper::Errors>()?;
     m.add_class::<wsgi::input::Input>()?;
-    m.add_class::<wsgi::response::Response>()?;
+    m.add_class::<wsgi::response::StartResponse>()?;
     Ok(())
 }

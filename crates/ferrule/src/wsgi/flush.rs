@@ -32,7 +32,7 @@ pub const MAX_PENDING: usize = 1 << 20;
 /// last chunk: within what one write sends, `sio::MAX_IOVECS`).
 pub const MAX_PIECES: usize = 48;
 
-/// Response bytes not yet written: the app's `bytes` objects (kept alive here) and framing.
+/// StartResponse bytes not yet written: the app's `bytes` objects (kept alive here) and framing.
 #[derive(Default)]
 pub struct Pending {
     /// Owners of the memory `Piece::Block`s point into.

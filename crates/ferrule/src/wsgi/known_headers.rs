@@ -1,4 +1,4 @@
-//! Response headers met in earlier responses, known by the identity of the app's objects.
+//! StartResponse headers met in earlier responses, known by the identity of the app's objects.
 //!
 //! An app passes the same objects to `start_response` request after request: a header
 //! tuple written as a constant in its code (`("Content-Type", "text/plain")` is one object,

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ferrule_proto::cgi::{percent_decode, split_target};
 use ferrule_proto::http1::{response as enc, RequestHead};
-use ferrule_proto::Limits;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -13,6 +12,7 @@ use crate::log::{self, error};
 use crate::net::{date, io as sio, ConnInfo};
 use crate::watchdog;
 
+pub mod app;
 pub mod config_file;
 pub mod environ;
 pub mod fcgi_out;
@@ -25,75 +25,15 @@ pub mod input;
 mod known_headers;
 pub mod response;
 
+pub use app::{
+    build_app, format_exception, import_app, load, prepare, register_stack_dump, source_dir, App,
+};
 use file_wrapper::FileWrapper;
 use input::{BodyError, BodyReader, Input};
-use response::{Output, Response};
+use response::{Output, StartResponse};
 
 /// Most unread body bytes drained after a response to keep the connection; beyond, it closes.
 pub(crate) const DRAIN_LIMIT: u64 = 1 << 20;
-
-/// A loaded application and what each request needs from the worker.
-pub struct App {
-    pub callable: Py<PyAny>,
-    pub environ: environ::EnvironBase,
-    pub root_path: String,
-    pub limits: Limits,
-    pub client_timeout: Duration,
-    pub server_header: bool,
-    /// `--forwarded-allow-ips`.
-    pub forwarded_allow: ferrule_proto::forwarded::TrustList,
-    /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
-    pub inline: bool,
-    /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
-    pub hooks: Option<hooks::RequestHooks>,
-    /// The `wsgi.input` of every request without a body: it reads as empty whoever holds
-    /// it, so one object serves them all (no object built and freed per GET).
-    empty_input: Py<Input>,
-    /// A `start_response` object nothing refers to any more, kept for the next request
-    /// (one object less built and freed per request).
-    spare_response: std::sync::Mutex<Option<Py<Response>>>,
-}
-
-impl App {
-    /// A `start_response` for a new request: the spare one reset, or a new one.
-    fn response(&self, py: Python<'_>, out: Output) -> PyResult<Py<Response>> {
-        let spare = self
-            .spare_response
-            .try_lock()
-            .ok()
-            .and_then(|mut s| s.take());
-        let Some(r) = spare else {
-            return Py::new(py, Response::new(out));
-        };
-        // Nothing else refers to it (see `recycle`): the borrow cannot fail.
-        match r.try_borrow_mut(py) {
-            Ok(mut this) => this.reset(out),
-            Err(_) => return Py::new(py, Response::new(out)),
-        }
-        Ok(r)
-    }
-
-    /// Keeps `r` for the next request if nothing else refers to it (the app kept neither
-    /// start_response nor its write) and it holds nothing of its response.
-    fn recycle(&self, py: Python<'_>, r: Py<Response>) {
-        // SAFETY: reads the reference count of a live object we hold a reference to, with
-        // the GIL held (py).
-        let refs = unsafe { pyo3::ffi::Py_REFCNT(r.as_ptr()) };
-        let Ok(mut this) = r.try_borrow_mut(py) else {
-            return;
-        };
-        if refs == 1 + this.own_refs() && this.recyclable() {
-            if let Ok(mut spare) = self.spare_response.try_lock() {
-                if spare.is_none() {
-                    drop(this);
-                    *spare = Some(r);
-                    return;
-                }
-            }
-        }
-        this.release_write();
-    }
-}
 
 /// What is left of the connection after a request.
 pub struct Outcome {
@@ -102,7 +42,7 @@ pub struct Outcome {
     /// The end of a file response for the connection's task to send (inline worker).
     pub tail: Option<sio::FileTail>,
     /// The response's last bytes, for the connection's task to write after the requests
-    /// already waiting (inline worker; see `Response::deferred`).
+    /// already waiting (inline worker; see `StartResponse::deferred`).
     pub deferred: Option<Vec<u8>>,
 }
 
@@ -116,21 +56,6 @@ impl Outcome {
             deferred: None,
         }
     }
-}
-
-/// Formats a Python exception with its traceback, as `traceback.format_exception` does.
-pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
-    let formatted = py.import("traceback").and_then(|tb| {
-        // (type, value, traceback) explicitly: before 3.12 the value's __traceback__ may not
-        // hold the traceback PyO3 fetched, and this form works on every supported Python.
-        let lines = tb.call_method1(
-            "format_exception",
-            (err.get_type(py), err.value(py), err.traceback(py)),
-        )?;
-        let text: Vec<String> = lines.extract()?;
-        Ok(text.concat())
-    });
-    formatted.unwrap_or_else(|_| format!("{err}"))
 }
 
 /// Where the app's path lives under `--root-path`: the PATH_INFO, or None for a 404.
@@ -212,7 +137,7 @@ struct Req {
 pub struct Exchange {
     req: Req,
     input: Py<Input>,
-    response: Py<Response>,
+    response: Py<StartResponse>,
     /// The app's iterable, when it stopped before its end.
     iterating: Option<Iterating>,
 }
@@ -277,7 +202,7 @@ impl Ended {
 /// Where a request stands after a turn in Python.
 enum Step {
     Ended(Ended),
-    Stalled(Py<Input>, Py<Response>, Option<Iterating>),
+    Stalled(Py<Input>, Py<StartResponse>, Option<Iterating>),
 }
 
 /// Serves one request: attaches to Python, runs the app, writes the response.
@@ -468,7 +393,7 @@ fn after_python(
     py: Python<'_>,
     app: &App,
     input: Py<Input>,
-    response: Py<Response>,
+    response: Py<StartResponse>,
     iterating: Option<Iterating>,
 ) -> Step {
     if iterating.is_some() || response.borrow(py).blocked {
@@ -495,7 +420,7 @@ fn after_python(
 fn stall(
     req: Req,
     input: Py<Input>,
-    response: Py<Response>,
+    response: Py<StartResponse>,
     iterating: Option<Iterating>,
 ) -> Served {
     if watchdog::request_end() {
@@ -619,7 +544,7 @@ fn run_app(
     conn: &ConnInfo,
     request: &Request,
     input: &Py<Input>,
-    response: &Py<Response>,
+    response: &Py<StartResponse>,
 ) -> Option<Iterating> {
     let env = match request.environ(py, app, conn, input.bind(py).clone().into_any()) {
         Ok(Some(e)) => e,
@@ -650,7 +575,7 @@ fn post_hook(
     py: Python<'_>,
     app: &App,
     env: &Bound<'_, pyo3::types::PyDict>,
-    response: &Py<Response>,
+    response: &Py<StartResponse>,
 ) {
     if let Some(post) = app.hooks.as_ref().and_then(|h| h.post.as_ref()) {
         let code = response.borrow(py).code;
@@ -667,7 +592,7 @@ fn call_app(
     app: &App,
     env: &Bound<'_, pyo3::types::PyDict>,
     input: &Py<Input>,
-    response: &Py<Response>,
+    response: &Py<StartResponse>,
 ) -> Option<Iterating> {
     let called = {
         let _in_app = watchdog::enter();
@@ -696,7 +621,7 @@ fn call_app(
 }
 
 /// PEP 3333: the iterable's `close()` is called whatever happened.
-fn close_result(py: Python<'_>, response: &Py<Response>, result: &Bound<'_, PyAny>) {
+fn close_result(py: Python<'_>, response: &Py<StartResponse>, result: &Bound<'_, PyAny>) {
     // A plain list or tuple has none (and asking would build an AttributeError for nothing).
     let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
     if plain {
@@ -729,7 +654,7 @@ fn lost(e: std::io::Error) {
 /// Returns the iterator when the client's socket filled before its end (inline worker).
 fn send_result<'py>(
     py: Python<'py>,
-    response: &Py<Response>,
+    response: &Py<StartResponse>,
     result: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, pyo3::types::PyIterator>>> {
     // A list or tuple of one bytes object: its length is the Content-Length.
@@ -769,7 +694,7 @@ fn send_result<'py>(
 /// (inline worker: nothing more is asked of the app until the client reads).
 fn iterate<'py>(
     py: Python<'py>,
-    response: &Py<Response>,
+    response: &Py<StartResponse>,
     mut iter: Bound<'py, pyo3::types::PyIterator>,
 ) -> PyResult<Option<Bound<'py, pyo3::types::PyIterator>>> {
     loop {
@@ -814,7 +739,7 @@ fn chunk_bytes<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     })
 }
 
-fn check_started(r: &Response) -> PyResult<()> {
+fn check_started(r: &StartResponse) -> PyResult<()> {
     if r.started() {
         Ok(())
     } else {
@@ -825,7 +750,13 @@ fn check_started(r: &Response) -> PyResult<()> {
 }
 
 /// The app raised: log it once, then answer 500 if nothing was sent, else close.
-fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &PyErr, when: &str) {
+fn app_failed(
+    py: Python<'_>,
+    input: &Py<Input>,
+    response: &Py<StartResponse>,
+    err: &PyErr,
+    when: &str,
+) {
     let body_error = input
         .try_borrow(py)
         .ok()
@@ -871,7 +802,7 @@ fn app_failed(py: Python<'_>, input: &Py<Input>, response: &Py<Response>, err: &
 }
 
 /// Answers with a short status page of the server's own (404 outside root path, 500, 413).
-fn respond_simple(py: Python<'_>, response: &Py<Response>, code: u16) {
+fn respond_simple(py: Python<'_>, response: &Py<StartResponse>, code: u16) {
     let mut r = response.borrow_mut(py);
     r.code = code;
     let close = !r.out.keep_alive || code >= 500 || code == 413 || code == 400;
@@ -948,99 +879,6 @@ fn access_log(conn: &ConnInfo, request: &Request, code: u16, sent: u64, started:
         started.elapsed().as_micros(),
     );
     log::access(&line);
-}
-
-/// Imports the app named on the command line (in the worker, after the fork) and builds what
-/// every request shares. The error is the message to print, traceback included.
-pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> {
-    let callable = import_app(py, cfg)?;
-    build_app(py, cfg, callable)
-}
-
-/// Imports the app (in a worker, or with `--preload` in the master): its WSGI callable.
-pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, String> {
-    let loaded = py
-        .import("ferrule._loader")
-        .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
-    let callable = match loaded {
-        Ok(c) => c.unbind(),
-        Err(e) => {
-            let is_load_error = py
-                .import("ferrule._loader")
-                .and_then(|m| m.getattr("AppLoadError"))
-                .is_ok_and(|cls| e.get_type(py).is(&cls));
-            return Err(if is_load_error {
-                e.value(py).to_string()
-            } else {
-                format_exception(py, &e)
-            });
-        }
-    };
-    Ok(callable)
-}
-
-/// What every request of a worker shares, around the app's callable.
-pub fn build_app(
-    py: Python<'_>,
-    cfg: &crate::config::Config,
-    callable: Py<PyAny>,
-) -> Result<App, String> {
-    let settings = environ::BaseSettings {
-        root_path: &cfg.root_path,
-        multithread: cfg.threads > 1,
-        multiprocess: cfg.workers > 1,
-    };
-    let environ = environ::EnvironBase::new(py, &settings).map_err(|e| format_exception(py, &e))?;
-    let empty_input = Py::new(py, Input::empty()).map_err(|e| format_exception(py, &e))?;
-    Ok(App {
-        callable,
-        environ,
-        root_path: cfg.root_path.clone(),
-        limits: cfg.limits,
-        client_timeout: cfg.client_timeout,
-        server_header: cfg.server_header,
-        forwarded_allow: cfg.forwarded_allow.clone(),
-        inline: cfg.threads == 1,
-        hooks: hooks::RequestHooks::load(py),
-        empty_input,
-        spare_response: std::sync::Mutex::new(None),
-    })
-}
-
-/// `--reload`: the directory holding the app's source (its top-level package's, or the
-/// module's own), found without importing the app.
-pub fn source_dir(py: Python<'_>, cfg: &crate::config::Config) -> Option<std::path::PathBuf> {
-    py.import("ferrule._loader")
-        .and_then(|m| m.call_method1("source_dir", (cfg.app.as_deref(), cfg.pythonpath.clone())))
-        .and_then(|d| d.extract::<Option<String>>())
-        .map_err(|e| log::warning!("--reload: cannot find the app's directory: {e}"))
-        .ok()
-        .flatten()
-        .map(std::path::PathBuf::from)
-}
-
-/// In the master, before any fork: imports what workers need to load and report on an app,
-/// so that a worker running as `--user` need not read the interpreter's own files. (The app
-/// itself is not imported: without `--preload` each worker does that.)
-pub fn prepare(py: Python<'_>) {
-    for module in ["ferrule._loader", "traceback", "faulthandler"] {
-        if let Err(e) = py.import(module) {
-            log::warning!("cannot import {module}: {e}");
-        }
-    }
-}
-
-/// Has `faulthandler` dump every thread's stack to the error log on the watchdog's signal:
-/// the C handler needs no GIL, so it works while a stuck thread holds it.
-pub fn register_stack_dump(py: Python<'_>, fd: std::os::fd::RawFd) -> PyResult<()> {
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("file", fd)?;
-    kwargs.set_item("all_threads", true)?;
-    kwargs.set_item("chain", false)?;
-    py.import("faulthandler")?
-        .getattr("register")?
-        .call((watchdog::DUMP_SIGNAL,), Some(&kwargs))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub struct Output {
     /// `Status: 200 OK`, then the body until the stream ends).
     pub fastcgi: Option<u16>,
     /// The response's last write, when small, is left to the connection's task (see
-    /// [`Response::deferred`]): the inline worker.
+    /// [`StartResponse::deferred`]): the inline worker.
     pub defer_last: bool,
 }
 
@@ -57,7 +57,7 @@ const DEFER_MAX: usize = 16 * 1024;
 
 /// The `start_response` callable handed to the app; also the response's state.
 #[pyclass(module = "ferrule._native", name = "StartResponse")]
-pub struct Response {
+pub struct StartResponse {
     /// `200 OK`, validated, once `started`.
     status: Vec<u8>,
     /// start_response was called (and accepted).
@@ -103,7 +103,7 @@ pub struct Response {
     /// The bound `write` method start_response returns, made once and kept while the
     /// object is recycled (a bound method built and freed per request cost ~450
     /// instructions). It refers back to this object: the cycle is broken by
-    /// [`Response::release_write`] when the object is let go, and visible to Python's
+    /// [`StartResponse::release_write`] when the object is let go, and visible to Python's
     /// collector (`__traverse__`) on any other path.
     write_fn: Option<Py<PyAny>>,
 }
@@ -128,7 +128,7 @@ fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
         .map(Cow::Owned))
 }
 
-impl Response {
+impl StartResponse {
     #[must_use]
     pub fn new(out: Output) -> Self {
         Self {
@@ -157,7 +157,7 @@ impl Response {
         }
     }
 
-    /// The references to this object that [`Response::write_fn`] accounts for: 1 while
+    /// The references to this object that [`StartResponse::write_fn`] accounts for: 1 while
     /// the kept `write` is held by nobody else, else 0.
     #[must_use]
     pub fn own_refs(&self) -> isize {
@@ -175,7 +175,7 @@ impl Response {
     }
 
     /// Whether nothing of its response is still held or lent out, so that it may serve
-    /// another request (see [`Response::reset`]).
+    /// another request (see [`StartResponse::reset`]).
     #[must_use]
     pub fn recyclable(&self) -> bool {
         !self.pending_out
@@ -260,7 +260,7 @@ impl Response {
         })
     }
 
-    /// [`Response::defer`] of `total` bytes that `fill` appends.
+    /// [`StartResponse::defer`] of `total` bytes that `fill` appends.
     fn defer_with(&mut self, total: usize, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
         if !self.may_defer(total) {
             return false;
@@ -1076,7 +1076,7 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 #[pymethods]
-impl Response {
+impl StartResponse {
     /// `start_response(status, response_headers, exc_info=None)` (PEP 3333).
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__<'py>(

@@ -1,0 +1,182 @@
+//! The loaded application: importing it (in each worker, or once with `--preload`), what
+//! every request of a worker shares, and the recycled `start_response` objects.
+use std::time::Duration;
+
+use ferrule_proto::Limits;
+use pyo3::prelude::*;
+
+use super::input::Input;
+use super::response::{Output, StartResponse};
+use super::{environ, hooks};
+use crate::log;
+use crate::watchdog;
+
+/// A loaded application and what each request needs from the worker.
+pub struct App {
+    pub callable: Py<PyAny>,
+    pub environ: environ::EnvironBase,
+    pub root_path: String,
+    pub limits: Limits,
+    pub client_timeout: Duration,
+    pub server_header: bool,
+    /// `--forwarded-allow-ips`.
+    pub forwarded_allow: ferrule_proto::forwarded::TrustList,
+    /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
+    pub inline: bool,
+    /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
+    pub hooks: Option<hooks::RequestHooks>,
+    /// The `wsgi.input` of every request without a body: it reads as empty whoever holds
+    /// it, so one object serves them all (no object built and freed per GET).
+    pub(super) empty_input: Py<Input>,
+    /// A `start_response` object nothing refers to any more, kept for the next request
+    /// (one object less built and freed per request).
+    spare_response: std::sync::Mutex<Option<Py<StartResponse>>>,
+}
+
+impl App {
+    /// A `start_response` for a new request: the spare one reset, or a new one.
+    pub(super) fn response(&self, py: Python<'_>, out: Output) -> PyResult<Py<StartResponse>> {
+        let spare = self
+            .spare_response
+            .try_lock()
+            .ok()
+            .and_then(|mut s| s.take());
+        let Some(r) = spare else {
+            return Py::new(py, StartResponse::new(out));
+        };
+        // Nothing else refers to it (see `recycle`): the borrow cannot fail.
+        match r.try_borrow_mut(py) {
+            Ok(mut this) => this.reset(out),
+            Err(_) => return Py::new(py, StartResponse::new(out)),
+        }
+        Ok(r)
+    }
+
+    /// Keeps `r` for the next request if nothing else refers to it (the app kept neither
+    /// start_response nor its write) and it holds nothing of its response.
+    pub(super) fn recycle(&self, py: Python<'_>, r: Py<StartResponse>) {
+        // SAFETY: reads the reference count of a live object we hold a reference to, with
+        // the GIL held (py).
+        let refs = unsafe { pyo3::ffi::Py_REFCNT(r.as_ptr()) };
+        let Ok(mut this) = r.try_borrow_mut(py) else {
+            return;
+        };
+        if refs == 1 + this.own_refs() && this.recyclable() {
+            if let Ok(mut spare) = self.spare_response.try_lock() {
+                if spare.is_none() {
+                    drop(this);
+                    *spare = Some(r);
+                    return;
+                }
+            }
+        }
+        this.release_write();
+    }
+}
+/// Formats a Python exception with its traceback, as `traceback.format_exception` does.
+pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        // (type, value, traceback) explicitly: before 3.12 the value's __traceback__ may not
+        // hold the traceback PyO3 fetched, and this form works on every supported Python.
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
+        let text: Vec<String> = lines.extract()?;
+        Ok(text.concat())
+    });
+    formatted.unwrap_or_else(|_| format!("{err}"))
+}
+
+/// Imports the app named on the command line (in the worker, after the fork) and builds what
+/// every request shares. The error is the message to print, traceback included.
+pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> {
+    let callable = import_app(py, cfg)?;
+    build_app(py, cfg, callable)
+}
+
+/// Imports the app (in a worker, or with `--preload` in the master): its WSGI callable.
+pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, String> {
+    let loaded = py
+        .import("ferrule._loader")
+        .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
+    let callable = match loaded {
+        Ok(c) => c.unbind(),
+        Err(e) => {
+            let is_load_error = py
+                .import("ferrule._loader")
+                .and_then(|m| m.getattr("AppLoadError"))
+                .is_ok_and(|cls| e.get_type(py).is(&cls));
+            return Err(if is_load_error {
+                e.value(py).to_string()
+            } else {
+                format_exception(py, &e)
+            });
+        }
+    };
+    Ok(callable)
+}
+
+/// What every request of a worker shares, around the app's callable.
+pub fn build_app(
+    py: Python<'_>,
+    cfg: &crate::config::Config,
+    callable: Py<PyAny>,
+) -> Result<App, String> {
+    let settings = environ::BaseSettings {
+        root_path: &cfg.root_path,
+        multithread: cfg.threads > 1,
+        multiprocess: cfg.workers > 1,
+    };
+    let environ = environ::EnvironBase::new(py, &settings).map_err(|e| format_exception(py, &e))?;
+    let empty_input = Py::new(py, Input::empty()).map_err(|e| format_exception(py, &e))?;
+    Ok(App {
+        callable,
+        environ,
+        root_path: cfg.root_path.clone(),
+        limits: cfg.limits,
+        client_timeout: cfg.client_timeout,
+        server_header: cfg.server_header,
+        forwarded_allow: cfg.forwarded_allow.clone(),
+        inline: cfg.threads == 1,
+        hooks: hooks::RequestHooks::load(py),
+        empty_input,
+        spare_response: std::sync::Mutex::new(None),
+    })
+}
+
+/// `--reload`: the directory holding the app's source (its top-level package's, or the
+/// module's own), found without importing the app.
+pub fn source_dir(py: Python<'_>, cfg: &crate::config::Config) -> Option<std::path::PathBuf> {
+    py.import("ferrule._loader")
+        .and_then(|m| m.call_method1("source_dir", (cfg.app.as_deref(), cfg.pythonpath.clone())))
+        .and_then(|d| d.extract::<Option<String>>())
+        .map_err(|e| log::warning!("--reload: cannot find the app's directory: {e}"))
+        .ok()
+        .flatten()
+        .map(std::path::PathBuf::from)
+}
+
+/// In the master, before any fork: imports what workers need to load and report on an app,
+/// so that a worker running as `--user` need not read the interpreter's own files. (The app
+/// itself is not imported: without `--preload` each worker does that.)
+pub fn prepare(py: Python<'_>) {
+    for module in ["ferrule._loader", "traceback", "faulthandler"] {
+        if let Err(e) = py.import(module) {
+            log::warning!("cannot import {module}: {e}");
+        }
+    }
+}
+
+/// Has `faulthandler` dump every thread's stack to the error log on the watchdog's signal:
+/// the C handler needs no GIL, so it works while a stuck thread holds it.
+pub fn register_stack_dump(py: Python<'_>, fd: std::os::fd::RawFd) -> PyResult<()> {
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("file", fd)?;
+    kwargs.set_item("all_threads", true)?;
+    kwargs.set_item("chain", false)?;
+    py.import("faulthandler")?
+        .getattr("register")?
+        .call((watchdog::DUMP_SIGNAL,), Some(&kwargs))?;
+    Ok(())
+}
