@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 #[repr(u8)]
@@ -198,6 +198,47 @@ pub fn access(line: &str) {
             let _ = a.flush();
         }
     }
+}
+
+/// What the access log says of a request (Apache's combined format).
+pub struct AccessEntry<'a> {
+    /// The client's address (without the port), `-` when unknown.
+    pub remote: String,
+    pub method: &'a [u8],
+    /// The target as the client sent it.
+    pub target: &'a [u8],
+    /// `HTTP/1.1`, or `SERVER_PROTOCOL` as a front server sent it.
+    pub version: &'a [u8],
+    pub referer: Option<&'a [u8]>,
+    pub agent: Option<&'a [u8]>,
+}
+
+/// One access-log line: `REMOTE - - [TIME] "METHOD TARGET VERSION" CODE BYTES "REFERER"
+/// "AGENT" MICROSECONDSus` (BYTES is `-` for an empty body).
+#[must_use]
+pub fn access_line(e: &AccessEntry<'_>, code: u16, sent: u64, elapsed: Duration) -> String {
+    let quote = |v: Option<&[u8]>| {
+        v.map_or_else(
+            || "-".to_owned(),
+            |v| String::from_utf8_lossy(v).replace('"', "\\\""),
+        )
+    };
+    format!(
+        "{} - - [{}] \"{} {} {}\" {code} {} \"{}\" \"{}\" {}us",
+        e.remote,
+        timestamp(true),
+        String::from_utf8_lossy(e.method),
+        String::from_utf8_lossy(e.target).replace('"', "%22"),
+        String::from_utf8_lossy(e.version),
+        if sent == 0 {
+            "-".to_owned()
+        } else {
+            sent.to_string()
+        },
+        quote(e.referer),
+        quote(e.agent),
+        elapsed.as_micros(),
+    )
 }
 
 macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, &format!($($t)*)) } }

@@ -14,12 +14,15 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use super::body::{BodyReader, DRAIN_LIMIT};
+use super::fcgi_out;
 use super::listener::Listener;
+use super::sink::{StreamSink, Wire};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
 use crate::net::{date, io as sio, ConnInfo};
-use crate::wsgi;
+use crate::wsgi::{self, sink::BodySource};
 
 /// Initial read buffer per connection.
 pub(super) const READ_BUF: usize = 8 * 1024;
@@ -79,11 +82,11 @@ impl Stream {
     }
 
     /// Sends what the inline worker left of a response to the connection's task: its last
-    /// bytes (`Outcome::deferred`), written once the event loop has run the other tasks
+    /// bytes (`StreamSink::deferred`), written once the event loop has run the other tasks
     /// already woken so that responses leave in bursts, or a file's tail. False if the
     /// connection failed.
-    pub(super) async fn send_rest(&self, outcome: &mut wsgi::Outcome, timeout: Duration) -> bool {
-        if let Some(bytes) = outcome.deferred.take() {
+    pub(super) async fn send_rest(&self, sink: &mut StreamSink, timeout: Duration) -> bool {
+        if let Some(bytes) = sink.deferred.take() {
             tokio::task::yield_now().await;
             let written = self.write_all(&bytes, timeout).await;
             sio::give_back(bytes);
@@ -91,7 +94,7 @@ impl Stream {
                 return false;
             }
         }
-        match outcome.tail.take() {
+        match sink.tail.take() {
             Some(tail) => self.send_tail(tail, timeout).await,
             None => true,
         }
@@ -469,6 +472,12 @@ async fn serve_requests(
     let task = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
     let fd = stream.fd();
     let mut queued = None;
+    // One sink for the connection's life, reset for each request (its buffers kept).
+    let mut sink = Box::new(StreamSink::new(worker.sink_settings(
+        fd,
+        Wire::Http1(ferrule_proto::http1::Version::Http11),
+        true,
+    )));
     loop {
         let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer).await;
         // The last response leaves before anything else is written (a pipelined request
@@ -517,32 +526,43 @@ async fn serve_requests(
             );
             return;
         }
-        let buf = std::mem::take(&mut rbuf);
-        let request = wsgi::Request::Http(head);
-        let served = if worker.pool.is_none() {
-            // Inline: no closure, no hand-off, no future of its own.
-            wsgi::serve(&worker.app, &info, request, buf)
+        let reader = BodyReader::new(
+            fd,
+            std::mem::take(&mut rbuf),
+            head.body,
+            head.expect_continue,
+            &worker.app.limits,
+            worker.client_timeout,
+        );
+        sink.reset(worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive));
+        let request = wsgi::Request::Fields(head);
+        let turn = if worker.pool.is_none() {
+            // Inline: no closure, no hand-off.
+            start(worker, &info, request, sink, reader)
         } else {
-            let Some(served) = serve_on_pool(worker, info, request, buf).await else {
+            let Some(turn) = on_pool(worker, info, request, sink, reader).await else {
                 return;
             };
-            served
+            turn
         };
-        let mut outcome = match served {
-            wsgi::Served::Done(outcome) => outcome,
-            wsgi::Served::Stalled(exchange) => until_sent(worker, stream, exchange).await,
+        let Some(mut finished) = until_done(worker, stream, info, turn).await else {
+            return;
         };
         worker.request_done();
-        let stays_open = outcome.keep_alive && !worker.keep_alive.is_zero();
-        if stays_open && outcome.tail.is_none() {
-            if let Some(bytes) = outcome.deferred.take() {
+        let stays_open = finished.keep_alive && !worker.keep_alive.is_zero();
+        if stays_open && finished.sink.tail.is_none() {
+            if let Some(bytes) = finished.sink.deferred.take() {
                 queued = Some(outbox::push(fd, bytes, &task));
             }
         }
-        if !stream.send_rest(&mut outcome, worker.client_timeout).await {
+        if !stream
+            .send_rest(&mut finished.sink, worker.client_timeout)
+            .await
+        {
             return;
         }
-        rbuf = outcome.rbuf;
+        sink = finished.sink;
+        rbuf = finished.rbuf;
         // A stop that came while the request was served does not close a connection its
         // response kept open: the next request on it may be on its way; `read_head` waits
         // a moment for it (answered with `Connection: close`), then closes.
@@ -661,53 +681,146 @@ async fn read_small_chunked(
     }
 }
 
-/// Runs a request through the app. When the inline worker's response waits for the client
-/// (its socket is full), the wait is here, in the connection's task, and the response goes on
-/// once the client reads: the worker serves other connections meanwhile. None: the worker
-/// could not run the request.
-pub(super) async fn serve_request(
-    worker: &Arc<Worker>,
-    stream: &Stream,
-    info: ConnInfo,
+/// A request's response, done with the app: the transport's sink and read buffer back.
+pub(super) struct Finished {
+    pub keep_alive: bool,
+    pub sink: Box<StreamSink>,
+    pub rbuf: BytesMut,
+}
+
+/// Where a request stands after a turn in the bridge.
+pub(super) enum Turn {
+    Done(Finished),
+    /// The response waits for the client; the read buffer is the server's own when the
+    /// request had no body (else the body source holds it).
+    Waiting(Box<wsgi::Exchange>, Option<BytesMut>),
+    /// The exchange could not run: close the connection.
+    Failed,
+}
+
+/// Runs a request through the bridge on this thread (the app thread, or the inline loop's).
+pub(super) fn start(
+    worker: &Worker,
+    info: &ConnInfo,
     request: wsgi::Request,
-    rbuf: BytesMut,
-) -> Option<wsgi::Outcome> {
-    let served = if worker.pool.is_none() {
-        wsgi::serve(&worker.app, &info, request, rbuf)
+    sink: Box<StreamSink>,
+    mut reader: BodyReader,
+) -> Turn {
+    // A request without a body gets the shared empty `wsgi.input`; its read buffer (what
+    // followed the head) stays here.
+    let (body, rbuf): (Option<Box<dyn BodySource>>, _) = if reader.is_done() {
+        (None, Some(std::mem::take(&mut reader.rbuf)))
     } else {
-        serve_on_pool(worker, info, request, rbuf).await?
+        (Some(Box::new(reader)), None)
     };
-    Some(match served {
-        wsgi::Served::Done(outcome) => outcome,
-        wsgi::Served::Stalled(exchange) => until_sent(worker, stream, exchange).await,
+    let served = wsgi::serve(&worker.app, info, request, sink, body);
+    turn(worker, info, served, rbuf)
+}
+
+fn turn(worker: &Worker, info: &ConnInfo, served: wsgi::Served, rbuf: Option<BytesMut>) -> Turn {
+    match served {
+        wsgi::Served::Waiting(exchange) => Turn::Waiting(exchange, rbuf),
+        wsgi::Served::Done(outcome) => settle(worker, info, outcome, rbuf),
+    }
+}
+
+/// The end of a request, once the bridge is done with it: the unread body is drained (or the
+/// connection is to close), FastCGI's end of the request.
+fn settle(
+    worker: &Worker,
+    info: &ConnInfo,
+    outcome: wsgi::Outcome,
+    rbuf: Option<BytesMut>,
+) -> Turn {
+    let Some(mut sink) = outcome
+        .sink
+        .and_then(|s| s.into_any().downcast::<StreamSink>().ok())
+    else {
+        return Turn::Failed;
+    };
+    let mut keep_alive = outcome.keep_alive;
+    let reader = outcome
+        .body
+        .and_then(|b| b.into_any().downcast::<BodyReader>().ok());
+    let body_left = reader.as_ref().is_some_and(|r| !r.is_done());
+    if let Some(d) = sink.deferred.take_if(|_| body_left) {
+        // The client may wait for the response before it sends the rest of the body (or
+        // gives up on it): the response goes out before the drain. (Deferred: the inline
+        // worker, which does not wait for the socket here.)
+        match sio::try_write_parts(info.fd, &[&d]) {
+            Ok(n) if n == d.len() => {}
+            Ok(n) => {
+                // The client does not read: the rest goes from the connection's task, and the
+                // connection closes after it instead of draining the body.
+                keep_alive = false;
+                sink.deferred = d.get(n..).map(<[u8]>::to_vec);
+            }
+            Err(_) => keep_alive = false,
+        }
+        sio::give_back(d);
+    }
+    let rbuf = match (reader, rbuf) {
+        (Some(mut r), _) => {
+            if keep_alive && !r.is_done() {
+                keep_alive = r.drain(DRAIN_LIMIT);
+            }
+            std::mem::take(&mut r.rbuf)
+        }
+        (None, Some(rbuf)) => rbuf,
+        (None, None) => {
+            keep_alive = false;
+            BytesMut::new()
+        }
+    };
+    if let Some(id) = sink.fastcgi_id() {
+        // The end of STDOUT and END_REQUEST; after a failure mid-response the connection just
+        // closes, so that the front server sees the response cut short.
+        if sink.failed() || !fcgi_out::end_request(info.fd, id, worker.client_timeout) {
+            keep_alive = false;
+        }
+    }
+    Turn::Done(Finished {
+        keep_alive,
+        sink,
+        rbuf,
     })
 }
 
 /// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
-async fn serve_on_pool(
+pub(super) async fn on_pool(
     worker: &Arc<Worker>,
     info: ConnInfo,
     request: wsgi::Request,
-    rbuf: BytesMut,
-) -> Option<wsgi::Served> {
+    sink: Box<StreamSink>,
+    reader: BodyReader,
+) -> Option<Turn> {
     let w = Arc::clone(worker);
     worker
-        .run_app(move || wsgi::serve(&w.app, &info, request, rbuf))
+        .run_app(move || start(&w, &info, request, sink, reader))
         .await
 }
 
-/// Waits for the client to read, then resumes the response, until it is done.
-async fn until_sent(
+/// Waits for the client to read while the response is congested, resuming it each time,
+/// until it is done. None: the connection is to close at once.
+pub(super) async fn until_done(
     worker: &Worker,
     stream: &Stream,
-    mut exchange: Box<wsgi::Exchange>,
-) -> wsgi::Outcome {
+    info: ConnInfo,
+    mut turn: Turn,
+) -> Option<Finished> {
     loop {
+        let (exchange, rbuf) = match turn {
+            Turn::Done(finished) => return Some(finished),
+            Turn::Failed => return None,
+            Turn::Waiting(exchange, rbuf) => (exchange, rbuf),
+        };
         let writable = stream.writable_within(worker.client_timeout).await;
-        match wsgi::resume(&worker.app, exchange, writable) {
-            wsgi::Served::Done(outcome) => return outcome,
-            wsgi::Served::Stalled(next) => exchange = next,
-        }
+        turn = self::turn(
+            worker,
+            &info,
+            wsgi::resume(&worker.app, exchange, writable),
+            rbuf,
+        );
     }
 }
 

@@ -7,15 +7,19 @@ use bytes::{Buf, BytesMut};
 use ferrule_proto::fastcgi::{
     encode_end_request, FcgiRequest, HeadDecoder, HeadEvent, ProtocolStatus, Role,
 };
+use ferrule_proto::http1::{BodyKind, Version};
 use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
 
-use super::conn::{linger, serve_request, Stream, READ_BUF};
+use super::body::BodyReader;
+use super::conn::{linger, on_pool, start, until_done, Finished, Stream, READ_BUF};
+use super::fcgi_out;
+use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;
 use crate::log::{error, warning};
 use crate::net::{io as sio, ConnInfo};
-use crate::wsgi::gateway::{CgiRequest, FastCgi};
+use crate::wsgi::gateway::CgiRequest;
 use crate::wsgi::Request;
 
 /// How long an idle FastCGI connection kept by the front server (`fastcgi_keep_conn on`) stays
@@ -66,23 +70,38 @@ pub(super) async fn serve_one(
         }
     };
     let (vars, content_length) = parsed;
+    let fd = stream.fd();
+    let reader = BodyReader::new(
+        fd,
+        rbuf,
+        body_kind(content_length),
+        false,
+        &worker.app.limits,
+        worker.client_timeout,
+    );
     let request = Request::Cgi(CgiRequest {
         vars,
         content_length,
-        fastcgi: None,
         length_always_sent: proto == Protocol::Scgi,
     });
-    let outcome = serve_request(worker, &stream, info, request, rbuf).await;
-    if let Some(mut outcome) = outcome {
+    // One request per connection, its end marked by the close (or a Content-Length).
+    let sink = Box::new(StreamSink::new(worker.sink_settings(
+        fd,
+        Wire::Http1(Version::Http10),
+        false,
+    )));
+    if let Some(mut finished) = exchange(worker, &stream, info, request, sink, reader).await {
         worker.request_done();
-        if !stream.send_rest(&mut outcome, worker.client_timeout).await {
+        if !stream
+            .send_rest(&mut finished.sink, worker.client_timeout)
+            .await
+        {
             return;
         }
     }
     linger(&mut stream).await;
 }
 
-use crate::wsgi::fcgi_out;
 
 /// Serves FastCGI requests on one connection, one at a time, while the front server keeps it.
 pub(super) async fn serve_fastcgi(
@@ -93,6 +112,8 @@ pub(super) async fn serve_fastcgi(
 ) {
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     let mut dec = HeadDecoder::new(GatewayLimits::default());
+    // One sink for the connection's life, reset for each request (its buffers kept).
+    let mut sink: Option<Box<StreamSink>> = None;
     loop {
         let Some(req) =
             read_fastcgi_head(worker, &mut stream, &mut rbuf, &mut dec, &info, &mut stop).await
@@ -109,22 +130,34 @@ pub(super) async fn serve_fastcgi(
             continue;
         }
         let keep_conn = req.keep_conn;
+        let reader = BodyReader::fastcgi(
+            fd,
+            std::mem::take(&mut rbuf),
+            req.request_id,
+            worker.app.limits.request_body,
+            worker.client_timeout,
+        );
         let request = Request::Cgi(CgiRequest {
             vars: req.vars,
             content_length: req.content_length,
-            fastcgi: Some(FastCgi {
-                request_id: req.request_id,
-                keep_conn,
-            }),
             length_always_sent: false,
         });
-        let buf = std::mem::take(&mut rbuf);
-        let Some(outcome) = serve_request(worker, &stream, info, request, buf).await else {
+        let wire = Wire::FastCgi(req.request_id);
+        let fresh = match sink.take() {
+            Some(mut s) => {
+                s.reset(worker.sink_settings(fd, wire, keep_conn));
+                s
+            }
+            None => Box::new(StreamSink::new(worker.sink_settings(fd, wire, keep_conn))),
+        };
+        let Some(finished) = exchange(worker, &stream, info, request, fresh, reader).await else {
             return;
         };
         worker.request_done();
-        rbuf = outcome.rbuf;
-        if !keep_conn || !outcome.keep_alive || *stop.borrow() {
+        rbuf = finished.rbuf;
+        let keep_alive = finished.keep_alive;
+        sink = Some(finished.sink);
+        if !keep_conn || !keep_alive || *stop.borrow() {
             linger(&mut stream).await;
             return;
         }
@@ -201,4 +234,30 @@ async fn read_fastcgi_head(
             _ = stop.changed(), if idle => return None,
         }
     }
+}
+
+/// The body a front server announces: CONTENT_LENGTH bytes after the head.
+fn body_kind(content_length: u64) -> BodyKind {
+    if content_length == 0 {
+        BodyKind::Empty
+    } else {
+        BodyKind::Length(content_length)
+    }
+}
+
+/// Runs one request through the app (inline, or on an app thread) until its response is done.
+async fn exchange(
+    worker: &Arc<Worker>,
+    stream: &Stream,
+    info: ConnInfo,
+    request: Request,
+    sink: Box<StreamSink>,
+    reader: BodyReader,
+) -> Option<Finished> {
+    let turn = if worker.pool.is_none() {
+        start(worker, &info, request, sink, reader)
+    } else {
+        on_pool(worker, info, request, sink, reader).await?
+    };
+    until_done(worker, stream, info, turn).await
 }

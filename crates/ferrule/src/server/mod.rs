@@ -9,10 +9,14 @@ use crate::config::Config;
 use crate::log::{error, info};
 use crate::wsgi::App;
 
+pub mod body;
 pub mod conn;
+pub mod fcgi_out;
+pub mod flush;
 pub mod gateway;
 pub mod listener;
 pub mod outbox;
+pub mod sink;
 
 /// A job for an app thread.
 type Job = Box<dyn FnOnce() + Send>;
@@ -61,6 +65,23 @@ impl Worker {
     pub fn retire(&self) {
         crate::slots::leaving();
         self.retire.notify_one();
+    }
+
+    /// The response settings of a request on connection `fd`.
+    pub(crate) fn sink_settings(
+        &self,
+        fd: std::os::fd::RawFd,
+        wire: sink::Wire,
+        keep_alive: bool,
+    ) -> sink::Settings {
+        sink::Settings {
+            fd,
+            wire,
+            keep_alive,
+            server_header: self.app.server_header,
+            timeout: self.client_timeout,
+            inline: self.pool.is_none(),
+        }
     }
 
     fn enter(self: &Arc<Self>) -> ActiveGuard {

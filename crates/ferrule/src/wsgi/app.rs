@@ -6,7 +6,8 @@ use ferrule_proto::Limits;
 use pyo3::prelude::*;
 
 use super::input::Input;
-use super::response::{Output, StartResponse};
+use super::response::StartResponse;
+use super::sink::Sink;
 use super::{environ, hooks};
 use crate::log;
 use crate::watchdog;
@@ -35,19 +36,24 @@ pub struct App {
 
 impl App {
     /// A `start_response` for a new request: the spare one reset, or a new one.
-    pub(super) fn response(&self, py: Python<'_>, out: Output) -> PyResult<Py<StartResponse>> {
+    pub(super) fn response(
+        &self,
+        py: Python<'_>,
+        head_request: bool,
+        sink: Box<dyn Sink>,
+    ) -> PyResult<Py<StartResponse>> {
         let spare = self
             .spare_response
             .try_lock()
             .ok()
             .and_then(|mut s| s.take());
         let Some(r) = spare else {
-            return Py::new(py, StartResponse::new(out));
+            return Py::new(py, StartResponse::new(head_request, sink));
         };
         // Nothing else refers to it (see `recycle`): the borrow cannot fail.
         match r.try_borrow_mut(py) {
-            Ok(mut this) => this.reset(out),
-            Err(_) => return Py::new(py, StartResponse::new(out)),
+            Ok(mut this) => this.reset(head_request, sink),
+            Err(_) => return Py::new(py, StartResponse::new(head_request, sink)),
         }
         Ok(r)
     }
@@ -73,6 +79,7 @@ impl App {
         this.release_write();
     }
 }
+
 /// Formats a Python exception with its traceback, as `traceback.format_exception` does.
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {

@@ -1,5 +1,4 @@
-//! Requests that come through a front server (uwsgi, SCGI, FastCGI): CGI variables instead of
-//! an HTTP head. They become the environ as sent, where PEP 3333 allows, with the few fixes a
+//! Requests that come through a front server: CGI variables instead of header fields. They become the environ as sent, where PEP 3333 allows, with the few fixes a
 //! front server's stock parameters need.
 use ferrule_proto::cgi::percent_decode;
 use ferrule_proto::CgiVars;
@@ -13,21 +12,10 @@ use crate::net::ConnInfo;
 /// One request from a front server.
 pub struct CgiRequest {
     pub vars: CgiVars,
-    /// The body's length (CONTENT_LENGTH); the body follows on the connection (uwsgi, SCGI) or
-    /// in STDIN records (FastCGI).
+    /// The body's length (CONTENT_LENGTH); the transport delivers the body.
     pub content_length: u64,
-    /// FastCGI: the request id (the response goes out in STDOUT records); None for uwsgi/SCGI.
-    pub fastcgi: Option<FastCgi>,
-    /// The protocol always sends CONTENT_LENGTH (SCGI), so "0" cannot tell "no body" apart.
+    /// The front server always sends CONTENT_LENGTH, so "0" cannot tell "no body" apart.
     pub length_always_sent: bool,
-}
-
-/// What a FastCGI response needs to know of its request.
-#[derive(Debug, Clone, Copy)]
-pub struct FastCgi {
-    pub request_id: u16,
-    /// FCGI_KEEP_CONN: the front server reuses the connection after this request.
-    pub keep_conn: bool,
 }
 
 impl CgiRequest {

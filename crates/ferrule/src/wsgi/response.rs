@@ -1,111 +1,69 @@
-//! `start_response`, the `write()` callable, and the encoding of the app's response.
+//! `start_response` (PEP 3333): the status and headers the app sets, checked and encoded
+//! once, and the `write()` callable it returns. What is sent goes through the response's
+//! [`Sink`] (see `writer.rs`).
 use std::borrow::Cow;
-use std::io::{self, IoSlice};
-use std::os::fd::{FromRawFd, RawFd};
 
-use std::time::Duration;
-
-use ferrule_proto::http1::request::parse_decimal;
-use ferrule_proto::http1::{is_field_value, is_token, response as enc, Version};
+use ferrule_proto::http1::request::{parse_decimal, trim_ows};
+use ferrule_proto::http1::{is_field_value, is_token, response as enc};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
-use super::flush::{Flusher, Pending};
 use super::input::Input;
 use super::known_headers::{KnownHeaders, NameKind};
-use crate::log::{error, warning};
-use crate::net::{date, io as sio};
+use super::sink::{Block, Sink};
+use crate::log::warning;
 
-/// How the body is delimited on the wire.
+/// Where the response's body stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Headers not sent yet.
-    Unset,
+pub(super) enum BodyState {
+    /// The head is not sent yet.
+    Unsent,
     /// No body may be sent (HEAD, 1xx, 204, 304): body bytes are discarded.
-    NoBody,
-    /// Content-Length with this many bytes left.
+    None,
+    /// A known length, with this many bytes left.
     Length(u64),
-    Chunked,
-    /// HTTP/1.0 without a length: the body ends when the connection closes.
-    Close,
+    /// The length is not known: the body goes until the app's iterable ends.
+    Open,
 }
-
-/// What the connection tells the response.
-pub struct Output {
-    pub fd: RawFd,
-    pub version: Version,
-    pub keep_alive: bool,
-    pub head_request: bool,
-    pub server_header: bool,
-    pub timeout: Duration,
-    /// The inline worker: blocks from the app's iterable may be coalesced (see `flush`), and
-    /// no write waits for the socket: what it does not take stays pending (`blocked`) and the
-    /// connection's task waits for the client (see `wsgi::Served::Stalled`).
-    pub coalesce: bool,
-    /// FastCGI: the request id whose STDOUT records carry the response (a CGI-style head,
-    /// `Status: 200 OK`, then the body until the stream ends).
-    pub fastcgi: Option<u16>,
-    /// The response's last write, when small, is left to the connection's task (see
-    /// [`StartResponse::deferred`]): the inline worker.
-    pub defer_last: bool,
-}
-
-/// Most bytes of a response's last write that the inline worker leaves to the connection's
-/// task; a larger one is written at once.
-const DEFER_MAX: usize = 16 * 1024;
 
 /// The `start_response` callable handed to the app; also the response's state.
 #[pyclass(module = "ferrule._native", name = "StartResponse")]
 pub struct StartResponse {
     /// `200 OK`, validated, once `started`.
-    status: Vec<u8>,
+    pub(super) status: Vec<u8>,
     /// start_response was called (and accepted).
-    started: bool,
+    pub(super) started: bool,
     pub code: u16,
     /// Encoded `Name: value\r\n` lines the app set.
-    headers: Vec<u8>,
-    content_length: Option<u64>,
-    app_date: bool,
-    app_server: bool,
-    pub out: Output,
-    framing: Framing,
-    /// Body bytes sent (without framing).
+    pub(super) headers: Vec<u8>,
+    pub(super) content_length: Option<u64>,
+    pub(super) app_date: bool,
+    pub(super) app_server: bool,
+    /// The request is a HEAD: the response has no body.
+    pub(super) head_request: bool,
+    pub(super) body: BodyState,
+    /// Body bytes sent.
     pub body_sent: u64,
-    overflow_logged: bool,
-    /// The socket failed: nothing more can be sent.
-    pub broken: bool,
-    /// FastCGI: the front server sent ABORT_REQUEST; the app's output stops.
-    pub aborted: bool,
-    /// The end of a file response, left for the connection's task (inline worker).
-    pub tail: Option<sio::FileTail>,
+    pub(super) overflow_logged: bool,
+    /// The connection is to close after this response (an app error, a body left unread).
+    pub close: bool,
     /// The request is over: `write()` refuses.
-    finished: bool,
-    /// Framed bytes not yet written (coalescing; see `flush`).
-    pending: Pending,
-    /// `pending` is with the flusher thread while the app produces its next block.
-    pub pending_out: bool,
-    /// The socket did not take all of `pending` (inline worker): nothing more is asked of the
-    /// app until the client reads.
-    pub blocked: bool,
-    /// The response's last bytes, complete, for the connection's task to write once the
-    /// event loop has run the other requests already waiting. Clients then get their
-    /// responses in bursts, as from an event loop that reads before it writes (bjoern):
-    /// each wake-up of a client serves several responses, and no response waits for more
-    /// than the requests that were ready with it.
-    pub deferred: Option<Vec<u8>>,
+    pub(super) finished: bool,
     /// Header tuples and names of earlier responses (kept when the response is recycled).
     known: KnownHeaders,
     /// The request's `wsgi.input` while its body is not all read (None for a request
     /// without one): asked, when the head goes out, whether the connection closes after the
     /// response (see [`Input::head_going_out`]).
-    pub body: Option<Py<Input>>,
+    pub input: Option<Py<Input>>,
     /// The bound `write` method start_response returns, made once and kept while the
     /// object is recycled (a bound method built and freed per request cost ~450
     /// instructions). It refers back to this object: the cycle is broken by
     /// [`StartResponse::release_write`] when the object is let go, and visible to Python's
     /// collector (`__traverse__`) on any other path.
     write_fn: Option<Py<PyAny>>,
+    /// Where the response goes; taken back by the transport when the request is over.
+    pub(super) sink: Option<Box<dyn Sink>>,
 }
 
 fn invalid(msg: String) -> PyErr {
@@ -130,7 +88,7 @@ fn latin1<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Option<Cow<'a, [u8]>>> {
 
 impl StartResponse {
     #[must_use]
-    pub fn new(out: Output) -> Self {
+    pub fn new(head_request: bool, sink: Box<dyn Sink>) -> Self {
         Self {
             status: Vec::new(),
             started: false,
@@ -139,21 +97,16 @@ impl StartResponse {
             content_length: None,
             app_date: false,
             app_server: false,
-            out,
-            framing: Framing::Unset,
+            head_request,
+            body: BodyState::Unsent,
             body_sent: 0,
             overflow_logged: false,
-            broken: false,
-            aborted: false,
-            tail: None,
+            close: false,
             finished: false,
-            pending: Pending::default(),
-            pending_out: false,
-            blocked: false,
-            deferred: None,
             known: KnownHeaders::default(),
-            body: None,
+            input: None,
             write_fn: None,
+            sink: Some(sink),
         }
     }
 
@@ -174,20 +127,16 @@ impl StartResponse {
         self.write_fn = None;
     }
 
-    /// Whether nothing of its response is still held or lent out, so that it may serve
-    /// another request (see [`StartResponse::reset`]).
+    /// Whether nothing of its response is still held, so that it may serve another request
+    /// (see [`StartResponse::reset`]): the transport took its sink back.
     #[must_use]
     pub fn recyclable(&self) -> bool {
-        !self.pending_out
-            && !self.blocked
-            && self.pending.is_empty()
-            && self.tail.is_none()
-            && self.deferred.is_none()
+        self.sink.is_none() && self.input.is_none()
     }
 
-    /// The state of a new response for `out`, keeping this one's buffers and known headers.
-    /// Every field is named, so that a new one cannot be left out.
-    pub fn reset(&mut self, out: Output) {
+    /// The state of a new response, keeping this one's buffers and known headers. Every
+    /// field is named, so that a new one cannot be left out.
+    pub fn reset(&mut self, head_request: bool, sink: Box<dyn Sink>) {
         let Self {
             status,
             started,
@@ -196,21 +145,16 @@ impl StartResponse {
             content_length,
             app_date,
             app_server,
-            out: this_out,
-            framing,
+            head_request: this_head_request,
+            body,
             body_sent,
             overflow_logged,
-            broken,
-            aborted,
-            tail,
+            close,
             finished,
-            pending,
-            pending_out,
-            blocked,
-            deferred,
             known: _,
-            body,
+            input,
             write_fn: _,
+            sink: this_sink,
         } = self;
         status.clear();
         *started = false;
@@ -219,57 +163,14 @@ impl StartResponse {
         *content_length = None;
         *app_date = false;
         *app_server = false;
-        *this_out = out;
-        *framing = Framing::Unset;
+        *this_head_request = head_request;
+        *body = BodyState::Unsent;
         *body_sent = 0;
         *overflow_logged = false;
-        *broken = false;
-        *aborted = false;
-        *tail = None;
+        *close = false;
         *finished = false;
-        pending.clear();
-        *pending_out = false;
-        *blocked = false;
-        *deferred = None;
-        *body = None;
-    }
-
-    /// Nothing more of the body can be sent: the Content-Length is complete, the response
-    /// has no body, or the app's iterable ended.
-    fn complete(&self) -> bool {
-        self.finished || matches!(self.framing, Framing::Length(0) | Framing::NoBody)
-    }
-
-    /// Whether `more` bytes, the response's last, may join what is deferred.
-    fn may_defer(&self, more: usize) -> bool {
-        self.out.defer_last
-            && !self.broken
-            && !self.blocked
-            && self.complete()
-            && self.deferred.as_ref().map_or(0, Vec::len) + more <= DEFER_MAX
-    }
-
-    /// Leaves `parts` (the response's last bytes) to the connection's task, after what is
-    /// already deferred, if the worker defers and they are small. False: write them now.
-    fn defer(&mut self, parts: &[&[u8]]) -> bool {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        self.defer_with(total, |out| {
-            for p in parts {
-                out.extend_from_slice(p);
-            }
-        })
-    }
-
-    /// [`StartResponse::defer`] of `total` bytes that `fill` appends.
-    fn defer_with(&mut self, total: usize, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
-        if !self.may_defer(total) {
-            return false;
-        }
-        fill(
-            self.deferred
-                .get_or_insert_with(|| Vec::with_capacity(total)),
-        );
-        true
+        *input = None;
+        *this_sink = Some(sink);
     }
 
     #[must_use]
@@ -279,7 +180,32 @@ impl StartResponse {
 
     #[must_use]
     pub fn headers_sent(&self) -> bool {
-        self.framing != Framing::Unset
+        self.body != BodyState::Unsent
+    }
+
+    /// The server's own short answer (404 outside `--root-path`, 500, 413...): its status and
+    /// a plain-text body naming it, which the caller sends.
+    pub(super) fn set_simple(&mut self, code: u16) -> Vec<u8> {
+        let reason = enc::reason(code);
+        self.code = code;
+        self.status.clear();
+        self.status
+            .extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
+        self.status.push(b' ');
+        self.status.extend_from_slice(reason.as_bytes());
+        self.headers.clear();
+        enc::push_header(&mut self.headers, b"Content-Type", b"text/plain; charset=utf-8");
+        let body = format!("{reason}\n").into_bytes();
+        enc::push_header(
+            &mut self.headers,
+            b"Content-Length",
+            itoa::Buffer::new().format(body.len()).as_bytes(),
+        );
+        self.content_length = Some(body.len() as u64);
+        self.app_date = false;
+        self.app_server = false;
+        self.started = true;
+        body
     }
 
     fn set_status(&mut self, status: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -394,7 +320,7 @@ impl StartResponse {
         };
         let length = if kind == NameKind::ContentLength {
             Some(
-                parse_decimal(ferrule_proto::http1::request::trim_ows(&value_b)).ok_or_else(
+                parse_decimal(trim_ows(&value_b)).ok_or_else(
                     || invalid(format!("Content-Length {value} is not a decimal number")),
                 )?,
             )
@@ -441,632 +367,6 @@ impl StartResponse {
         Ok(true)
     }
 
-    fn no_body(&self) -> bool {
-        self.out.head_request || self.code < 200 || self.code == 204 || self.code == 304
-    }
-
-    /// Encodes the head, choosing the framing. `total`: the whole body's length when known.
-    fn encode_head(&mut self, total: Option<u64>) -> Vec<u8> {
-        if !crate::watchdog::claim_response() {
-            // The watchdog answered this request (--timeout): nothing more goes out.
-            self.fail();
-        }
-        if let Some(input) = self.body.take() {
-            // The body is not all read: if it is to be left unread, the connection closes
-            // after this response, and the response says so (`Connection: close`).
-            let close = Python::attach(|py| {
-                input
-                    .try_borrow_mut(py)
-                    .is_ok_and(|mut i| i.head_going_out(super::DRAIN_LIMIT))
-            });
-            if close {
-                self.out.keep_alive = false;
-            }
-        }
-        let no_body = self.no_body();
-        let mut add_length = None;
-        self.framing = if let Some(n) = self.content_length {
-            if no_body {
-                Framing::NoBody
-            } else {
-                Framing::Length(n)
-            }
-        } else if let Some(n) =
-            total.filter(|_| self.code >= 200 && self.code != 204 && self.code != 304)
-        {
-            add_length = Some(n);
-            if no_body {
-                Framing::NoBody
-            } else {
-                Framing::Length(n)
-            }
-        } else if no_body {
-            Framing::NoBody
-        } else if self.out.fastcgi.is_some() {
-            // The end of the STDOUT stream ends the body.
-            Framing::Close
-        } else if self.out.version == Version::Http11 {
-            Framing::Chunked
-        } else {
-            self.out.keep_alive = false;
-            Framing::Close
-        };
-        let status: &[u8] = if self.started {
-            &self.status
-        } else {
-            b"500 Internal Server Error"
-        };
-        // Room for the lines added below and, when the whole body is small and known, for the
-        // body too (a deferred response is then the head's buffer, extended).
-        let body_room = match total {
-            Some(n) if self.out.defer_last && n <= DEFER_MAX as u64 => n as usize,
-            _ => 0,
-        };
-        let mut head = sio::take_buf(160 + status.len() + self.headers.len() + body_room);
-        head.extend_from_slice(if self.out.fastcgi.is_some() {
-            b"Status: "
-        } else {
-            b"HTTP/1.1 "
-        });
-        head.extend_from_slice(status);
-        head.extend_from_slice(b"\r\n");
-        if self.out.server_header && !self.app_server {
-            head.extend_from_slice(b"Server: ferrule\r\n");
-        }
-        if !self.app_date {
-            date::with(|d| enc::push_header(&mut head, b"Date", d));
-        }
-        head.extend_from_slice(&self.headers);
-        if let Some(n) = add_length {
-            enc::push_header(
-                &mut head,
-                b"Content-Length",
-                itoa::Buffer::new().format(n).as_bytes(),
-            );
-        }
-        if self.framing == Framing::Chunked {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        if self.out.fastcgi.is_some() {
-            // The connection is the front server's business, not the client's.
-        } else if !self.out.keep_alive {
-            head.extend_from_slice(b"Connection: close\r\n");
-        } else if self.out.version == Version::Http10 {
-            head.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        head
-    }
-
-    /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released,
-    /// or, in the inline worker, kept pending for the connection's task (`blocked`).
-    pub(crate) fn send(&mut self, py: Python<'_>, parts: &[&[u8]]) -> io::Result<()> {
-        self.send_from(py, parts, None)
-    }
-
-    /// Writes `parts`, some of which may lie in the app's block `owner` (kept, not copied, if
-    /// the socket does not take them at once).
-    fn send_from(
-        &mut self,
-        py: Python<'_>,
-        parts: &[&[u8]],
-        owner: Option<&Bound<'_, PyBytes>>,
-    ) -> io::Result<()> {
-        if self.broken {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection already failed",
-            ));
-        }
-        if self.defer(parts) {
-            return Ok(());
-        }
-        if let Some(held) = self.deferred.take() {
-            // What no longer fits after the deferred bytes goes out with them, in order.
-            let all: Vec<&[u8]> = std::iter::once(&held[..])
-                .chain(parts.iter().copied())
-                .collect();
-            return self.send_from(py, &all, owner);
-        }
-        if self.out.coalesce && !self.pending.is_empty() {
-            // Bytes the socket has not taken yet go first.
-            self.keep_unsent(parts, 0, owner);
-            return self.flush(py);
-        }
-        let mut headers = Vec::new();
-        let framed;
-        let parts = match self.out.fastcgi {
-            Some(id) => {
-                framed = super::fcgi_out::records(id, parts, &mut headers);
-                &framed[..]
-            }
-            None => parts,
-        };
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let iov: Vec<IoSlice<'_>> = parts
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| IoSlice::new(p))
-            .collect();
-        let res = match sio::try_writev(self.out.fd, &iov) {
-            Ok(n) if n == total => Ok(()),
-            Ok(n) if self.out.coalesce => {
-                self.keep_unsent(parts, n, owner);
-                self.blocked = true;
-                Ok(())
-            }
-            Ok(n) => {
-                let (fd, timeout) = (self.out.fd, self.out.timeout);
-                py.detach(|| sio::write_all(fd, parts, n, timeout))
-            }
-            Err(e) => Err(e),
-        };
-        if res.is_err() {
-            self.fail();
-        } else if let Some(id) = self.out.fastcgi {
-            if super::fcgi_out::aborted(self.out.fd, id) {
-                self.aborted = true;
-                self.broken = true;
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the front server aborted the request (FCGI_ABORT_REQUEST)",
-                ));
-            }
-        }
-        res
-    }
-
-    /// Keeps what the socket did not take of `parts` (after `skip` bytes) for later: pieces of
-    /// the app's block `owner` by reference, others copied.
-    fn keep_unsent(
-        &mut self,
-        parts: &[&[u8]],
-        mut skip: usize,
-        owner: Option<&Bound<'_, PyBytes>>,
-    ) {
-        for p in parts {
-            let done = skip.min(p.len());
-            skip -= done;
-            let Some(rest) = p.get(done..).filter(|r| !r.is_empty()) else {
-                continue;
-            };
-            let within = owner.and_then(|o| {
-                let b = o.as_bytes();
-                b.as_ptr_range()
-                    .contains(&rest.as_ptr())
-                    .then(|| (o, rest.as_ptr() as usize - b.as_ptr() as usize))
-            });
-            match within {
-                Some((o, start)) => self.pending.push_block(o, start, rest.len()),
-                None => self.pending.push_own(rest),
-            }
-        }
-    }
-
-    /// Frames a block of `len` bytes: encodes the head if it was not sent, applies the
-    /// Content-Length. Returns the head (empty if sent before) and how many bytes to send.
-    fn frame(&mut self, len: usize, total: Option<u64>) -> (Vec<u8>, usize) {
-        let head = if self.headers_sent() {
-            Vec::new()
-        } else {
-            self.encode_head(total)
-        };
-        let n = match self.framing {
-            Framing::NoBody => 0,
-            Framing::Length(left) => {
-                let n = (len as u64).min(left) as usize;
-                if n < len && !self.overflow_logged {
-                    self.overflow_logged = true;
-                    error!("app sent more than its Content-Length; the excess was not sent");
-                }
-                self.framing = Framing::Length(left - n as u64);
-                n
-            }
-            _ => len,
-        };
-        self.body_sent += n as u64;
-        (head, n)
-    }
-
-    /// Sends one block of body now. `total`: the whole body's length, when this is all of it.
-    pub fn send_body(
-        &mut self,
-        py: Python<'_>,
-        data: &[u8],
-        total: Option<u64>,
-        owner: Option<&Bound<'_, PyBytes>>,
-    ) -> io::Result<()> {
-        if data.is_empty() && total.is_none() {
-            return Ok(()); // headers wait for the first non-empty block
-        }
-        self.flush(py)?;
-        let (head, n) = self.frame(data.len(), total);
-        let data = &data[..n];
-        if self.framing == Framing::Chunked && !data.is_empty() {
-            let mut size = Vec::with_capacity(18);
-            enc::push_chunk_size(&mut size, data.len());
-            self.send_from(py, &[&head, &size, data, b"\r\n"], owner)
-        } else if head.is_empty() && data.is_empty() {
-            Ok(())
-        } else if !head.is_empty()
-            && self.deferred.is_none()
-            && self.may_defer(head.len() + data.len())
-        {
-            // The whole response at once (a one-block body): deferred in the head's buffer.
-            let mut head = head;
-            head.extend_from_slice(data);
-            self.deferred = Some(head);
-            Ok(())
-        } else {
-            self.send_from(py, &[&head, data], owner)
-        }
-    }
-
-    /// Queues one block of the app's iterable for a coalesced write; writes when enough is
-    /// pending. Without coalescing, sends it at once.
-    pub fn queue_body(&mut self, py: Python<'_>, block: &Bound<'_, PyBytes>) -> io::Result<()> {
-        if !self.out.coalesce {
-            return self.send_body(py, block.as_bytes(), None, Some(block));
-        }
-        let len = block.as_bytes().len();
-        if len == 0 {
-            return Ok(());
-        }
-        self.take_back(py)?;
-        if self.pending.is_full() {
-            // What is held reached the cap: it goes out before this block joins it. Checked
-            // before queueing, not after: a full batch that turns out to be the response's
-            // last goes out with the response's end in one write, not followed by a write
-            // of its own for the last chunk.
-            self.flush(py)?;
-        }
-        let (head, n) = self.frame(len, None);
-        if !head.is_empty() {
-            self.pending.push_own(&head);
-            sio::give_back(head);
-        }
-        if self.framing == Framing::Chunked && n > 0 {
-            self.pending
-                .push_own_with(|own| enc::push_chunk_size(own, n));
-            self.pending.push_block(block, 0, n);
-            self.pending.push_static(b"\r\n");
-        } else {
-            self.pending.push_block(block, 0, n);
-        }
-        Ok(())
-    }
-
-    /// Before the app produces its next block: lends what is pending to the flusher thread,
-    /// which sends it if the app takes longer than `flush::DEADLINE`.
-    pub fn lend_pending(&mut self) {
-        if self.pending.is_empty() || self.broken || self.blocked {
-            return;
-        }
-        if let Some(f) = Flusher::get() {
-            f.arm(self.out.fd, std::mem::take(&mut self.pending));
-            self.pending_out = true;
-        }
-    }
-
-    /// Before the iterable's `close()`: the deferred response goes to the flusher like a
-    /// pending block, so that a slow `close()` does not hold it back.
-    pub fn lend_deferred(&mut self) {
-        if let Some(d) = self.deferred.take() {
-            self.pending.push_own(&d);
-            sio::give_back(d);
-            self.lend_pending();
-        }
-    }
-
-    /// After `close()`: what the flusher did not send is deferred again.
-    pub fn take_back_deferred(&mut self, py: Python<'_>) {
-        if self.take_back(py).is_err() || self.pending.is_empty() {
-            return;
-        }
-        let mut held = Vec::new();
-        self.pending.copy_into(&mut held);
-        self.pending.clear();
-        self.blocked = false;
-        self.deferred = Some(held);
-    }
-
-    /// Takes back what the flusher holds: still pending, or written (then checks the result).
-    pub fn take_back(&mut self, py: Python<'_>) -> io::Result<()> {
-        if !self.pending_out {
-            return Ok(());
-        }
-        self.pending_out = false;
-        let Some(f) = Flusher::get() else {
-            return Ok(());
-        };
-        let (mut pending, result) = match f.disarm_now() {
-            Some(taken) => taken,
-            None => py.detach(|| f.disarm()),
-        };
-        match result {
-            None => {
-                self.pending = pending;
-                Ok(())
-            }
-            Some(Ok(true)) => {
-                pending.clear();
-                self.pending = pending;
-                Ok(())
-            }
-            Some(Ok(false)) => {
-                // The socket took part: the rest waits for the client.
-                self.pending = pending;
-                self.blocked = true;
-                Ok(())
-            }
-            Some(Err(e)) => {
-                self.fail();
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes everything pending (the GIL released while the socket is full).
-    pub fn flush(&mut self, py: Python<'_>) -> io::Result<()> {
-        self.take_back(py)?;
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if self.broken {
-            self.pending.clear();
-            self.blocked = false;
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection already failed",
-            ));
-        }
-        let mut pending = std::mem::take(&mut self.pending);
-        if self.defer_with(pending.unwritten(), |out| pending.copy_into(out)) {
-            pending.clear();
-            self.pending = pending;
-            return Ok(());
-        }
-        if let Some(held) = self.deferred.take() {
-            // Deferred bytes go first, in order.
-            pending.push_front_own(&held);
-            sio::give_back(held);
-        }
-        let (fd, timeout) = (self.out.fd, self.out.timeout);
-        let res = if self.out.coalesce {
-            match pending.write_now(fd) {
-                Ok(false) => {
-                    self.pending = pending;
-                    self.blocked = true;
-                    return Ok(());
-                }
-                Ok(true) => {
-                    self.blocked = false;
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            py.detach(|| pending.write(fd, timeout))
-        };
-        pending.clear();
-        self.pending = pending;
-        if res.is_err() {
-            self.fail();
-        }
-        res
-    }
-
-    /// Writes what is pending, waiting (the GIL released) while the socket is full: for
-    /// `write()`, which PEP 3333 has return only once its bytes are on their way.
-    fn flush_waiting(&mut self, py: Python<'_>) -> io::Result<()> {
-        let mut pending = std::mem::take(&mut self.pending);
-        let (fd, timeout) = (self.out.fd, self.out.timeout);
-        let res = py.detach(|| pending.write(fd, timeout));
-        pending.clear();
-        self.pending = pending;
-        self.blocked = false;
-        if res.is_err() {
-            self.fail();
-        }
-        res
-    }
-
-    /// Sends `count` bytes of the open file `file` from `offset` with sendfile(2).
-    pub fn send_file(
-        &mut self,
-        py: Python<'_>,
-        file: RawFd,
-        offset: u64,
-        count: u64,
-    ) -> io::Result<()> {
-        if !self.headers_sent() {
-            let head = self.encode_head(Some(count));
-            self.send(py, &[&head])?;
-        }
-        let count = match self.framing {
-            Framing::NoBody => return Ok(()),
-            Framing::Length(left) => count.min(left),
-            _ => count,
-        };
-        if count == 0 {
-            return Ok(());
-        }
-        if self.out.fastcgi.is_some() {
-            return self.send_file_copied(py, file, offset, count);
-        }
-        sio::set_notsent_lowat(self.out.fd, Some(sio::FILE_NOTSENT_LOWAT));
-        if self.out.coalesce
-            && self.framing != Framing::Chunked
-            && (self.pending.is_empty() || self.blocked)
-            && !self.pending_out
-        {
-            let r = self.send_file_or_defer(file, offset, count);
-            if self.tail.is_none() {
-                // Otherwise the connection's task uncaps it once the tail is sent.
-                sio::set_notsent_lowat(self.out.fd, None);
-            }
-            return r;
-        }
-        let r = self.send_file_sync(py, file, offset, count);
-        sio::set_notsent_lowat(self.out.fd, None);
-        r
-    }
-
-    /// Sends the file with sendfile, waiting (the GIL released) while the socket is full.
-    fn send_file_sync(
-        &mut self,
-        py: Python<'_>,
-        file: RawFd,
-        offset: u64,
-        count: u64,
-    ) -> io::Result<()> {
-        if self.framing == Framing::Chunked {
-            let mut size = Vec::with_capacity(18);
-            enc::push_chunk_size(&mut size, count as usize);
-            self.send(py, &[&size])?;
-        }
-        let (fd, timeout) = (self.out.fd, self.out.timeout);
-        let sent = py
-            .detach(|| sio::sendfile(fd, file, offset, count, timeout))
-            .inspect_err(|_| {
-                self.fail();
-            })?;
-        self.body_sent += sent;
-        if let Framing::Length(left) = self.framing {
-            self.framing = Framing::Length(left - sent.min(left));
-        }
-        if sent < count {
-            self.fail();
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than its size",
-            ));
-        }
-        if self.framing == Framing::Chunked {
-            self.send(py, &[b"\r\n"])?;
-        }
-        Ok(())
-    }
-
-    /// The inline worker: sends what the socket takes now and leaves the rest as a tail for the
-    /// connection's task, so that one slow reader does not hold up the worker.
-    fn send_file_or_defer(&mut self, file: RawFd, offset: u64, count: u64) -> io::Result<()> {
-        let fail = |this: &mut Self, e: io::Error| {
-            this.fail();
-            Err(e)
-        };
-        let attempt = if self.blocked {
-            // The head waits for the client: the whole file follows it.
-            Ok(sio::Sent::Some(0))
-        } else {
-            sio::try_sendfile(self.out.fd, file, offset, count)
-        };
-        let sent = match attempt {
-            Ok(sio::Sent::Some(n)) => n,
-            Ok(sio::Sent::FileEnded(_)) => {
-                return fail(
-                    self,
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its size"),
-                )
-            }
-            Err(e) => return fail(self, e),
-        };
-        if sent < count {
-            // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor the file wrapper holds open; the
-            // copy is owned by the tail alone.
-            let dup = unsafe { libc::fcntl(file, libc::F_DUPFD_CLOEXEC, 0) };
-            if dup < 0 {
-                return fail(self, io::Error::last_os_error());
-            }
-            self.tail = Some(sio::FileTail {
-                // SAFETY: `dup` was just created and nothing else owns it.
-                file: unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) },
-                offset: offset + sent,
-                count: count - sent,
-            });
-        }
-        self.body_sent += count;
-        if let Framing::Length(left) = self.framing {
-            self.framing = Framing::Length(left - count.min(left));
-        }
-        Ok(())
-    }
-
-    /// Sends a file's bytes through `send` (FastCGI records cannot carry sendfile's output).
-    fn send_file_copied(
-        &mut self,
-        py: Python<'_>,
-        file: RawFd,
-        offset: u64,
-        count: u64,
-    ) -> io::Result<()> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut done = 0u64;
-        while done < count {
-            let want = (count - done).min(buf.len() as u64) as usize;
-            let at = offset + done;
-            // SAFETY: pread into our own buffer of at least `want` bytes, from a descriptor the
-            // file wrapper keeps open for the call.
-            let n = py.detach(|| unsafe {
-                libc::pread(file, buf.as_mut_ptr().cast(), want, at as libc::off_t)
-            });
-            if n <= 0 {
-                self.fail();
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its size",
-                ));
-            }
-            let n = n as usize;
-            self.send(py, &[&buf[..n]])?;
-            self.body_sent += n as u64;
-            done += n as u64;
-        }
-        Ok(())
-    }
-
-    /// Ends the response: sends the head if no body was, the last chunk, and checks the length.
-    pub fn finish(&mut self, py: Python<'_>) -> io::Result<()> {
-        self.finished = true;
-        if !self.headers_sent() {
-            return self.send_body(py, b"", Some(0), None);
-        }
-        match self.framing {
-            Framing::Chunked if self.out.coalesce => {
-                self.take_back(py)?;
-                self.pending.push_static(enc::LAST_CHUNK);
-                self.flush(py)
-            }
-            Framing::Chunked => {
-                self.flush(py)?;
-                self.send(py, &[enc::LAST_CHUNK])
-            }
-            Framing::Length(left) if left > 0 => {
-                self.flush(py)?;
-                error!(
-                    "app sent {} bytes, {left} fewer than its Content-Length; closing the connection",
-                    self.body_sent
-                );
-                self.out.keep_alive = false;
-                Ok(())
-            }
-            _ => self.flush(py),
-        }
-    }
-
-    /// The connection failed, or the client read nothing within the timeout: what is pending
-    /// is dropped and nothing more is sent.
-    pub fn fail(&mut self) {
-        self.pending.clear();
-        self.blocked = false;
-        self.tail = None;
-        self.broken = true;
-        self.out.keep_alive = false;
-    }
-
-    pub fn mark_finished(&mut self) {
-        self.finished = true;
-    }
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -1146,12 +446,9 @@ impl StartResponse {
         }
         // PEP 3333: what write() was given is on its way before it returns, even when it
         // completes the response: the app may go on working for long.
-        let defer = std::mem::replace(&mut self.out.defer_last, false);
-        let mut sent = self.send_body(py, bytes.as_bytes(), None, Some(bytes));
-        if sent.is_ok() && self.blocked {
-            sent = self.flush_waiting(py);
-        }
-        self.out.defer_last = defer;
+        let sent = self
+            .send_block(py, Block::of(bytes), None)
+            .and_then(|()| self.flush(py, true));
         sent.map_err(|e| {
             pyo3::exceptions::PyOSError::new_err(format!("client connection lost: {e}"))
         })

@@ -1,4 +1,5 @@
-//! A response as FastCGI STDOUT records, and ABORT_REQUEST noticed between writes.
+//! FastCGI on the wire: a response as STDOUT records, ABORT_REQUEST noticed between writes,
+//! the end of a request.
 use std::os::fd::RawFd;
 
 use ferrule_proto::fastcgi as fcgi;
@@ -98,4 +99,17 @@ pub fn records<'a>(
         out.push(&fcgi::PADDING[..fcgi::padding_for(n)]);
     }
     out
+}
+
+/// Ends a FastCGI response: an empty STDOUT record and END_REQUEST. False if it failed.
+pub fn end_request(fd: RawFd, request_id: u16, timeout: std::time::Duration) -> bool {
+    let mut out = Vec::with_capacity(32);
+    fcgi::encode_stream_end(fcgi::RecordType::Stdout, request_id, &mut out);
+    fcgi::encode_end_request(
+        request_id,
+        0,
+        fcgi::ProtocolStatus::RequestComplete,
+        &mut out,
+    );
+    crate::net::io::write_all(fd, &[&out], 0, timeout).is_ok()
 }

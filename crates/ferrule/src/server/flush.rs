@@ -15,10 +15,8 @@ use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pyo3::prelude::*;
-use pyo3::types::PyBytes;
-
 use crate::net::io as sio;
+use crate::wsgi::sink::Kept;
 
 /// How long pending blocks may wait for the app's next block before the flusher sends them.
 pub const DEADLINE: Duration = Duration::from_millis(1);
@@ -36,7 +34,7 @@ pub const MAX_PIECES: usize = 48;
 #[derive(Default)]
 pub struct Pending {
     /// Owners of the memory `Piece::Block`s point into.
-    owners: Vec<Py<PyBytes>>,
+    owners: Vec<Kept>,
     /// Our own bytes (the head, chunk-size lines, leftovers copied), which `Piece::Own`s
     /// address by offset: one buffer, kept with its capacity from response to response.
     own: Vec<u8>,
@@ -95,18 +93,15 @@ impl Pending {
         }
     }
 
-    /// Queues `len` bytes of the app's block from `start`.
-    pub fn push_block(&mut self, block: &Bound<'_, PyBytes>, start: usize, len: usize) {
-        let data = block.as_bytes();
-        let Some(piece) = data.get(start..start + len) else {
-            return;
-        };
+    /// Queues part of an app's block, kept alive (not copied) until written.
+    pub fn push_kept(&mut self, kept: Kept) {
+        let piece = kept.bytes();
         if piece.is_empty() {
             return;
         }
         self.pieces.push(Piece::Block(piece.as_ptr(), piece.len()));
         self.bytes += piece.len();
-        self.owners.push(block.clone().unbind());
+        self.owners.push(kept);
     }
 
     /// Queues a static piece (`\r\n`, the last chunk).
