@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 import requests
+from apps.file_wrapper_gc import BODY as FILE_GC_BODY
 from apps.pep import FILE_BODY
 from conftest import read_all, read_response
 
@@ -137,6 +138,19 @@ def test_file_wrapper_on_a_file_like_object_is_iterated_and_closed(serve_both):
     r = requests.get(srv.url + "/file_wrapper_bytesio")
     assert r.content == FILE_BODY
     srv.wait_for_log("BytesIO closed")
+
+
+def test_file_wrapper_in_a_reference_cycle_is_collected(serve_both):
+    srv = serve_both("file_wrapper_gc:app")
+    r = requests.get(srv.url + "/dropped")
+    assert r.json() == {"wrapper": True, "file": True}
+
+
+def test_file_wrapper_served_in_a_reference_cycle_is_collected_after_the_response(serve_both):
+    srv = serve_both("file_wrapper_gc:app")
+    assert requests.get(srv.url + "/served").content == FILE_GC_BODY
+    r = requests.get(srv.url + "/served_collected")
+    assert r.json() == {"wrapper": True, "file": True}
 
 
 def test_head_answer_to_a_file_wrapper_has_no_body(serve_both):

@@ -230,16 +230,8 @@ pub struct FileTail {
     pub count: u64,
 }
 
-/// Unsent bytes a TCP socket may hold while it sends a file (`TCP_NOTSENT_LOWAT`). Without a
-/// cap, sendfile queues as much of the file as the send buffer takes (megabytes) as buffers
-/// that point into the page cache; over loopback (a front server on the same host, a load
-/// generator) the receiving socket is charged for them whole, its receive buffer overflows,
-/// segments are dropped and sent again, and its window stays small. peerbench's `file`, one
-/// worker, 16 connections: uncapped 0.5-0.65 of refserver (an earlier build); on one build,
-/// three runs of 3-5 rounds: 128 KiB 0.72-0.87, 64 KiB 0.90-0.99, 32 KiB 0.98-1.19, 16 and
-/// 8 KiB 0.97-1.01. With 64 KiB or more the receiver's CPU spent 21-48% in softirq (5-11% at
-/// 32 KiB and under), and at 128 KiB tail loss probes fired (335 in 5 s; none at 32 KiB).
-/// One connection: 16 KiB 0.79, 32 KiB 0.73, 128 KiB 0.71, 256 KiB 0.63, uncapped 0.67.
+/// Unsent bytes a TCP socket may hold while sendfile runs (`TCP_NOTSENT_LOWAT`), so that a
+/// loopback receiver is not flooded; why 32 KiB: bench/README.md, "The cap on unsent file bytes".
 pub const FILE_NOTSENT_LOWAT: u32 = 32 * 1024;
 
 /// Caps (Some) or uncaps (None: the system's default) the unsent bytes of a TCP socket. On
