@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod input;
 mod known_headers;
 pub mod response;
+pub mod threads;
 
 pub use app::{
     build_app, format_exception, import_app, load, prepare, register_stack_dump, source_dir, App,
