@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod hooks;
 pub mod input;
 mod known_headers;
+pub mod process;
 pub mod response;
 pub mod threads;
 
