@@ -1,5 +1,7 @@
 //! A worker process's life, from the fork to its exit code. Returning (rather than `_exit`)
 //! lets Python finalise: `atexit` handlers run and the logs are flushed.
+use std::fmt;
+
 use crate::config::Config;
 use crate::log::{error, info, warning};
 use crate::server::listener::Listener;
@@ -11,8 +13,29 @@ extern "C" fn note_stop(sig: libc::c_int) {
     crate::slots::note_early_stop(sig);
 }
 
+/// Why a worker could not switch to `--user` / `--group`.
+#[derive(Debug)]
+enum PrivilegeError {
+    Group { gid: u32, error: std::io::Error },
+    User { uid: u32, error: std::io::Error },
+}
+
+impl fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Group { gid, error } => {
+                write!(f, "cannot switch to group {gid} (--group): {error}")
+            }
+            Self::User { uid, error } => write!(f, "cannot switch to user {uid} (--user): {error}"),
+        }
+    }
+}
+
+/// The message includes the OS error's, so it is not also given as the source.
+impl std::error::Error for PrivilegeError {}
+
 /// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
-fn drop_privileges(cfg: &Config) -> Result<(), String> {
+fn drop_privileges(cfg: &Config) -> Result<(), PrivilegeError> {
     let gid = cfg.group.or(cfg.user.map(|(_, g)| g));
     if let Some(gid) = gid {
         // SAFETY: geteuid, setgroups (one gid from our stack) and setgid only read or change
@@ -22,19 +45,19 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
                 || libc::setgid(gid) != 0
         };
         if failed {
-            return Err(format!(
-                "cannot switch to group {gid} (--group): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(PrivilegeError::Group {
+                gid,
+                error: std::io::Error::last_os_error(),
+            });
         }
     }
     if let Some((uid, _)) = cfg.user {
         // SAFETY: setuid only changes this process's credentials.
         if unsafe { libc::setuid(uid) } != 0 {
-            return Err(format!(
-                "cannot switch to user {uid} (--user): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(PrivilegeError::User {
+                uid,
+                error: std::io::Error::last_os_error(),
+            });
         }
     }
     Ok(())
