@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
+use super::app::{self, AppError};
 use super::config_file::{self, LoadError};
-use super::{app, hooks, App};
+use super::{hooks, App};
 use crate::config::Config;
 
 /// A Python call that raised: the exception as `str(type): str(value)` reads it.
@@ -72,13 +73,13 @@ pub fn source_dir(cfg: &Config) -> Option<PathBuf> {
     Python::attach(|py| app::source_dir(py, cfg))
 }
 
-/// `--preload`: imports the app in the master. The error is the message to print.
-pub fn preload(cfg: &Config) -> Result<Preloaded, String> {
+/// `--preload`: imports the app in the master.
+pub fn preload(cfg: &Config) -> Result<Preloaded, AppError> {
     Python::attach(|py| app::import_app(py, cfg).map(Preloaded))
 }
 
 /// In a worker: the app, built around the callable the master preloaded, or imported here.
-pub fn load_app(cfg: &Config, preloaded: Option<Preloaded>) -> Result<App, String> {
+pub fn load_app(cfg: &Config, preloaded: Option<Preloaded>) -> Result<App, AppError> {
     Python::attach(|py| match preloaded {
         Some(Preloaded(callable)) => app::build_app(py, cfg, callable),
         None => app::load(py, cfg),
