@@ -54,9 +54,12 @@ pub fn app_thread(jobs: &async_channel::Receiver<Job>) {
 
 /// Runs one job; a panic in it is logged and the thread goes on with the next job. The job's
 /// captures (its result's sender among them) are dropped while it unwinds, so whoever waits
-/// for the result sees it will never come.
+/// for the result sees it will never come (the connection's task closes the connection).
 fn run_job(job: Job) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
+        // The request is over for the watchdog too (its clock already stopped as the panic
+        // unwound): this thread's slot forgets the connection.
+        crate::watchdog::request_end();
         let thread = std::thread::current();
         error!(
             "app thread {} panicked: {}; it goes on with the next request",
@@ -84,6 +87,7 @@ pub fn probe_gil() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pyo3::types::PyAnyMethods;
 
     #[test]
     fn a_panicking_job_closes_its_result_channel_and_the_next_job_runs() {
@@ -97,6 +101,34 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<u32>();
         run_job(Box::new(move || tx.send(7).expect("send")));
         assert_eq!(rx.recv().ok(), Some(7));
+    }
+
+    #[test]
+    fn an_app_thread_survives_a_panicking_job() {
+        Python::initialize();
+        let (jobs_tx, jobs_rx) = async_channel::bounded::<Job>(4);
+        let thread = std::thread::spawn(move || app_thread(&jobs_rx));
+        let (tx, first) = std::sync::mpsc::channel::<u32>();
+        let job: Job = Box::new(move || {
+            let _keep = &tx;
+            panic!("inside the app");
+        });
+        jobs_tx.send_blocking(job).expect("queued");
+        let (tx, second) = std::sync::mpsc::channel::<u32>();
+        let job: Job = Box::new(move || {
+            let n = Python::attach(|py| py.eval(c"6 * 7", None, None)?.extract::<u32>());
+            tx.send(n.expect("python runs")).expect("send");
+        });
+        jobs_tx.send_blocking(job).expect("queued");
+        assert!(
+            first.recv().is_err(),
+            "the panicking job's result never comes"
+        );
+        assert_eq!(second.recv().ok(), Some(42));
+        drop(jobs_tx);
+        thread
+            .join()
+            .expect("the app thread ends when the queue closes");
     }
 
     #[test]
