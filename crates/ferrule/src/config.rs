@@ -1,9 +1,10 @@
 //! One `Config`, built from the command line and checked before anything starts.
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrule_proto::forwarded::TrustList;
+use ferrule_proto::forwarded::{BadTrustEntry, TrustList};
 use ferrule_proto::Limits;
 
 use crate::cli::Cli;
@@ -92,9 +93,98 @@ pub struct Config {
     pub cli: Cli,
 }
 
+/// A command-line value that cannot be used: the message names the option, the value as
+/// given, and the fix.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `--bind` with a scheme other than http, uwsgi, scgi, fastcgi (fcgi) or fd.
+    UnknownProtocol { spec: String, protocol: String },
+    /// `--bind fd://N` where N is not a descriptor number.
+    BadFd { spec: String, fd: String },
+    /// `--bind unix:` without a path.
+    NoSocketPath { spec: String },
+    /// `--bind HOST:PORT` where PORT is not a port number.
+    BadPort { spec: String, port: String },
+    /// `--bind HOST:PORT` where HOST does not resolve.
+    Unresolvable {
+        spec: String,
+        host: String,
+        error: std::io::Error,
+    },
+    /// `--bind HOST:PORT` where HOST resolves to no address.
+    NoAddress { spec: String, host: String },
+    /// `--umask` that is not an octal mask up to 0o777.
+    Umask(String),
+    /// `--user` with a NUL byte in it.
+    BadUserName(String),
+    /// `--user` naming no user (and not a number).
+    NoSuchUser(String),
+    /// `--group` with a NUL byte in it.
+    BadGroupName(String),
+    /// `--group` naming no group (and not a number).
+    NoSuchGroup(String),
+    /// `--forwarded-allow-ips` with an entry that is no address, network or `*`.
+    ForwardedAllowIps { value: String, error: BadTrustEntry },
+    /// `--proxy-allow-from` with an entry that is no address, network or `*`.
+    ProxyAllowFrom { value: String, error: BadTrustEntry },
+    /// `--root-path` that does not start with `/`.
+    RootPath(String),
+    /// `--limit-request-fields` above the most the parser allows.
+    TooManyFields { given: usize, max: usize },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownProtocol { spec, protocol } => write!(
+                f,
+                "--bind {spec}: unknown protocol {protocol:?}; use http://, uwsgi://, scgi://, \
+                 fastcgi:// or none (HTTP)"
+            ),
+            Self::BadFd { spec, fd } => write!(
+                f,
+                "--bind {spec}: {fd:?} is not a file descriptor number, as in fd://3"
+            ),
+            Self::NoSocketPath { spec } => write!(
+                f,
+                "--bind {spec}: give a socket path, as in unix:/run/app.sock"
+            ),
+            Self::BadPort { spec, port } => {
+                write!(f, "--bind {spec}: {port:?} is not a port number (0-65535)")
+            }
+            Self::Unresolvable { spec, host, error } => {
+                write!(f, "--bind {spec}: cannot resolve {host:?}: {error}")
+            }
+            Self::NoAddress { spec, host } => write!(f, "--bind {spec}: {host:?} has no address"),
+            Self::Umask(u) => write!(f, "--umask {u}: give an octal mask, as in 007 or 0o027"),
+            Self::BadUserName(name) => write!(f, "--user {name:?}: bad name"),
+            Self::NoSuchUser(name) => write!(f, "--user {name}: no such user"),
+            Self::BadGroupName(name) => write!(f, "--group {name:?}: bad name"),
+            Self::NoSuchGroup(name) => write!(f, "--group {name}: no such group"),
+            Self::ForwardedAllowIps { value, error } => {
+                write!(f, "--forwarded-allow-ips {value}: {error}")
+            }
+            Self::ProxyAllowFrom { value, error } => {
+                write!(f, "--proxy-allow-from {value}: {error}")
+            }
+            Self::RootPath(root) => write!(
+                f,
+                "--root-path {root:?}: a prefix must start with '/', as in /app"
+            ),
+            Self::TooManyFields { given, max } => {
+                write!(f, "--limit-request-fields {given}: at most {max}")
+            }
+        }
+    }
+}
+
+/// Messages include the inner error's, so it is not also given as the source.
+impl std::error::Error for ConfigError {}
+
 impl Config {
     /// Checks the command line; the error names the bad option and the fix.
-    pub fn from_cli(cli: Cli) -> Result<Self, String> {
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let mut binds = cli
             .bind
             .iter()
@@ -119,32 +209,34 @@ impl Config {
                 u32::from_str_radix(digits, 8)
                     .ok()
                     .filter(|&m| m <= 0o777)
-                    .ok_or_else(|| format!("--umask {u}: give an octal mask, as in 007 or 0o027"))
+                    .ok_or_else(|| ConfigError::Umask(u.to_owned()))
             })
             .transpose()?;
         let user = cli.user.as_deref().map(resolve_user).transpose()?;
-        let forwarded_allow: TrustList = cli
-            .forwarded_allow_ips
-            .parse()
-            .map_err(|e| format!("--forwarded-allow-ips {}: {e}", cli.forwarded_allow_ips))?;
-        let proxy_allow: TrustList = cli
-            .proxy_allow_from
-            .parse()
-            .map_err(|e| format!("--proxy-allow-from {}: {e}", cli.proxy_allow_from))?;
+        let forwarded_allow: TrustList =
+            cli.forwarded_allow_ips
+                .parse()
+                .map_err(|error| ConfigError::ForwardedAllowIps {
+                    value: cli.forwarded_allow_ips.clone(),
+                    error,
+                })?;
+        let proxy_allow: TrustList =
+            cli.proxy_allow_from
+                .parse()
+                .map_err(|error| ConfigError::ProxyAllowFrom {
+                    value: cli.proxy_allow_from.clone(),
+                    error,
+                })?;
         let group = cli.group.as_deref().map(resolve_group).transpose()?;
         let root_path = cli.root_path.trim_end_matches('/').to_owned();
         if !root_path.is_empty() && !root_path.starts_with('/') {
-            return Err(format!(
-                "--root-path {:?}: a prefix must start with '/', as in /app",
-                cli.root_path
-            ));
+            return Err(ConfigError::RootPath(cli.root_path.clone()));
         }
         if cli.limit_request_fields > ferrule_proto::limits::MAX_FIELDS {
-            return Err(format!(
-                "--limit-request-fields {}: at most {}",
-                cli.limit_request_fields,
-                ferrule_proto::limits::MAX_FIELDS
-            ));
+            return Err(ConfigError::TooManyFields {
+                given: cli.limit_request_fields,
+                max: ferrule_proto::limits::MAX_FIELDS,
+            });
         }
         Ok(Self {
             app: cli.app.clone(),
@@ -198,8 +290,9 @@ impl Config {
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 
 /// A user name or number: its uid and primary gid.
-fn resolve_user(name: &str) -> Result<(u32, u32), String> {
-    let cname = std::ffi::CString::new(name).map_err(|_| format!("--user {name:?}: bad name"))?;
+fn resolve_user(name: &str) -> Result<(u32, u32), ConfigError> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| ConfigError::BadUserName(name.to_owned()))?;
     // SAFETY: getpwnam/getpwuid return a pointer to static storage or null; the master is
     // single-threaded while it reads the configuration.
     let pw = unsafe {
@@ -212,29 +305,30 @@ fn resolve_user(name: &str) -> Result<(u32, u32), String> {
         if let Ok(uid) = name.parse::<u32>() {
             return Ok((uid, uid));
         }
-        return Err(format!("--user {name}: no such user"));
+        return Err(ConfigError::NoSuchUser(name.to_owned()));
     }
     // SAFETY: pw is non-null and points to a valid passwd record.
     Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
 /// A group name or number: its gid.
-fn resolve_group(name: &str) -> Result<u32, String> {
+fn resolve_group(name: &str) -> Result<u32, ConfigError> {
     if let Ok(gid) = name.parse::<u32>() {
         return Ok(gid);
     }
-    let cname = std::ffi::CString::new(name).map_err(|_| format!("--group {name:?}: bad name"))?;
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| ConfigError::BadGroupName(name.to_owned()))?;
     // SAFETY: getgrnam returns a pointer to static storage or null; single-threaded here.
     let gr = unsafe { libc::getgrnam(cname.as_ptr()) };
     if gr.is_null() {
-        return Err(format!("--group {name}: no such group"));
+        return Err(ConfigError::NoSuchGroup(name.to_owned()));
     }
     // SAFETY: gr is non-null and points to a valid group record.
     Ok(unsafe { (*gr).gr_gid })
 }
 
 /// `HOST:PORT`, `[v6]:PORT`, `HOST` (port 8000), `unix:/path`, each optionally `http://`-prefixed.
-pub fn parse_bind(spec: &str) -> Result<Bind, String> {
+pub fn parse_bind(spec: &str) -> Result<Bind, ConfigError> {
     let (protocol, rest) = match spec.split_once("://") {
         Some(("http", rest)) => (Protocol::Http, rest),
         Some(("uwsgi", rest)) => (Protocol::Uwsgi, rest),
@@ -242,22 +336,27 @@ pub fn parse_bind(spec: &str) -> Result<Bind, String> {
         Some(("fastcgi" | "fcgi", rest)) => (Protocol::FastCgi, rest),
         Some(("fd", _)) | None => (Protocol::Http, spec),
         Some((other, _)) => {
-            return Err(format!(
-                "--bind {spec}: unknown protocol {other:?}; use http://, uwsgi://, scgi://, \
-                 fastcgi:// or none (HTTP)"
-            ));
+            return Err(ConfigError::UnknownProtocol {
+                spec: spec.to_owned(),
+                protocol: other.to_owned(),
+            });
         }
     };
     let addr = if let Some(fd) = rest.strip_prefix("fd://").or(spec.strip_prefix("fd://")) {
-        let fd: i32 = fd.parse().ok().filter(|&n| n >= 0).ok_or_else(|| {
-            format!("--bind {spec}: {fd:?} is not a file descriptor number, as in fd://3")
-        })?;
+        let fd: i32 = fd
+            .parse()
+            .ok()
+            .filter(|&n| n >= 0)
+            .ok_or_else(|| ConfigError::BadFd {
+                spec: spec.to_owned(),
+                fd: fd.to_owned(),
+            })?;
         BindAddr::Fd(fd)
     } else if let Some(path) = rest.strip_prefix("unix:") {
         if path.is_empty() {
-            return Err(format!(
-                "--bind {spec}: give a socket path, as in unix:/run/app.sock"
-            ));
+            return Err(ConfigError::NoSocketPath {
+                spec: spec.to_owned(),
+            });
         }
         BindAddr::Unix(PathBuf::from(path))
     } else {
@@ -269,15 +368,23 @@ pub fn parse_bind(spec: &str) -> Result<Bind, String> {
         let host = with_port.rsplit_once(':').map_or("", |(h, _)| h);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = with_port.rsplit_once(':').map_or("", |(_, p)| p);
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("--bind {spec}: {port:?} is not a port number (0-65535)"))?;
+        let port: u16 = port.parse().map_err(|_| ConfigError::BadPort {
+            spec: spec.to_owned(),
+            port: port.to_owned(),
+        })?;
         let host = if host.is_empty() { "0.0.0.0" } else { host };
         let addr = (host, port)
             .to_socket_addrs()
-            .map_err(|e| format!("--bind {spec}: cannot resolve {host:?}: {e}"))?
+            .map_err(|error| ConfigError::Unresolvable {
+                spec: spec.to_owned(),
+                host: host.to_owned(),
+                error,
+            })?
             .next()
-            .ok_or_else(|| format!("--bind {spec}: {host:?} has no address"))?;
+            .ok_or_else(|| ConfigError::NoAddress {
+                spec: spec.to_owned(),
+                host: host.to_owned(),
+            })?;
         BindAddr::Tcp(addr)
     };
     Ok(Bind {
@@ -309,11 +416,22 @@ mod tests {
             parse_bind("unix:/tmp/x.sock").unwrap().addr,
             BindAddr::Unix("/tmp/x.sock".into())
         );
-        assert!(parse_bind("127.0.0.1:http")
-            .unwrap_err()
-            .contains("not a port"));
-        assert!(parse_bind("ftp://x:1")
-            .unwrap_err()
-            .contains("unknown protocol"));
+        assert_eq!(
+            parse_bind("127.0.0.1:http").unwrap_err().to_string(),
+            "--bind 127.0.0.1:http: \"http\" is not a port number (0-65535)"
+        );
+        assert_eq!(
+            parse_bind("ftp://x:1").unwrap_err().to_string(),
+            "--bind ftp://x:1: unknown protocol \"ftp\"; use http://, uwsgi://, scgi://, \
+             fastcgi:// or none (HTTP)"
+        );
+        assert_eq!(
+            parse_bind("fd://x").unwrap_err().to_string(),
+            "--bind fd://x: \"x\" is not a file descriptor number, as in fd://3"
+        );
+        assert_eq!(
+            parse_bind("unix:").unwrap_err().to_string(),
+            "--bind unix:: give a socket path, as in unix:/run/app.sock"
+        );
     }
 }

@@ -17,12 +17,14 @@ pub mod wsgi;
 use pyo3::prelude::*;
 
 /// Runs the `ferrule` command with `argv` (without the program name). Returns the exit code;
-/// in a worker process it returns when the worker ends.
+/// in a worker process it returns when the worker ends. Python calls it holding the GIL, and
+/// the master never lets go of it: the supervisor's calls into Python (`wsgi::process`) attach
+/// at no cost, and a forked worker starts out holding it.
 #[pyfunction]
-fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
+fn main(argv: Vec<String>) -> i32 {
     let args: Vec<String> = std::iter::once("ferrule".to_owned()).chain(argv).collect();
     supervisor::remember_start_dir();
-    let cfg = match configure(py, &args) {
+    let cfg = match supervisor::configure(&args) {
         Ok(c) => c,
         Err(wsgi::config_file::LoadError::Cli(e)) => {
             let _ = e.print();
@@ -42,25 +44,7 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
         eprintln!("Error: cannot open a log file (--error-logfile / --access-logfile): {e}");
         return 2;
     }
-    supervisor::run(py, cfg)
-}
-
-/// Reads the command line and config file from the directory the server started in (so that
-/// HUP finds a relative config file again), then changes to `--chdir`.
-pub fn configure(
-    py: Python<'_>,
-    args: &[String],
-) -> Result<config::Config, wsgi::config_file::LoadError> {
-    if let Some(dir) = supervisor::start_dir() {
-        let _ = std::env::set_current_dir(dir);
-    }
-    let cfg = wsgi::config_file::load(py, args)?;
-    if let Some(dir) = &cfg.chdir {
-        std::env::set_current_dir(dir).map_err(|e| {
-            wsgi::config_file::LoadError::Msg(format!("--chdir {}: {e}", dir.display()))
-        })?;
-    }
-    Ok(cfg)
+    supervisor::run(cfg)
 }
 
 /// Writes `msg` to the error log at `level` (`debug`, `info`, `warning`, `error`): for hooks.

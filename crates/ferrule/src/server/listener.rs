@@ -1,5 +1,6 @@
 //! Listening sockets: bound once in the master and shared by every worker, inherited from a
 //! parent (`fd://N`, systemd's LISTEN_FDS), or, with `--reuse-port`, one per worker.
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -22,9 +23,34 @@ pub struct Listener {
     pub reuse_port: bool,
 }
 
+/// Why [`bind`] failed; its message names the address as the user wrote it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BindError {
+    /// Binding or listening on the address failed (`Cannot bind to SPEC: ERROR`).
+    Address { spec: String, error: io::Error },
+    /// The descriptor of an `fd://N` bind is not a usable listening socket.
+    Inherited { spec: String, error: io::Error },
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Address { spec, error } => write!(f, "Cannot bind to {spec}: {error}"),
+            Self::Inherited { spec, error } => write!(f, "--bind {spec}: {error}"),
+        }
+    }
+}
+
+/// The message includes the I/O error's, so it is not also given as the source.
+impl std::error::Error for BindError {}
+
 /// Binds `bind`; the error names the address.
-pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, String> {
-    let fail = |e: io::Error| format!("Cannot bind to {}: {e}", bind.spec);
+pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, BindError> {
+    let fail = |error: io::Error| BindError::Address {
+        spec: bind.spec.clone(),
+        error,
+    };
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     match &bind.addr {
         BindAddr::Tcp(addr) => {
@@ -60,9 +86,10 @@ pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, Str
                 reuse_port: false,
             })
         }
-        BindAddr::Fd(fd) => {
-            inherited(bind, *fd, false).map_err(|e| format!("--bind {}: {e}", bind.spec))
-        }
+        BindAddr::Fd(fd) => inherited(bind, *fd, false).map_err(|error| BindError::Inherited {
+            spec: bind.spec.clone(),
+            error,
+        }),
     }
 }
 
@@ -141,5 +168,34 @@ impl Listener {
         let socket = tcp_socket(addr, true)?;
         socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         Ok(Self { socket, ..self })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_spec(spec: &str) -> Result<Listener, BindError> {
+        let b = crate::config::parse_bind(spec).expect("a valid --bind");
+        bind(&b, 16, false)
+    }
+
+    #[test]
+    fn bind_errors_name_the_address_as_written() {
+        let first = bind_spec("127.0.0.1:0").expect("binds");
+        let taken = format!("127.0.0.1:{}", first.local.expect("tcp").port());
+        let e = bind_spec(&taken).err().expect("address in use");
+        assert!(matches!(e, BindError::Address { .. }));
+        assert!(e
+            .to_string()
+            .starts_with(&format!("Cannot bind to {taken}: ")));
+
+        let e = bind_spec("fd://987654").err().expect("not open");
+        assert!(matches!(e, BindError::Inherited { .. }));
+        assert_eq!(
+            e.to_string(),
+            "--bind fd://987654: descriptor 987654 is not open; pass a listening socket from \
+             the parent process"
+        );
     }
 }

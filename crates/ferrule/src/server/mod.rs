@@ -7,6 +7,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::log::{error, info};
+use crate::wsgi::threads::{self, Job};
 use crate::wsgi::App;
 
 pub mod body;
@@ -17,9 +18,6 @@ pub mod gateway;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
-
-/// A job for an app thread.
-type Job = Box<dyn FnOnce() + Send>;
 
 /// Everything a worker's connection tasks share.
 pub struct Worker {
@@ -141,9 +139,9 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             .on_thread_park(|| {
                 // The responses the loop served, then the GIL, before it waits for events.
                 outbox::flush_all();
-                gil::release();
+                threads::release_gil();
             })
-            .on_thread_unpark(gil::reacquire);
+            .on_thread_unpark(threads::reacquire_gil);
     }
     let rt = match builder.build() {
         Ok(rt) => rt,
@@ -158,16 +156,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrule-app-{i}"))
-                .spawn(move || {
-                    // Attached once for the thread's life, detached while it waits: a thread
-                    // state made per request (and torn down after) would cost every request
-                    // a fresh frame stack.
-                    pyo3::Python::attach(|py| {
-                        while let Ok(job) = py.detach(|| rx.recv_blocking()) {
-                            job();
-                        }
-                    });
-                });
+                .spawn(move || threads::app_thread(&rx));
             if let Err(e) = spawned {
                 error!("cannot start app thread {i}: {e}");
             }
@@ -241,36 +230,6 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
     })
 }
 
-/// The inline worker's GIL around the event loop's waits.
-mod gil {
-    use std::cell::Cell;
-
-    thread_local! {
-        /// The thread state saved while the loop waits; null while it holds the GIL.
-        static SAVED: Cell<*mut pyo3::ffi::PyThreadState> = const { Cell::new(std::ptr::null_mut()) };
-    }
-
-    /// Before the loop waits: releases the GIL the thread holds.
-    pub fn release() {
-        if SAVED.with(Cell::get).is_null() {
-            // SAFETY: called on the loop's thread, which holds the GIL whenever it is not
-            // waiting (the worker calls `run` with it held, and `reacquire` takes it back after
-            // each wait); no Python object is touched until `reacquire`.
-            let state = unsafe { pyo3::ffi::PyEval_SaveThread() };
-            SAVED.with(|s| s.set(state));
-        }
-    }
-
-    /// After the wait: takes the GIL back.
-    pub fn reacquire() {
-        let state = SAVED.with(|s| s.replace(std::ptr::null_mut()));
-        if !state.is_null() {
-            // SAFETY: `state` is this thread's state, saved by `release` on this thread.
-            unsafe { pyo3::ffi::PyEval_RestoreThread(state) };
-        }
-    }
-}
-
 /// Tells the master the worker is alive, once a second. It takes the GIL for a moment (the
 /// inline loop takes it back after each wait), so a thread that never releases it (a wedged C
 /// extension) stops the heartbeat too.
@@ -278,7 +237,7 @@ async fn heartbeat() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        pyo3::Python::attach(|_| ());
+        threads::probe_gil();
         crate::slots::heartbeat();
     }
 }

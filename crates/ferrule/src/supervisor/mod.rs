@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use pyo3::prelude::*;
-
 use crate::config::Config;
 use crate::log::{error, info, warning};
 use crate::server::listener::Listener;
-use crate::wsgi;
+use crate::wsgi::config_file::LoadError;
+use crate::wsgi::process as python;
 
 mod reexec;
 mod reloader;
@@ -18,6 +17,20 @@ mod sockets;
 mod worker;
 
 pub use reexec::{remember_start_dir, start_dir};
+
+/// Reads the command line and config file from the directory the server started in (so that
+/// HUP finds a relative config file again), then changes to `--chdir`.
+pub fn configure(args: &[String]) -> Result<Config, LoadError> {
+    if let Some(dir) = start_dir() {
+        let _ = std::env::set_current_dir(dir);
+    }
+    let cfg = python::read_config(args)?;
+    if let Some(dir) = &cfg.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| LoadError::Msg(format!("--chdir {}: {e}", dir.display())))?;
+    }
+    Ok(cfg)
+}
 
 /// A worker's exit code when it cannot load the app (gunicorn's WORKER_BOOT_ERROR).
 pub const BOOT_ERROR: i32 = 3;
@@ -97,7 +110,7 @@ struct WorkerInfo {
 struct Master {
     cfg: Config,
     /// `--preload`: the app's callable, imported in the master.
-    app: Option<Py<PyAny>>,
+    app: Option<python::Preloaded>,
     /// After a `--preload` reload whose new code failed: no new workers are started; the old
     /// ones serve until the next HUP.
     dormant: bool,
@@ -123,10 +136,10 @@ const HEARTBEAT_GRACE: Duration = Duration::from_secs(2);
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the server: returns the process exit code (in the master, or in a worker child).
-pub fn run(py: Python<'_>, cfg: Config) -> i32 {
+pub fn run(cfg: Config) -> i32 {
     // From here on signals wait for the master's loop (a TERM during start-up included).
     set_mask(libc::SIG_BLOCK);
-    wsgi::hooks::master(py, "on_starting");
+    python::master_hook("on_starting");
     if let Some(mask) = cfg.umask {
         // SAFETY: umask only sets the process's file mode creation mask.
         unsafe { libc::umask(mask as libc::mode_t) };
@@ -171,9 +184,9 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
             return 1;
         }
     }
-    wsgi::prepare(py);
+    python::prepare();
     let reloader = cfg.reload.then(|| {
-        let tree = wsgi::source_dir(py, &cfg);
+        let tree = python::source_dir(&cfg);
         reloader::Reloader::new(tree.as_deref(), &cfg.reload_extra_files)
             .map_err(|e| error!("--reload: cannot watch the source files: {e}"))
             .ok()
@@ -204,13 +217,13 @@ pub fn run(py: Python<'_>, cfg: Config) -> i32 {
         retry_at: None,
         backoff: Duration::from_secs(1),
     };
-    let code = master.serve(py);
+    let code = master.serve();
     if matches!(code, Forked::Master(_)) {
         sockets::remove_unix_sockets(&master.cfg);
         if let Some(p) = &master.cfg.pidfile {
             let _ = std::fs::remove_file(p);
         }
-        wsgi::hooks::master(py, "on_exit");
+        python::master_hook("on_exit");
     }
     match code {
         Forked::Master(c) | Forked::Child(c) => c,
@@ -243,10 +256,10 @@ impl BootFailure {
 
 impl Master {
     /// `Forked::Master(code)` when the server stops; `Forked::Child(code)` in a worker.
-    fn serve(&mut self, py: Python<'_>) -> Forked {
+    fn serve(&mut self) -> Forked {
         let has_old = self.workers.values().any(|w| w.old);
         if self.cfg.preload {
-            match wsgi::import_app(py, &self.cfg) {
+            match python::preload(&self.cfg) {
                 Ok(app) => self.app = Some(app),
                 Err(msg) => {
                     error!("{msg}");
@@ -262,13 +275,13 @@ impl Master {
             }
         }
         if !self.dormant {
-            if let Some(c) = self.boot_first(py, has_old) {
+            if let Some(c) = self.boot_first(has_old) {
                 return c;
             }
         }
         let set = signal_set();
         loop {
-            if let Some(c) = self.fill(py) {
+            if let Some(c) = self.fill() {
                 return Forked::Child(c);
             }
             let timeout = libc::timespec {
@@ -282,13 +295,13 @@ impl Master {
             match sig {
                 libc::SIGTERM => {
                     let grace = self.cfg.graceful_timeout;
-                    return Forked::Master(self.stop(py, libc::SIGTERM, grace));
+                    return Forked::Master(self.stop(libc::SIGTERM, grace));
                 }
                 libc::SIGINT | libc::SIGQUIT => {
-                    return Forked::Master(self.stop(py, libc::SIGINT, Duration::from_secs(5)))
+                    return Forked::Master(self.stop(libc::SIGINT, Duration::from_secs(5)))
                 }
                 libc::SIGHUP => {
-                    if let Some(c) = self.restart(py, "Handling signal: hup") {
+                    if let Some(c) = self.restart("Handling signal: hup") {
                         return Forked::Child(c);
                     }
                 }
@@ -317,10 +330,10 @@ impl Master {
                 }
                 _ => {}
             }
-            if let Some(c) = self.watch_sources(py) {
+            if let Some(c) = self.watch_sources() {
                 return Forked::Child(c);
             }
-            self.reap(py);
+            self.reap();
             self.check();
         }
     }
@@ -328,8 +341,8 @@ impl Master {
     /// The first worker boots alone: an app that cannot load stops the server with its error
     /// printed once, instead of once per worker. After a `--preload` reload (old workers
     /// present), a failure keeps the old workers serving instead. Some(code) to return.
-    fn boot_first(&mut self, py: Python<'_>, has_old: bool) -> Option<Forked> {
-        let first = match self.spawn(py) {
+    fn boot_first(&mut self, has_old: bool) -> Option<Forked> {
+        let first = match self.spawn() {
             Forked::Child(c) => return Some(Forked::Child(c)),
             Forked::Master(pid) => pid,
         };
@@ -343,7 +356,7 @@ impl Master {
                 if has_old {
                     self.drain_old();
                 }
-                wsgi::hooks::master(py, "when_ready");
+                python::master_hook("when_ready");
                 return None;
             }
             Err(f) if has_old => {
@@ -367,7 +380,7 @@ impl Master {
                 error!("Worker did not boot within {} s", BOOT_TIMEOUT.as_secs());
             }
         }
-        self.stop(py, libc::SIGTERM, self.cfg.graceful_timeout);
+        self.stop(libc::SIGTERM, self.cfg.graceful_timeout);
         Some(Forked::Master(BOOT_ERROR))
     }
 
@@ -387,8 +400,8 @@ impl Master {
 
     /// HUP (or a source change with --reload): re-reads the configuration, then reloads the
     /// workers, or with `--preload` re-executes the master. Some(code) in a new worker.
-    fn restart(&mut self, py: Python<'_>, why: &str) -> Option<i32> {
-        match crate::configure(py, &self.cfg.argv) {
+    fn restart(&mut self, why: &str) -> Option<i32> {
+        match configure(&self.cfg.argv) {
             Ok(cfg) => {
                 if cfg.binds != self.cfg.binds {
                     warning!("the binds changed; they take effect at the next full restart");
@@ -396,17 +409,17 @@ impl Master {
                 self.target = cfg.workers;
                 self.cfg = cfg;
             }
-            Err(crate::wsgi::config_file::LoadError::Msg(msg)) => {
+            Err(LoadError::Msg(msg)) => {
                 error!("cannot re-read the configuration; keeping the current one: {msg}");
             }
-            Err(crate::wsgi::config_file::LoadError::Cli(e)) => {
+            Err(LoadError::Cli(e)) => {
                 error!("cannot re-read the configuration; keeping the current one: {e}");
             }
         }
         if self.cfg.preload {
             info!("{why}; re-executing the master (--preload)");
             let pids: Vec<libc::pid_t> = self.workers.keys().copied().collect();
-            let why = reexec::exec(py, &self.listeners, &pids);
+            let why = reexec::exec(&self.listeners, &pids);
             error!(
                 "Reload failed: cannot re-execute the master: {why}; the old workers keep serving"
             );
@@ -414,11 +427,11 @@ impl Master {
         }
         self.dormant = false;
         info!("{why}; starting new workers");
-        self.reload(py)
+        self.reload()
     }
 
     /// `--reload`: notes source changes; once they settle (300 ms), restarts.
-    fn watch_sources(&mut self, py: Python<'_>) -> Option<i32> {
+    fn watch_sources(&mut self) -> Option<i32> {
         let r = self.reloader.as_mut()?;
         if let Some(path) = r.changed() {
             if self.reload_at.is_none() {
@@ -428,7 +441,7 @@ impl Master {
         }
         if self.reload_at.is_some_and(|t| Instant::now() >= t) {
             self.reload_at = None;
-            return self.restart(py, "Reloading (--reload)");
+            return self.restart("Reloading (--reload)");
         }
         None
     }
@@ -442,12 +455,12 @@ impl Master {
     }
 
     /// Starts workers up to the target. Some(code) in a new worker child.
-    fn fill(&mut self, py: Python<'_>) -> Option<i32> {
+    fn fill(&mut self) -> Option<i32> {
         if self.dormant || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return None;
         }
         while self.serving() < self.target as usize {
-            match self.spawn(py) {
+            match self.spawn() {
                 Forked::Child(c) => return Some(c),
                 Forked::Master(pid) if pid < 0 => {
                     self.retry_at = Some(Instant::now() + Duration::from_secs(1));
@@ -469,14 +482,14 @@ impl Master {
 
     /// HUP: new workers with freshly imported code start and answer before the old ones are
     /// told to drain; if the new code cannot load, the old workers keep serving.
-    fn reload(&mut self, py: Python<'_>) -> Option<i32> {
+    fn reload(&mut self) -> Option<i32> {
         let old: Vec<libc::pid_t> = self
             .workers
             .iter()
             .filter(|(_, w)| w.leaving.is_none())
             .map(|(&pid, _)| pid)
             .collect();
-        let first = match self.spawn(py) {
+        let first = match self.spawn() {
             Forked::Child(c) => return Some(c),
             Forked::Master(pid) => pid,
         };
@@ -534,7 +547,7 @@ impl Master {
     }
 
     /// Collects exited workers and says how each ended.
-    fn reap(&mut self, py: Python<'_>) {
+    fn reap(&mut self) {
         loop {
             let mut status = 0;
             // SAFETY: waitpid for any child, without blocking, into a local int.
@@ -551,7 +564,7 @@ impl Master {
                 .is_some_and(|s| self.table.slot(s).booted.load(Ordering::Acquire) == 1);
             self.forget(pid);
             let (what, code) = describe(status);
-            wsgi::hooks::child_exit(py, pid, code, &what);
+            python::child_exit(pid, code, &what);
             if self.dormant && self.workers.is_empty() {
                 error!("No worker left: the new code could not be imported; fix it and send HUP");
             }
@@ -633,7 +646,7 @@ impl Master {
     }
 
     /// Forks a worker. `Forked::Master(-1)` if it could not.
-    fn spawn(&mut self, py: Python<'_>) -> Forked {
+    fn spawn(&mut self) -> Forked {
         let master_pid = std::process::id();
         let Some(slot) = self.table.claim() else {
             error!(
@@ -642,11 +655,7 @@ impl Master {
             );
             return Forked::Master(-1);
         };
-        let pid: i32 = match py
-            .import("os")
-            .and_then(|os| os.call_method0("fork"))
-            .and_then(|p| p.extract())
-        {
+        let pid = match python::fork() {
             Ok(p) => p,
             Err(e) => {
                 error!("fork failed: {e}");
@@ -659,9 +668,7 @@ impl Master {
             self.reloader = None;
             let listeners = std::mem::take(&mut self.listeners);
             let app = self.app.take();
-            return Forked::Child(worker::worker_main(
-                py, &self.cfg, listeners, master_pid, app,
-            ));
+            return Forked::Child(worker::worker_main(&self.cfg, listeners, master_pid, app));
         }
         self.table.slot(slot).pid.store(pid, Ordering::Release);
         self.workers.insert(
@@ -677,7 +684,7 @@ impl Master {
     }
 
     /// Stops every worker with `sig`, waits up to `grace` (then SIGKILL). Returns exit code 0.
-    fn stop(&mut self, py: Python<'_>, sig: libc::c_int, grace: Duration) -> i32 {
+    fn stop(&mut self, sig: libc::c_int, grace: Duration) -> i32 {
         info!(
             "Shutting down: {}",
             if sig == libc::SIGTERM {
@@ -702,7 +709,7 @@ impl Master {
             if pid > 0 {
                 self.forget(pid);
                 let (what, code) = describe(status);
-                wsgi::hooks::child_exit(py, pid, code, &what);
+                python::child_exit(pid, code, &what);
             } else {
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -8,10 +8,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use pyo3::prelude::*;
-
 use crate::config::Protocol;
 use crate::server::listener::Listener;
+use crate::wsgi::process as python;
 
 /// `scheme:fd,...`: the listening sockets handed to the new image, in bind order.
 const LISTENERS_VAR: &str = "FERRULE_REEXEC_LISTENERS";
@@ -99,7 +98,7 @@ fn set_cloexec(fd: RawFd, on: bool) -> std::io::Result<()> {
 
 /// Re-executes this process (`sys.executable` with `sys.orig_argv`) handing over `listeners`
 /// and `workers`. Returns only if the exec failed, with everything put back.
-pub fn exec(py: Python<'_>, listeners: &[Listener], workers: &[libc::pid_t]) -> String {
+pub fn exec(listeners: &[Listener], workers: &[libc::pid_t]) -> String {
     let fds: Vec<RawFd> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
     let undo = || {
         for &fd in &fds {
@@ -129,11 +128,7 @@ pub fn exec(py: Python<'_>, listeners: &[Listener], workers: &[libc::pid_t]) -> 
         let _ = std::env::set_current_dir(dir);
     }
     crate::log::flush();
-    let result = py.import("sys").and_then(|sys| {
-        let exe = sys.getattr("executable")?;
-        let argv = sys.getattr("orig_argv")?;
-        py.import("os")?.call_method1("execv", (exe, argv))
-    });
+    let result = python::exec_self();
     // Only reached when execv failed.
     undo();
     if let Some(dir) = here {
@@ -141,6 +136,6 @@ pub fn exec(py: Python<'_>, listeners: &[Listener], workers: &[libc::pid_t]) -> 
     }
     match result {
         Err(e) => e.to_string(),
-        Ok(_) => "execv returned".to_owned(),
+        Ok(()) => "execv returned".to_owned(),
     }
 }

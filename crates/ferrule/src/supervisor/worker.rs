@@ -1,11 +1,11 @@
 //! A worker process's life, from the fork to its exit code. Returning (rather than `_exit`)
 //! lets Python finalise: `atexit` handlers run and the logs are flushed.
-use pyo3::prelude::*;
+use std::fmt;
 
 use crate::config::Config;
 use crate::log::{error, info, warning};
 use crate::server::listener::Listener;
-use crate::wsgi;
+use crate::wsgi::process as python;
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
@@ -13,8 +13,29 @@ extern "C" fn note_stop(sig: libc::c_int) {
     crate::slots::note_early_stop(sig);
 }
 
+/// Why a worker could not switch to `--user` / `--group`.
+#[derive(Debug)]
+enum PrivilegeError {
+    Group { gid: u32, error: std::io::Error },
+    User { uid: u32, error: std::io::Error },
+}
+
+impl fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Group { gid, error } => {
+                write!(f, "cannot switch to group {gid} (--group): {error}")
+            }
+            Self::User { uid, error } => write!(f, "cannot switch to user {uid} (--user): {error}"),
+        }
+    }
+}
+
+/// The message includes the OS error's, so it is not also given as the source.
+impl std::error::Error for PrivilegeError {}
+
 /// `--user` / `--group`: a worker switches to them after the fork, before loading the app.
-fn drop_privileges(cfg: &Config) -> Result<(), String> {
+fn drop_privileges(cfg: &Config) -> Result<(), PrivilegeError> {
     let gid = cfg.group.or(cfg.user.map(|(_, g)| g));
     if let Some(gid) = gid {
         // SAFETY: geteuid, setgroups (one gid from our stack) and setgid only read or change
@@ -24,19 +45,19 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
                 || libc::setgid(gid) != 0
         };
         if failed {
-            return Err(format!(
-                "cannot switch to group {gid} (--group): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(PrivilegeError::Group {
+                gid,
+                error: std::io::Error::last_os_error(),
+            });
         }
     }
     if let Some((uid, _)) = cfg.user {
         // SAFETY: setuid only changes this process's credentials.
         if unsafe { libc::setuid(uid) } != 0 {
-            return Err(format!(
-                "cannot switch to user {uid} (--user): {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(PrivilegeError::User {
+                uid,
+                error: std::io::Error::last_os_error(),
+            });
         }
     }
     Ok(())
@@ -44,11 +65,10 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
 
 /// The life of a worker process, from the fork to its exit code.
 pub(super) fn worker_main(
-    py: Python<'_>,
     cfg: &Config,
     listeners: Vec<Listener>,
     master: u32,
-    preloaded: Option<Py<PyAny>>,
+    preloaded: Option<python::Preloaded>,
 ) -> i32 {
     // HUP, TTIN and TTOU are for the master; a worker that gets one (a signal to the whole
     // process group) carries on. A handler, unlike SIG_IGN, is not inherited by programs the
@@ -89,12 +109,8 @@ pub(super) fn worker_main(
         crate::log::flush();
         return super::BOOT_ERROR;
     }
-    wsgi::hooks::post_fork(py);
-    let loaded = match preloaded {
-        Some(callable) => wsgi::build_app(py, cfg, callable),
-        None => wsgi::load(py, cfg),
-    };
-    let app = match loaded {
+    python::post_fork();
+    let app = match python::load_app(cfg, preloaded) {
         Ok(app) => app,
         Err(msg) => {
             error!("{msg}");
@@ -103,18 +119,19 @@ pub(super) fn worker_main(
         }
     };
     if !cfg.timeout.is_zero() {
-        if let Err(e) = wsgi::register_stack_dump(py, crate::log::dump_fd()) {
+        if let Err(e) = python::register_stack_dump(crate::log::dump_fd()) {
             warning!("cannot set up stack dumps for --timeout: {e}");
         }
     }
     info!("Booting worker with pid: {}", std::process::id());
-    // Inline, the event loop holds the GIL except while it waits (see server::run).
+    // The worker holds the GIL here (the master's, across the fork). Inline, the event loop
+    // keeps it except while it waits (see server::run); with app threads it runs without.
     let code = if cfg.threads == 1 {
         crate::server::run(cfg, own, app)
     } else {
-        py.detach(|| crate::server::run(cfg, own, app))
+        python::without_gil(|| crate::server::run(cfg, own, app))
     };
-    wsgi::hooks::worker_exit(py);
+    python::worker_exit();
     crate::log::flush();
     if crate::watchdog::stuck_count() > 0 {
         // A thread is still inside the app; Python's finalisation would wait for it.

@@ -1,5 +1,6 @@
 //! The loaded application: importing it (in each worker, or once with `--preload`), what
 //! every request of a worker shares, and the recycled `start_response` objects.
+use std::fmt;
 use std::time::Duration;
 
 use ferrule_proto::Limits;
@@ -95,15 +96,43 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     formatted.unwrap_or_else(|_| format!("{err}"))
 }
 
+/// Why the app cannot be served; the message is the one to print, traceback included.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The APP argument names no usable WSGI callable (`ferrule._loader.AppLoadError`): the
+    /// loader's message says why.
+    NotUsable(String),
+    /// Importing the app, or building what its requests share, raised: the exception with
+    /// its traceback.
+    Raised(String),
+}
+
+impl AppError {
+    fn raised(py: Python<'_>, e: &PyErr) -> Self {
+        Self::Raised(format_exception(py, e))
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotUsable(msg) | Self::Raised(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
 /// Imports the app named on the command line (in the worker, after the fork) and builds what
-/// every request shares. The error is the message to print, traceback included.
-pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, String> {
+/// every request shares.
+pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, AppError> {
     let callable = import_app(py, cfg)?;
     build_app(py, cfg, callable)
 }
 
 /// Imports the app (in a worker, or with `--preload` in the master): its WSGI callable.
-pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, String> {
+pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, AppError> {
     let loaded = py
         .import("ferrule._loader")
         .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
@@ -115,9 +144,9 @@ pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAn
                 .and_then(|m| m.getattr("AppLoadError"))
                 .is_ok_and(|cls| e.get_type(py).is(&cls));
             return Err(if is_load_error {
-                e.value(py).to_string()
+                AppError::NotUsable(e.value(py).to_string())
             } else {
-                format_exception(py, &e)
+                AppError::raised(py, &e)
             });
         }
     };
@@ -129,14 +158,14 @@ pub fn build_app(
     py: Python<'_>,
     cfg: &crate::config::Config,
     callable: Py<PyAny>,
-) -> Result<App, String> {
+) -> Result<App, AppError> {
     let settings = environ::BaseSettings {
         root_path: &cfg.root_path,
         multithread: cfg.threads > 1,
         multiprocess: cfg.workers > 1,
     };
-    let environ = environ::EnvironBase::new(py, &settings).map_err(|e| format_exception(py, &e))?;
-    let empty_input = Py::new(py, Input::empty()).map_err(|e| format_exception(py, &e))?;
+    let environ = environ::EnvironBase::new(py, &settings).map_err(|e| AppError::raised(py, &e))?;
+    let empty_input = Py::new(py, Input::empty()).map_err(|e| AppError::raised(py, &e))?;
     Ok(App {
         callable,
         environ,

@@ -99,7 +99,7 @@ pub fn load(py: Python<'_>, args: &[String]) -> Result<Config, LoadError> {
         file_hooks = Some(file_hook_dict);
     }
     hooks::install(py, file_hooks, cfg_values(&cmd, &final_matches));
-    let mut cfg = Config::from_cli(cli).map_err(LoadError::Msg)?;
+    let mut cfg = Config::from_cli(cli).map_err(|e| LoadError::Msg(e.to_string()))?;
     cfg.argv = args.to_vec();
     Ok(cfg)
 }

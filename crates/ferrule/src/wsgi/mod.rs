@@ -19,8 +19,10 @@ pub mod gateway;
 pub mod hooks;
 pub mod input;
 mod known_headers;
+pub mod process;
 pub mod response;
 pub mod sink;
+pub mod threads;
 mod writer;
 
 pub use app::{

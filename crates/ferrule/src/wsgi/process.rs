@@ -1,0 +1,122 @@
+//! What the supervisor asks of Python, for the master and for a worker process's life: reading
+//! the configuration, the server hooks, importing the app (`--preload`) and building it,
+//! forking through `os.fork` (so that the interpreter's fork handlers run), re-executing the
+//! master, stack dumps. Each function attaches to Python itself, which costs next to nothing
+//! where the thread already holds the GIL: the master runs inside `ferrule._native.main`, and
+//! a worker is the master's thread after the fork.
+use std::fmt;
+use std::path::PathBuf;
+
+use pyo3::marker::Ungil;
+use pyo3::prelude::*;
+
+use super::app::{self, AppError};
+use super::config_file::{self, LoadError};
+use super::{hooks, App};
+use crate::config::Config;
+
+/// A Python call that raised: the exception as `str(type): str(value)` reads it.
+#[derive(Debug)]
+pub struct PythonError(String);
+
+impl fmt::Display for PythonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PythonError {}
+
+impl From<PyErr> for PythonError {
+    fn from(e: PyErr) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The app's callable, imported in the master (`--preload`) for the workers it forks.
+pub struct Preloaded(Py<PyAny>);
+
+/// Parses `args` (program name first) and the config file they name (run in Python); installs
+/// the file's hooks.
+pub fn read_config(args: &[String]) -> Result<Config, LoadError> {
+    Python::attach(|py| config_file::load(py, args))
+}
+
+/// `on_starting`, `when_ready`, `on_exit`: the master's hooks.
+pub fn master_hook(name: &str) {
+    Python::attach(|py| hooks::master(py, name));
+}
+
+/// `child_exit`: in the master, after it collected worker `pid`.
+pub fn child_exit(pid: libc::pid_t, exitcode: Option<i32>, status: &str) {
+    Python::attach(|py| hooks::child_exit(py, pid, exitcode, status));
+}
+
+/// `post_fork`: in a new worker.
+pub fn post_fork() {
+    Python::attach(hooks::post_fork);
+}
+
+/// `worker_exit`: in a worker about to exit.
+pub fn worker_exit() {
+    Python::attach(hooks::worker_exit);
+}
+
+/// In the master, before any fork: imports what workers need to load and report on an app
+/// (see [`app::prepare`]).
+pub fn prepare() {
+    Python::attach(app::prepare);
+}
+
+/// `--reload`: the directory holding the app's source, found without importing the app.
+pub fn source_dir(cfg: &Config) -> Option<PathBuf> {
+    Python::attach(|py| app::source_dir(py, cfg))
+}
+
+/// `--preload`: imports the app in the master.
+pub fn preload(cfg: &Config) -> Result<Preloaded, AppError> {
+    Python::attach(|py| app::import_app(py, cfg).map(Preloaded))
+}
+
+/// In a worker: the app, built around the callable the master preloaded, or imported here.
+pub fn load_app(cfg: &Config, preloaded: Option<Preloaded>) -> Result<App, AppError> {
+    Python::attach(|py| match preloaded {
+        Some(Preloaded(callable)) => app::build_app(py, cfg, callable),
+        None => app::load(py, cfg),
+    })
+}
+
+/// Has `faulthandler` dump every thread's stack to `fd` on the watchdog's signal.
+pub fn register_stack_dump(fd: std::os::fd::RawFd) -> Result<(), PythonError> {
+    Python::attach(|py| app::register_stack_dump(py, fd)).map_err(PythonError::from)
+}
+
+/// Forks through Python's `os.fork`, so that the interpreter (and the app, after
+/// `--preload`) runs its fork handlers: the child's pid in the parent, 0 in the child.
+pub fn fork() -> Result<libc::pid_t, PythonError> {
+    Python::attach(|py| {
+        py.import("os")
+            .and_then(|os| os.call_method0("fork"))
+            .and_then(|p| p.extract())
+    })
+    .map_err(PythonError::from)
+}
+
+/// Replaces this process's image with `sys.executable` run with `sys.orig_argv` (`os.execv`).
+/// Returns only if that failed (`Ok` if `execv` returned, which it should not).
+pub fn exec_self() -> Result<(), PythonError> {
+    Python::attach(|py| -> PyResult<()> {
+        let sys = py.import("sys")?;
+        let exe = sys.getattr("executable")?;
+        let argv = sys.getattr("orig_argv")?;
+        py.import("os")?.call_method1("execv", (exe, argv))?;
+        Ok(())
+    })
+    .map_err(PythonError::from)
+}
+
+/// Runs `f` with the GIL released, from a thread that holds it (the worker with app threads
+/// runs its event loop so: the loop's thread never waits for the GIL).
+pub fn without_gil<T: Ungil>(f: impl FnOnce() -> T + Ungil) -> T {
+    Python::attach(|py| py.detach(f))
+}
