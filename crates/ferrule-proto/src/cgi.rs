@@ -27,7 +27,7 @@ pub fn split_target(target: &[u8]) -> Target<'_> {
         }
         None => (None, target),
     };
-    let (path, query) = match crate::find(b'?', rest) {
+    let (path, query) = match crate::ascii::find(b'?', rest) {
         Some(q) => (&rest[..q], &rest[q + 1..]),
         None => (rest, &b""[..]),
     };
@@ -50,7 +50,7 @@ fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept as it is.
 #[must_use]
 pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = crate::find(b'%', input) else {
+    let Some(first) = crate::ascii::find(b'%', input) else {
         return Cow::Borrowed(input);
     };
     let mut out = Vec::with_capacity(input.len());
@@ -101,18 +101,18 @@ pub fn valid_host(host: &[u8]) -> bool {
 }
 
 /// The bytes of a reg-name (RFC 3986: unreserved, sub-delims, and `%` of pct-encoded).
-static REG_NAME: [bool; 256] = crate::alnum_and(b"-._~!$&'()*+,;=%");
+static REG_NAME: [bool; 256] = crate::ascii::alnum_and(b"-._~!$&'()*+,;=%");
 
 /// Splits `host[:port]`, keeping IPv6 literals' brackets in the name.
 #[must_use]
 pub fn split_host_port(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     let colon = if host.first() == Some(&b'[') {
-        match crate::find(b']', host) {
+        match crate::ascii::find(b']', host) {
             Some(end) if host.get(end + 1) == Some(&b':') => Some(end + 1),
             _ => None,
         }
     } else {
-        crate::rfind(b':', host)
+        crate::ascii::rfind(b':', host)
     };
     match colon {
         Some(c) => (&host[..c], host.get(c + 1..)),

@@ -23,8 +23,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use crate::ascii::{parse_port, trim_ows};
 use crate::cgi::{split_host_port, valid_host};
-use crate::http1::request::trim_ows;
 
 mod rfc7239;
 
@@ -323,13 +323,6 @@ fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// The last item of a comma-separated header: the one the trusted peer set.
 fn rightmost(v: &[u8]) -> Option<&[u8]> {
     list(v).last()
-}
-
-fn parse_port(p: &[u8]) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(p).ok()?.parse().ok()
 }
 
 /// A node (`192.0.2.1`, `192.0.2.1:80`, `2001:db8::1`, `[2001:db8::1]:4711`) as an address

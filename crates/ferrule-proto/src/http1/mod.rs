@@ -106,7 +106,7 @@ pub fn is_tchar(c: u8) -> bool {
 }
 
 /// `tchar` (RFC 9110 section 5.6.2) as a table: one load per byte on the hot path.
-static TCHAR: [bool; 256] = crate::alnum_and(b"!#$%&'*+-.^_`|~");
+static TCHAR: [bool; 256] = crate::ascii::alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` may be sent as a field value: no CR, LF, NUL or other control but HTAB.
 #[must_use]
