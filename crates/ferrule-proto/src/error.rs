@@ -68,15 +68,7 @@ impl ParseError {
     /// The status line text for [`ParseError::status`].
     #[must_use]
     pub fn reason(self) -> &'static str {
-        match self.status() {
-            414 => "URI Too Long",
-            431 => "Request Header Fields Too Large",
-            505 => "HTTP Version Not Supported",
-            501 => "Not Implemented",
-            417 => "Expectation Failed",
-            413 => "Content Too Large",
-            _ => "Bad Request",
-        }
+        crate::http1::response::reason(self.status())
     }
 }
 

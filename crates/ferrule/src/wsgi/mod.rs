@@ -810,8 +810,16 @@ fn respond_simple(py: Python<'_>, response: &Py<StartResponse>, code: u16) {
         r.out.keep_alive = false;
     }
     let server = r.out.server_header.then_some(&b"ferrule"[..]);
-    let mut bytes =
-        date::with(|d| enc::simple_response(code, close, d, server, r.out.head_request));
+    let mut bytes = date::with(|d| {
+        enc::simple_response(
+            enc::StatusLine::Http11,
+            code,
+            close,
+            d,
+            server,
+            r.out.head_request,
+        )
+    });
     r.body_sent = bytes.len() as u64;
     r.mark_finished();
     if !watchdog::claim_response() {
