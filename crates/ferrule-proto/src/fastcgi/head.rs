@@ -31,11 +31,11 @@ pub struct FcgiRequest {
 pub enum HeadEvent<'a> {
     /// A complete request head. The decoder is ready for the next one.
     Request(FcgiRequest),
-    /// A management record (request id 0): answer it with [`super::answer_management`].
+    /// A management record (request id 0): answer it with [`super::answer_other`].
     Management(Record<'a>),
     /// A record for a request id other than the one being read (or, with none being read, a
-    /// record other than BEGIN_REQUEST for an unknown id). Answer a BEGIN_REQUEST with
-    /// END_REQUEST `CantMpxConn`; ignore the rest.
+    /// record other than BEGIN_REQUEST for an unknown id). [`super::answer_other`] answers a
+    /// BEGIN_REQUEST with END_REQUEST `CantMpxConn` and ignores the rest.
     OtherRequest(Record<'a>),
     /// The request being read was aborted before its params were complete: answer with
     /// END_REQUEST `RequestComplete`. The decoder is ready for the next request.

@@ -8,17 +8,20 @@
 //! - [`head`]: [`HeadDecoder`], BEGIN_REQUEST and the PARAMS stream into a [`FcgiRequest`].
 //! - [`stdin`]: [`StdinDecoder`], the STDIN stream of one request, as the chunked decoder does
 //!   for HTTP bodies.
+//! - [`stdout`]: the response as STDOUT records ([`records`]) and its end
+//!   ([`encode_response_end`]); the answers to other records ([`answer_other`]).
 //!
 //! A connection reads a head with [`HeadDecoder`], runs the app while a [`StdinDecoder`]
 //! yields the body, writes STDOUT records and an END_REQUEST, then closes the connection
-//! unless [`FcgiRequest::keep_conn`]. Both decoders hand back management records (request id 0:
-//! answer with [`answer_management`]) and records of other request ids: the server serves one
+//! unless [`FcgiRequest::keep_conn`]. Both decoders hand back management records (request id 0)
+//! and records of other request ids, which [`answer_other`] answers: the server serves one
 //! request per connection at a time, so it answers another BEGIN_REQUEST with END_REQUEST
 //! [`ProtocolStatus::CantMpxConn`] and ignores the rest, as the spec allows.
 pub mod head;
 pub mod params;
 pub mod record;
 pub mod stdin;
+pub mod stdout;
 
 pub use head::{FcgiRequest, HeadDecoder, HeadEvent};
 pub use params::{
@@ -30,6 +33,7 @@ pub use record::{
     padding_for, parse_record, stream_header, Record,
 };
 pub use stdin::{StdinDecoder, StdinEvent};
+pub use stdout::{answer_other, encode_response_end, records, VALUES};
 
 use crate::error::FastCgiError;
 use crate::ParseError;
