@@ -14,6 +14,7 @@
 //! - [`ascii`]: decimal numbers, optional whitespace and byte classes, shared by the codecs.
 //! - [`cgi`]: target splitting, percent-decoding, `HTTP_*` names, PATH_INFO for gateways.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod ascii;
 pub mod cgi;

@@ -47,6 +47,7 @@ impl CgiVars {
         self.pairs.len()
     }
 
+    /// Whether there are no pairs.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
