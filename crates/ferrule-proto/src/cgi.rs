@@ -1,6 +1,10 @@
-//! From a request head to CGI variables: target splitting, percent-decoding, Host parsing and
-//! `HTTP_*` names.
+//! From a request head to CGI variables: target splitting, percent-decoding, Host parsing,
+//! `HTTP_*` names; and back, for gateway requests: the path and target their CGI variables
+//! describe ([`gateway_path_info`], [`gateway_target`]) and the path under `--root-path`
+//! ([`strip_root_path`]).
 use std::borrow::Cow;
+
+use crate::vars::CgiVars;
 
 /// The parts of a request target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +31,7 @@ pub fn split_target(target: &[u8]) -> Target<'_> {
         }
         None => (None, target),
     };
-    let (path, query) = match crate::find(b'?', rest) {
+    let (path, query) = match crate::ascii::find(b'?', rest) {
         Some(q) => (&rest[..q], &rest[q + 1..]),
         None => (rest, &b""[..]),
     };
@@ -50,7 +54,7 @@ fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept as it is.
 #[must_use]
 pub fn percent_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = crate::find(b'%', input) else {
+    let Some(first) = crate::ascii::find(b'%', input) else {
         return Cow::Borrowed(input);
     };
     let mut out = Vec::with_capacity(input.len());
@@ -101,18 +105,18 @@ pub fn valid_host(host: &[u8]) -> bool {
 }
 
 /// The bytes of a reg-name (RFC 3986: unreserved, sub-delims, and `%` of pct-encoded).
-static REG_NAME: [bool; 256] = crate::alnum_and(b"-._~!$&'()*+,;=%");
+static REG_NAME: [bool; 256] = crate::ascii::alnum_and(b"-._~!$&'()*+,;=%");
 
 /// Splits `host[:port]`, keeping IPv6 literals' brackets in the name.
 #[must_use]
 pub fn split_host_port(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     let colon = if host.first() == Some(&b'[') {
-        match crate::find(b']', host) {
+        match crate::ascii::find(b']', host) {
             Some(end) if host.get(end + 1) == Some(&b':') => Some(end + 1),
             _ => None,
         }
     } else {
-        crate::rfind(b':', host)
+        crate::ascii::rfind(b':', host)
     };
     match colon {
         Some(c) => (&host[..c], host.get(c + 1..)),
@@ -120,20 +124,48 @@ pub fn split_host_port(host: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-/// The path a gateway request asks for, when the front server sends no PATH_INFO (nginx's
-/// stock `scgi_params` and `fastcgi_params` do not): the path of REQUEST_URI (before `?`,
-/// absolute-form authority dropped), percent-decoded as bytes (`%2F` becomes `/`, to be read
-/// as latin-1), else DOCUMENT_URI as sent (nginx has already decoded and normalised it).
-/// `None` when neither is there (or both are empty). Strip `--root-path` from the result
-/// with [`strip_root_path`].
+/// The path a gateway request (uwsgi, SCGI, FastCGI) asks for, before `--root-path` is taken
+/// off with [`strip_root_path`]:
+///
+/// 1. `PATH_INFO` as sent, when not empty (nginx's stock `uwsgi_params` sends it);
+/// 2. else the path of `REQUEST_URI`, when not empty (before `?`, absolute-form authority
+///    dropped), percent-decoded as bytes (`%2F` becomes `/`, to be read as latin-1): nginx's
+///    stock `scgi_params` and `fastcgi_params` send no PATH_INFO;
+/// 3. else `DOCUMENT_URI` as sent, even empty (nginx has already decoded and normalised it);
+/// 4. else `/`.
 #[must_use]
-pub fn gateway_path_info<'a>(
-    request_uri: Option<&'a [u8]>,
-    document_uri: Option<&'a [u8]>,
-) -> Option<Cow<'a, [u8]>> {
-    match request_uri.filter(|u| !u.is_empty()) {
-        Some(uri) => Some(percent_decode(split_target(uri).path)),
-        None => document_uri.filter(|u| !u.is_empty()).map(Cow::Borrowed),
+pub fn gateway_path_info(vars: &CgiVars) -> Cow<'_, [u8]> {
+    if let Some(path) = vars.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
+        return Cow::Borrowed(path);
+    }
+    if let Some(uri) = vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
+        return percent_decode(split_target(uri).path);
+    }
+    Cow::Borrowed(vars.get(b"DOCUMENT_URI").unwrap_or(b"/"))
+}
+
+/// The target of a gateway request as the client sent it, for `REQUEST_URI`, `RAW_URI` and
+/// the access log: `REQUEST_URI` as sent, when not empty; else `DOCUMENT_URI` (as sent, even
+/// empty), else `PATH_INFO`, else `/`, followed by `?` and `QUERY_STRING` when that is not
+/// empty.
+#[must_use]
+pub fn gateway_target(vars: &CgiVars) -> Cow<'_, [u8]> {
+    if let Some(uri) = vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
+        return Cow::Borrowed(uri);
+    }
+    let path = vars
+        .get(b"DOCUMENT_URI")
+        .or_else(|| vars.get(b"PATH_INFO"))
+        .unwrap_or(b"/");
+    match vars.get(b"QUERY_STRING").filter(|q| !q.is_empty()) {
+        Some(query) => {
+            let mut target = Vec::with_capacity(path.len() + 1 + query.len());
+            target.extend_from_slice(path);
+            target.push(b'?');
+            target.extend_from_slice(query);
+            Cow::Owned(target)
+        }
+        None => Cow::Borrowed(path),
     }
 }
 
@@ -219,23 +251,59 @@ mod tests {
         assert_eq!(split_host_port(b"h:1"), (&b"h"[..], Some(&b"1"[..])));
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> CgiVars {
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        for (n, v) in pairs {
+            let name = buf.len();
+            buf.extend_from_slice(n.as_bytes());
+            let value = buf.len();
+            buf.extend_from_slice(v.as_bytes());
+            spans.push((name..value, value..buf.len()));
+        }
+        CgiVars::new(bytes::Bytes::from(buf), spans)
+    }
+
     #[test]
-    fn gateway_path_info_from_request_uri_else_document_uri() {
-        let p = gateway_path_info(Some(b"/a%2Fb/%C3%A9?x=%2F"), Some(b"/ignored"));
-        assert_eq!(p.as_deref(), Some(&b"/a/b/\xc3\xa9"[..]));
-        let p = gateway_path_info(Some(b"http://h:1/p?q"), None);
-        assert_eq!(p.as_deref(), Some(&b"/p"[..]));
-        let p = gateway_path_info(Some(b""), Some(b"/doc"));
-        assert_eq!(p.as_deref(), Some(&b"/doc"[..]));
-        assert_eq!(
-            gateway_path_info(None, Some(b"/d%20")).as_deref(),
-            Some(&b"/d%20"[..])
-        );
-        assert_eq!(gateway_path_info(None, None), None);
-        assert_eq!(
-            gateway_path_info(Some(b"?only"), None).as_deref(),
-            Some(&b""[..])
-        );
+    fn gateway_path_info_is_path_info_else_request_uri_else_document_uri_else_slash() {
+        let all = [
+            ("PATH_INFO", "/p%41"),
+            ("REQUEST_URI", "/u"),
+            ("DOCUMENT_URI", "/d"),
+        ];
+        assert_eq!(&*gateway_path_info(&vars(&all)), b"/p%41");
+        let p = vars(&[
+            ("PATH_INFO", ""),
+            ("REQUEST_URI", "/a%2Fb/%C3%A9?x=%2F"),
+            ("DOCUMENT_URI", "/ignored"),
+        ]);
+        assert_eq!(&*gateway_path_info(&p), b"/a/b/\xc3\xa9");
+        let p = vars(&[("REQUEST_URI", "http://h:1/p?q")]);
+        assert_eq!(&*gateway_path_info(&p), b"/p");
+        let p = vars(&[("REQUEST_URI", "?only")]);
+        assert_eq!(&*gateway_path_info(&p), b"");
+        let p = vars(&[("REQUEST_URI", ""), ("DOCUMENT_URI", "/d%20")]);
+        assert_eq!(&*gateway_path_info(&p), b"/d%20");
+        assert_eq!(&*gateway_path_info(&vars(&[("DOCUMENT_URI", "")])), b"");
+        assert_eq!(&*gateway_path_info(&vars(&[])), b"/");
+    }
+
+    #[test]
+    fn gateway_target_is_request_uri_else_a_path_and_the_query() {
+        let t = vars(&[("REQUEST_URI", "/u?x"), ("QUERY_STRING", "y")]);
+        assert!(matches!(gateway_target(&t), Cow::Borrowed(b"/u?x")));
+        let t = vars(&[
+            ("REQUEST_URI", ""),
+            ("DOCUMENT_URI", "/d"),
+            ("PATH_INFO", "/p"),
+            ("QUERY_STRING", "a=1"),
+        ]);
+        assert_eq!(&*gateway_target(&t), b"/d?a=1");
+        let t = vars(&[("PATH_INFO", "/p"), ("QUERY_STRING", "")]);
+        assert_eq!(&*gateway_target(&t), b"/p");
+        let t = vars(&[("DOCUMENT_URI", ""), ("PATH_INFO", "/p")]);
+        assert_eq!(&*gateway_target(&t), b"");
+        assert_eq!(&*gateway_target(&vars(&[("QUERY_STRING", "q")])), b"/?q");
     }
 
     #[test]
@@ -246,6 +314,8 @@ mod tests {
         assert_eq!(strip_root_path(b"/app", b"/other"), None);
         assert_eq!(strip_root_path(b"", b"/x"), Some(&b"/x"[..]));
         assert_eq!(strip_root_path(b"/app", b"*"), Some(&b"*"[..]));
+        assert_eq!(strip_root_path(b"", b"*"), Some(&b"*"[..]));
+        assert_eq!(strip_root_path(b"", b""), Some(&b""[..]));
     }
 
     #[test]

@@ -5,13 +5,16 @@ pub use crate::gateway_error::{FastCgiError, ProxyProtocolError, ScgiError, Uwsg
 
 /// Why a request was refused. Each variant maps to one status in [`ParseError::status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseError {
     /// The request line or a header line is not valid HTTP/1.x syntax.
     Syntax(&'static str),
     /// The request line is longer than the limit.
     RequestLineTooLong,
-    /// A header line is longer than the limit, or there are too many of them.
+    /// A header line is longer than the limit, or the whole head is over
+    /// [`crate::Limits::max_head`].
     HeaderTooLarge,
+    /// More header fields than the limit.
     TooManyHeaders,
     /// The version is not HTTP/1.0 or HTTP/1.1.
     Version,
@@ -68,15 +71,7 @@ impl ParseError {
     /// The status line text for [`ParseError::status`].
     #[must_use]
     pub fn reason(self) -> &'static str {
-        match self.status() {
-            414 => "URI Too Long",
-            431 => "Request Header Fields Too Large",
-            505 => "HTTP Version Not Supported",
-            501 => "Not Implemented",
-            417 => "Expectation Failed",
-            413 => "Content Too Large",
-            _ => "Bad Request",
-        }
+        crate::http1::response::reason(self.status())
     }
 }
 

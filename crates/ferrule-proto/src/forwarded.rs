@@ -23,8 +23,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use crate::ascii::{parse_port, trim_ows};
 use crate::cgi::{split_host_port, valid_host};
-use crate::http1::request::trim_ows;
 
 mod rfc7239;
 
@@ -155,18 +155,26 @@ impl TrustList {
 /// The proxy headers of one request, as sent (a repeated header joined with `", "`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ForwardedHeaders<'a> {
+    /// `Forwarded` (RFC 7239): wins over the `X-Forwarded-*` headers but the prefix.
     pub forwarded: Option<&'a [u8]>,
+    /// `X-Forwarded-For`: the client and the proxies it went through, left to right.
     pub x_forwarded_for: Option<&'a [u8]>,
+    /// `X-Forwarded-Proto`: `http` or `https`.
     pub x_forwarded_proto: Option<&'a [u8]>,
+    /// `X-Forwarded-Host`: the Host the client sent, port included.
     pub x_forwarded_host: Option<&'a [u8]>,
+    /// `X-Forwarded-Port`: the port the client connected to.
     pub x_forwarded_port: Option<&'a [u8]>,
+    /// `X-Forwarded-Prefix`: the path the proxy mounts the app at.
     pub x_forwarded_prefix: Option<&'a [u8]>,
 }
 
 /// `wsgi.url_scheme` as a proxy reports it: only `http` and `https` are believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// `http`.
     Http,
+    /// `https`.
     Https,
 }
 
@@ -181,6 +189,7 @@ impl Scheme {
         }
     }
 
+    /// `http` or `https`, for `wsgi.url_scheme`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -323,13 +332,6 @@ fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// The last item of a comma-separated header: the one the trusted peer set.
 fn rightmost(v: &[u8]) -> Option<&[u8]> {
     list(v).last()
-}
-
-fn parse_port(p: &[u8]) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(p).ok()?.parse().ok()
 }
 
 /// A node (`192.0.2.1`, `192.0.2.1:80`, `2001:db8::1`, `[2001:db8::1]:4711`) as an address

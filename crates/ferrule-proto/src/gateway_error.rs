@@ -5,9 +5,15 @@ use std::fmt;
 
 /// What was wrong with a uwsgi packet head ([`crate::uwsgi`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UwsgiError {
     /// `modifier1` is not 0 (a WSGI request); the values are as sent.
-    UnsupportedModifier { modifier1: u8, modifier2: u8 },
+    UnsupportedModifier {
+        /// The packet's first byte.
+        modifier1: u8,
+        /// The packet's fourth byte.
+        modifier2: u8,
+    },
     /// The vars block is over [`crate::limits::GatewayLimits::vars_size`].
     VarsTooLarge,
     /// More vars than [`crate::limits::GatewayLimits::vars`].
@@ -24,6 +30,7 @@ pub enum UwsgiError {
 
 /// What was wrong with an SCGI netstring head ([`crate::scgi`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ScgiError {
     /// The netstring length is empty, holds a non-digit (sign, space) or a leading zero.
     LengthDigits,
@@ -47,6 +54,7 @@ pub enum ScgiError {
 
 /// What was wrong with a FastCGI record or the order of records ([`crate::fastcgi`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FastCgiError {
     /// The record header's version is not 1; the value is as sent.
     Version(u8),
@@ -73,6 +81,7 @@ pub enum FastCgiError {
 
 /// What was wrong with a PROXY protocol header ([`crate::proxy_protocol`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProxyProtocolError {
     /// The connection does not start with a v1 (`PROXY `) or v2 signature.
     NotProxy,

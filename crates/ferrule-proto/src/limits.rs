@@ -27,10 +27,13 @@ pub const MAX_CHUNK_LINE: usize = 4096;
 /// The limits one server applies to every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest request line, in bytes ([`DEFAULT_REQUEST_LINE`]).
     pub request_line: usize,
+    /// Most header fields ([`DEFAULT_REQUEST_FIELDS`]).
     pub request_fields: usize,
+    /// Longest header line, in bytes ([`DEFAULT_FIELD_SIZE`]).
     pub field_size: usize,
-    /// 0: unlimited.
+    /// Largest body, in bytes ([`DEFAULT_REQUEST_BODY`]); 0: unlimited.
     pub request_body: u64,
 }
 

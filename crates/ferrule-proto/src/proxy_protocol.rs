@@ -18,6 +18,7 @@
 //! ```
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::ascii::parse_port;
 use crate::error::ProxyProtocolError as E;
 use crate::ParseError;
 
@@ -123,17 +124,10 @@ fn v1_addr(field: &[u8], v6: bool) -> Result<IpAddr, E> {
 
 /// A decimal port, 0 to 65535, without sign or leading zero (except `0` itself).
 fn v1_port(field: &[u8]) -> Result<u16, E> {
-    if field.is_empty()
-        || field.len() > 5
-        || (field.len() > 1 && field.first() == Some(&b'0'))
-        || !field.iter().all(u8::is_ascii_digit)
-    {
+    if field.len() > 1 && field.first() == Some(&b'0') {
         return Err(E::Port);
     }
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(E::Port)
+    parse_port(field).ok_or(E::Port)
 }
 
 fn parse_v2(buf: &[u8]) -> Result<Option<ProxyHeader>, E> {

@@ -21,8 +21,8 @@ use std::ops::Range;
 
 use bytes::BytesMut;
 
+use crate::ascii::parse_decimal;
 use crate::error::ScgiError;
-use crate::http1::request::parse_decimal;
 use crate::limits::GatewayLimits;
 use crate::vars::{CgiVars, Spans};
 use crate::ParseError;

@@ -33,6 +33,7 @@ pub const HEADER_LEN: usize = 4;
 pub struct UwsgiPacket {
     /// Always 0 (a WSGI request): other values are refused.
     pub modifier1: u8,
+    /// As sent; 0 for a WSGI request, which is all nginx sends by default.
     pub modifier2: u8,
     /// The vars, spans into the head's bytes.
     pub vars: CgiVars,

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::http1::request::parse_decimal;
+use crate::ascii::parse_decimal;
 
 /// (name, value) spans into a buffer, in the order sent.
 pub type Spans = Vec<(Range<usize>, Range<usize>)>;
@@ -47,6 +47,7 @@ impl CgiVars {
         self.pairs.len()
     }
 
+    /// Whether there are no pairs.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()

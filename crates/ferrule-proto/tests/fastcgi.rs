@@ -1,9 +1,10 @@
 //! FastCGI from raw bytes: records, name-value pairs, the head and STDIN decoders, encoders.
 use ferrule_proto::fastcgi::{
-    answer_management, decode_params, encode_end_request, encode_get_values_result, encode_pair,
-    encode_stream, encode_stream_end, encode_unknown_type, padding_for, parse_get_values,
-    parse_record, stream_header, BeginRequest, FcgiRequest, HeadDecoder, HeadEvent, ProtocolStatus,
-    RecordType, Role, ServerValues, StdinDecoder, StdinEvent, PADDING,
+    answer_management, answer_other, decode_params, encode_end_request, encode_get_values_result,
+    encode_pair, encode_response_end, encode_stream, encode_stream_end, encode_unknown_type,
+    padding_for, parse_get_values, parse_record, records, stream_header, BeginRequest, FcgiRequest,
+    HeadDecoder, HeadEvent, ProtocolStatus, RecordType, Role, ServerValues, StdinDecoder,
+    StdinEvent, PADDING, VALUES,
 };
 use ferrule_proto::limits::GatewayLimits;
 use ferrule_proto::{FastCgiError, ParseError};
@@ -559,4 +560,181 @@ fn unknown_management_type_is_answered() {
         out,
         b"\x01\x0b\x00\x00\x00\x08\x00\x00\x2a\x00\x00\x00\x00\x00\x00\x00"
     );
+}
+
+/// The records `records` frames `parts` into, checked as they go: each header says STDOUT,
+/// request `id`, its content length and the padding to a multiple of 8, and the padding
+/// slice is that many zeros. Returns the content lengths and the concatenated content.
+fn check_stdout_records(id: u16, parts: &[&[u8]]) -> (Vec<usize>, Vec<u8>) {
+    let mut headers = Vec::new();
+    let slices = records(id, parts, &mut headers);
+    let wire = slices.concat();
+    let mut lens = Vec::new();
+    let mut content = Vec::new();
+    let mut pos = 0;
+    while pos < wire.len() {
+        let h = &wire[pos..pos + 8];
+        let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        let padding = usize::from(h[6]);
+        assert_eq!(
+            &h[..4],
+            [1, 6, (id >> 8) as u8, id as u8],
+            "version, STDOUT, id"
+        );
+        assert_eq!(h[7], 0, "reserved byte");
+        assert_eq!((len + padding) % 8, 0, "padded to a multiple of 8");
+        assert!(padding < 8);
+        let r = parse_record(&wire[pos..])
+            .expect("version 1")
+            .expect("a whole record");
+        assert_eq!((r.kind, r.request_id), (RecordType::Stdout as u8, id));
+        assert!(wire[pos + 8 + len..pos + r.len].iter().all(|&b| b == 0));
+        lens.push(len);
+        content.extend_from_slice(r.content);
+        pos += r.len;
+    }
+    assert_eq!(pos, wire.len());
+    (lens, content)
+}
+
+#[test]
+fn stdout_records_of_nothing_are_nothing() {
+    let mut headers = vec![[9; 8]];
+    assert!(records(1, &[], &mut headers).is_empty());
+    assert!(records(1, &[b"", b""], &mut headers).is_empty());
+    assert!(headers.is_empty(), "headers are cleared first");
+}
+
+#[test]
+fn stdout_records_of_one_small_part_are_header_content_padding() {
+    let mut headers = Vec::new();
+    let slices = records(258, &[b"hello"], &mut headers);
+    assert_eq!(
+        slices,
+        [&[1, 6, 1, 2, 0, 5, 3, 0][..], b"hello", &[0, 0, 0][..]]
+    );
+    let mut headers = Vec::new();
+    let slices = records(1, &[b"12345678"], &mut headers);
+    assert_eq!(slices, [&[1, 6, 0, 1, 0, 8, 0, 0][..], b"12345678", b""]);
+}
+
+#[test]
+fn stdout_records_split_parts_at_the_65535_byte_boundary() {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    // One part across three records, and parts whose joins fall on either side of a record's
+    // end, empty parts among them.
+    let cuts: [&[usize]; 4] = [
+        &[200_000],
+        &[65535, 65535, 68930],
+        &[65534, 2, 0, 65535, 68929],
+        &[10, 100_000, 0, 99_990],
+    ];
+    for lens in cuts {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for &n in lens {
+            parts.push(&data[at..at + n]);
+            at += n;
+        }
+        assert_eq!(at, data.len());
+        let (got_lens, content) = check_stdout_records(7, &parts);
+        assert_eq!(got_lens, [65535, 65535, 65535, 3395], "{lens:?}");
+        assert_eq!(content, data, "{lens:?}");
+    }
+    let (got_lens, content) = check_stdout_records(7, &[&data[..65535]]);
+    assert_eq!((got_lens, content.len()), (vec![65535], 65535));
+    let (got_lens, _) = check_stdout_records(7, &[&data[..65536]]);
+    assert_eq!(got_lens, [65535, 1]);
+}
+
+#[test]
+fn stdout_records_agree_with_encode_stream() {
+    let data: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+    let mut headers = Vec::new();
+    let framed = records(3, &[&data[..5], &data[5..]], &mut headers).concat();
+    let mut encoded = Vec::new();
+    encode_stream(RecordType::Stdout, 3, &data, &mut encoded);
+    assert_eq!(framed, encoded);
+}
+
+#[test]
+fn response_end_is_an_empty_stdout_then_end_request_complete() {
+    let mut out = b"before".to_vec();
+    encode_response_end(0x0102, &mut out);
+    assert_eq!(
+        out,
+        b"before\
+          \x01\x06\x01\x02\x00\x00\x00\x00\
+          \x01\x03\x01\x02\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    );
+}
+
+#[test]
+fn other_get_values_is_answered_with_the_servers_values() {
+    let query = pairs(&[
+        (b"FCGI_MAX_CONNS", b""),
+        (b"FCGI_MAX_REQS", b""),
+        (b"FCGI_MPXS_CONNS", b""),
+    ]);
+    let raw = record(RecordType::GetValues, 0, &query);
+    let mut out = Vec::new();
+    answer_other(&parse_record(&raw).unwrap().unwrap(), &mut out).unwrap();
+    let r = parse_record(&out).unwrap().unwrap();
+    assert_eq!((r.kind, r.request_id, r.len), (10, 0, out.len()));
+    assert_eq!(
+        r.content,
+        pairs(&[
+            (b"FCGI_MAX_CONNS", b"1024"),
+            (b"FCGI_MAX_REQS", b"1024"),
+            (b"FCGI_MPXS_CONNS", b"0"),
+        ])
+    );
+    assert_eq!(VALUES.max_conns, 1024);
+}
+
+#[test]
+fn other_malformed_get_values_is_an_error() {
+    let raw = record(RecordType::GetValues, 0, b"\x09");
+    let mut out = Vec::new();
+    assert_eq!(
+        fcgi_err(answer_other(
+            &parse_record(&raw).unwrap().unwrap(),
+            &mut out
+        )),
+        FastCgiError::TruncatedLength
+    );
+}
+
+#[test]
+fn other_begin_request_is_refused_with_cant_mpx_conn() {
+    let raw = begin(9, 1, 0);
+    let mut out = Vec::new();
+    answer_other(&parse_record(&raw).unwrap().unwrap(), &mut out).unwrap();
+    assert_eq!(
+        out,
+        b"\x01\x03\x00\x09\x00\x08\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00"
+    );
+}
+
+#[test]
+fn other_requests_records_besides_begin_request_are_ignored() {
+    let mut out = Vec::new();
+    for raw in [
+        record(RecordType::Params, 9, b""),
+        record(RecordType::Stdin, 9, b"x"),
+        record(RecordType::AbortRequest, 9, b""),
+    ] {
+        answer_other(&parse_record(&raw).unwrap().unwrap(), &mut out).unwrap();
+    }
+    assert!(out.is_empty());
+}
+
+#[test]
+fn other_unknown_management_type_is_answered_unknown_type() {
+    let raw = record_padded(42, 0, b"", 0);
+    let mut out = Vec::new();
+    answer_other(&parse_record(&raw).unwrap().unwrap(), &mut out).unwrap();
+    let mut direct = Vec::new();
+    encode_unknown_type(42, &mut direct);
+    assert_eq!(out, direct);
 }

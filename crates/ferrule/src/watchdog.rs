@@ -228,7 +228,9 @@ fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
     }
     if answered && s.http.load(Ordering::Acquire) {
         let server = settings.server_header.then_some(&b"ferrule"[..]);
-        let resp = crate::net::date::with(|d| enc::simple_response(504, true, d, server, false));
+        let resp = crate::net::date::with(|d| {
+            enc::simple_response(enc::StatusLine::Http11, 504, true, d, server, false)
+        });
         // SAFETY: fd is the request's connection, kept open by its task while the request is
         // in the app (which it still is); a short write on a fresh response head is harmless.
         unsafe {

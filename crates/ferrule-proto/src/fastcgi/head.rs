@@ -14,6 +14,7 @@ use crate::ParseError;
 /// [`super::StdinDecoder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FcgiRequest {
+    /// The id every record of this request carries (never 0).
     pub request_id: u16,
     /// Ferrule serves [`Role::Responder`]; answer others with END_REQUEST `UnknownRole`.
     pub role: Role,
@@ -31,15 +32,18 @@ pub struct FcgiRequest {
 pub enum HeadEvent<'a> {
     /// A complete request head. The decoder is ready for the next one.
     Request(FcgiRequest),
-    /// A management record (request id 0): answer it with [`super::answer_management`].
+    /// A management record (request id 0): answer it with [`super::answer_other`].
     Management(Record<'a>),
     /// A record for a request id other than the one being read (or, with none being read, a
-    /// record other than BEGIN_REQUEST for an unknown id). Answer a BEGIN_REQUEST with
-    /// END_REQUEST `CantMpxConn`; ignore the rest.
+    /// record other than BEGIN_REQUEST for an unknown id). [`super::answer_other`] answers a
+    /// BEGIN_REQUEST with END_REQUEST `CantMpxConn` and ignores the rest.
     OtherRequest(Record<'a>),
     /// The request being read was aborted before its params were complete: answer with
     /// END_REQUEST `RequestComplete`. The decoder is ready for the next request.
-    Aborted { request_id: u16 },
+    Aborted {
+        /// The id of the aborted request.
+        request_id: u16,
+    },
 }
 
 /// Reads BEGIN_REQUEST and the PARAMS stream (which may span many records, with name-value
@@ -54,6 +58,7 @@ pub struct HeadDecoder {
 }
 
 impl HeadDecoder {
+    /// A decoder waiting for a BEGIN_REQUEST, holding PARAMS to `limits`.
     #[must_use]
     pub fn new(limits: GatewayLimits) -> Self {
         Self {

@@ -8,17 +8,20 @@
 //! - [`head`]: [`HeadDecoder`], BEGIN_REQUEST and the PARAMS stream into a [`FcgiRequest`].
 //! - [`stdin`]: [`StdinDecoder`], the STDIN stream of one request, as the chunked decoder does
 //!   for HTTP bodies.
+//! - [`stdout`]: the response as STDOUT records ([`records`]) and its end
+//!   ([`encode_response_end`]); the answers to other records ([`answer_other`]).
 //!
 //! A connection reads a head with [`HeadDecoder`], runs the app while a [`StdinDecoder`]
 //! yields the body, writes STDOUT records and an END_REQUEST, then closes the connection
-//! unless [`FcgiRequest::keep_conn`]. Both decoders hand back management records (request id 0:
-//! answer with [`answer_management`]) and records of other request ids: the server serves one
+//! unless [`FcgiRequest::keep_conn`]. Both decoders hand back management records (request id 0)
+//! and records of other request ids, which [`answer_other`] answers: the server serves one
 //! request per connection at a time, so it answers another BEGIN_REQUEST with END_REQUEST
 //! [`ProtocolStatus::CantMpxConn`] and ignores the rest, as the spec allows.
 pub mod head;
 pub mod params;
 pub mod record;
 pub mod stdin;
+pub mod stdout;
 
 pub use head::{FcgiRequest, HeadDecoder, HeadEvent};
 pub use params::{
@@ -30,6 +33,7 @@ pub use record::{
     padding_for, parse_record, stream_header, Record,
 };
 pub use stdin::{StdinDecoder, StdinEvent};
+pub use stdout::{answer_other, encode_response_end, records, VALUES};
 
 use crate::error::FastCgiError;
 use crate::ParseError;
@@ -51,16 +55,27 @@ pub const FCGI_KEEP_CONN: u8 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RecordType {
+    /// `FCGI_BEGIN_REQUEST`: role and flags of a new request.
     BeginRequest = 1,
+    /// `FCGI_ABORT_REQUEST`: the front server gives up on a request.
     AbortRequest = 2,
+    /// `FCGI_END_REQUEST`: the application's last record for a request.
     EndRequest = 3,
+    /// `FCGI_PARAMS`: the stream of CGI variables, ended by an empty record.
     Params = 4,
+    /// `FCGI_STDIN`: the stream of the request body, ended by an empty record.
     Stdin = 5,
+    /// `FCGI_STDOUT`: the stream of the response, ended by an empty record.
     Stdout = 6,
+    /// `FCGI_STDERR`: the application's error stream.
     Stderr = 7,
+    /// `FCGI_DATA`: the Filter role's extra stream (not served).
     Data = 8,
+    /// `FCGI_GET_VALUES`: a management query of the application's variables.
     GetValues = 9,
+    /// `FCGI_GET_VALUES_RESULT`: the answer to GET_VALUES.
     GetValuesResult = 10,
+    /// `FCGI_UNKNOWN_TYPE`: the answer to a management record of an unknown type.
     UnknownType = 11,
 }
 
@@ -89,13 +104,18 @@ impl RecordType {
 /// others with END_REQUEST [`ProtocolStatus::UnknownRole`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// 1: answer an HTTP request (what a WSGI server does).
     Responder,
+    /// 2: decide whether a request is allowed.
     Authorizer,
+    /// 3: filter a file (`FCGI_DATA`) into a response.
     Filter,
+    /// A value the spec does not define, as sent.
     Other(u16),
 }
 
 impl Role {
+    /// The role for a wire value.
     #[must_use]
     pub fn from_u16(v: u16) -> Self {
         match v {
@@ -124,6 +144,7 @@ pub enum ProtocolStatus {
 /// The body of a BEGIN_REQUEST record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BeginRequest {
+    /// The role asked for.
     pub role: Role,
     /// The flags byte as sent.
     pub flags: u8,

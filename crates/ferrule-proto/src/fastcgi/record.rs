@@ -11,6 +11,7 @@ use crate::ParseError;
 pub struct Record<'a> {
     /// The type byte as sent; [`Record::record_type`] maps it to [`RecordType`].
     pub kind: u8,
+    /// The request the record belongs to; 0 for a management record.
     pub request_id: u16,
     /// The content, without padding.
     pub content: &'a [u8],

@@ -17,10 +17,10 @@ pub enum StdinEvent<'a> {
     /// ABORT_REQUEST for this request: stop the app's output, close its iterable and answer
     /// END_REQUEST `RequestComplete`.
     Abort,
-    /// A management record (request id 0): answer it with [`super::answer_management`].
+    /// A management record (request id 0): answer it with [`super::answer_other`].
     Management(Record<'a>),
-    /// A record for another request id: answer a BEGIN_REQUEST with END_REQUEST
-    /// `CantMpxConn`, ignore the rest.
+    /// A record for another request id: [`super::answer_other`] answers a BEGIN_REQUEST with
+    /// END_REQUEST `CantMpxConn` and ignores the rest.
     OtherRequest(Record<'a>),
 }
 

@@ -1,5 +1,6 @@
 //! The RFC 7239 `Forwarded` header: comma-separated elements of `;`-separated `name=value`
 //! pairs, values being tokens or quoted strings, names case-insensitive.
+use crate::ascii::ows_len;
 use crate::http1::is_tchar;
 
 /// One forwarded-element: the parameters Ferrule reads, values without their quotes.
@@ -20,7 +21,7 @@ pub(super) fn parse_forwarded(v: &[u8]) -> Option<Vec<Element<'_>>> {
     let mut by = false;
     let mut i = 0;
     loop {
-        i += ows(v.get(i..)?);
+        i += ows_len(v.get(i..)?);
         let Some(&c) = v.get(i) else { break };
         match c {
             b',' => {
@@ -68,7 +69,7 @@ pub(super) fn parse_forwarded(v: &[u8]) -> Option<Vec<Element<'_>>> {
             *slot = Some(value);
         }
         pairs += 1;
-        i += ows(v.get(i..)?);
+        i += ows_len(v.get(i..)?);
         if !matches!(v.get(i), None | Some(b';' | b',')) {
             return None;
         }
@@ -77,11 +78,6 @@ pub(super) fn parse_forwarded(v: &[u8]) -> Option<Vec<Element<'_>>> {
         elements.push(current);
     }
     (!elements.is_empty()).then_some(elements)
-}
-
-/// Spaces and tabs at the front of `v`.
-fn ows(v: &[u8]) -> usize {
-    v.iter().take_while(|&&c| c == b' ' || c == b'\t').count()
 }
 
 /// A value at the front of `v` and the bytes it took: a quoted string (without escapes) or a

@@ -14,7 +14,10 @@ pub use request::parse_request;
 /// The protocol version a request was sent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`: the connection closes after the response unless the client asked
+    /// `Connection: keep-alive`.
     Http10,
+    /// `HTTP/1.1` (and any other 1.x minor version).
     Http11,
 }
 
@@ -43,12 +46,17 @@ pub enum BodyKind {
 /// A parsed, validated request head. Names and values are spans into `buf`.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
+    /// The head's bytes, request line to blank line.
     pub buf: Bytes,
+    /// The method's span ([`RequestHead::method`]).
     pub method: Range<usize>,
+    /// The request target's span, as sent ([`RequestHead::target`]).
     pub target: Range<usize>,
+    /// The protocol version.
     pub version: Version,
     /// (name, value) spans, in the order sent.
     pub headers: Vec<(Range<usize>, Range<usize>)>,
+    /// How the body that follows the head is delimited.
     pub body: BodyKind,
     /// The client allows the connection to stay open after this request.
     pub keep_alive: bool,
@@ -59,11 +67,13 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// The method, as sent (a token; case-sensitive).
     #[must_use]
     pub fn method(&self) -> &[u8] {
         self.buf.get(self.method.clone()).unwrap_or_default()
     }
 
+    /// The request target, as sent: origin-form, absolute-form or `*`.
     #[must_use]
     pub fn target(&self) -> &[u8] {
         self.buf.get(self.target.clone()).unwrap_or_default()
@@ -86,6 +96,7 @@ impl RequestHead {
         self.buf.get(v.clone())
     }
 
+    /// Whether the method is HEAD: the response has no body.
     #[must_use]
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"
@@ -99,6 +110,7 @@ pub fn is_token(b: &[u8]) -> bool {
     !b.is_empty() && b.iter().all(|&c| is_tchar(c))
 }
 
+/// Whether `c` is a `tchar`, a byte of a token (RFC 9110 section 5.6.2).
 #[must_use]
 #[inline]
 pub fn is_tchar(c: u8) -> bool {
@@ -106,7 +118,7 @@ pub fn is_tchar(c: u8) -> bool {
 }
 
 /// `tchar` (RFC 9110 section 5.6.2) as a table: one load per byte on the hot path.
-static TCHAR: [bool; 256] = crate::alnum_and(b"!#$%&'*+-.^_`|~");
+static TCHAR: [bool; 256] = crate::ascii::alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` may be sent as a field value: no CR, LF, NUL or other control but HTAB.
 #[must_use]

@@ -6,6 +6,7 @@ use std::ops::Range;
 use bytes::BytesMut;
 
 use super::{BodyKind, RequestHead, Version};
+use crate::ascii;
 use crate::cgi::valid_host;
 use crate::{Limits, ParseError};
 
@@ -129,7 +130,8 @@ fn parse_with<'b>(
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 for item in value.split(|&c| c == b',') {
-                    let n = parse_decimal(trim_ows(item)).ok_or(ParseError::ContentLength)?;
+                    let n = ascii::parse_decimal(ascii::trim_ows(item))
+                        .ok_or(ParseError::ContentLength)?;
                     if length.is_some_and(|l| l != n) {
                         return Err(ParseError::ContentLength);
                     }
@@ -142,7 +144,7 @@ fn parse_with<'b>(
                 }
                 te_seen = true;
                 for item in value.split(|&c| c == b',') {
-                    let coding = trim_ows(item);
+                    let coding = ascii::trim_ows(item);
                     if coding.is_empty() {
                         continue;
                     }
@@ -161,7 +163,7 @@ fn parse_with<'b>(
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for item in value.split(|&c| c == b',') {
-                    let token = trim_ows(item);
+                    let token = ascii::trim_ows(item);
                     close |= token.eq_ignore_ascii_case(b"close");
                     keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
@@ -282,33 +284,4 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), ParseError> {
             }
         }
     }
-}
-
-/// Optional whitespace (SP, HTAB) trimmed from both ends.
-#[must_use]
-pub fn trim_ows(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|&c| c != b' ' && c != b'\t')
-        .map_or(start, |e| e + 1);
-    b.get(start..end).unwrap_or_default()
-}
-
-/// `1*DIGIT` that fits in a u64; no sign, no whitespace, no hex.
-#[must_use]
-pub fn parse_decimal(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
-    }
-    b.iter().try_fold(0u64, |acc, &c| {
-        if c.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
-        } else {
-            None
-        }
-    })
 }

@@ -135,7 +135,7 @@ impl BodyReader {
                                 used,
                                 Some(StdinEvent::Management(rec) | StdinEvent::OtherRequest(rec)),
                             )) => {
-                                if super::fcgi_out::answer_other(&rec, &mut reply).is_err() {
+                                if ferrule_proto::fastcgi::answer_other(&rec, &mut reply).is_err() {
                                     reply.clear();
                                 }
                                 (used, 0, false)
@@ -298,7 +298,6 @@ impl BodyReader {
         true
     }
 }
-
 
 impl BodySource for BodyReader {
     fn read(

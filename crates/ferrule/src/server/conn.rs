@@ -494,6 +494,7 @@ async fn serve_requests(
                 debug!("refused request from {:?}: {e}", info.peer);
                 let resp = date::with(|d| {
                     enc::simple_response(
+                        enc::StatusLine::Http11,
                         e.status(),
                         true,
                         d,

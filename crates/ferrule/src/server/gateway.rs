@@ -13,7 +13,6 @@ use tokio::sync::watch;
 
 use super::body::BodyReader;
 use super::conn::{linger, on_pool, start, until_done, Finished, Stream, READ_BUF};
-use super::fcgi_out;
 use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;
@@ -102,7 +101,6 @@ pub(super) async fn serve_one(
     linger(&mut stream).await;
 }
 
-
 /// Serves FastCGI requests on one connection, one at a time, while the front server keeps it.
 pub(super) async fn serve_fastcgi(
     worker: &Arc<Worker>,
@@ -183,7 +181,7 @@ async fn read_fastcgi_head(
             Ok((n, Some(ev))) => match ev {
                 HeadEvent::Request(r) => (n, Some(r)),
                 HeadEvent::Management(rec) | HeadEvent::OtherRequest(rec) => {
-                    if let Err(e) = fcgi_out::answer_other(&rec, &mut reply) {
+                    if let Err(e) = ferrule_proto::fastcgi::answer_other(&rec, &mut reply) {
                         warning!(
                             "closing a FastCGI connection from {}: {e}",
                             info.peer_label()

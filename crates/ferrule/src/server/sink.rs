@@ -14,7 +14,8 @@ use std::io::{self, IoSlice};
 use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
 
-use ferrule_proto::http1::{response as enc, Version};
+use ferrule_proto::http1::response::{self as enc, Connection, ResponseHead, StatusLine};
+use ferrule_proto::http1::Version;
 
 use super::fcgi_out;
 use super::flush::{Flusher, Pending};
@@ -236,37 +237,41 @@ impl StreamSink {
             Some(n) if self.defer_last && n <= DEFER_MAX as u64 => n as usize,
             _ => 0,
         };
-        let mut head = sio::take_buf(160 + h.status.len() + h.fields.len() + body_room);
         let fastcgi = self.fastcgi().is_some();
-        head.extend_from_slice(if fastcgi { b"Status: " } else { b"HTTP/1.1 " });
-        head.extend_from_slice(h.status);
-        head.extend_from_slice(b"\r\n");
-        if self.set.server_header && !h.has_server {
-            head.extend_from_slice(b"Server: ferrule\r\n");
-        }
-        if !h.has_date {
-            date::with(|d| enc::push_header(&mut head, b"Date", d));
-        }
-        head.extend_from_slice(h.fields);
-        if let Some(n) = h.length.filter(|_| h.state_length) {
-            enc::push_header(
-                &mut head,
-                b"Content-Length",
-                itoa::Buffer::new().format(n).as_bytes(),
-            );
-        }
-        if self.framing == Framing::Chunked {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        if fastcgi {
+        let connection = if fastcgi {
             // The connection is the front server's business, not the client's.
+            Connection::Default
         } else if !self.keep_alive {
-            head.extend_from_slice(b"Connection: close\r\n");
+            Connection::Close
         } else if self.set.wire == Wire::Http1(Version::Http10) {
-            head.extend_from_slice(b"Connection: keep-alive\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        sio::give_back(std::mem::replace(&mut self.head, head));
+            Connection::KeepAlive
+        } else {
+            Connection::Default
+        };
+        date::with(|d| {
+            let encoder = ResponseHead {
+                line: if fastcgi {
+                    StatusLine::Cgi
+                } else {
+                    StatusLine::Http11
+                },
+                status: h.status,
+                fields: h.fields,
+                server: (self.set.server_header && !h.has_server).then_some(&b"ferrule"[..]),
+                date: (!h.has_date).then_some(d),
+                content_length: h.length.filter(|_| h.state_length),
+                framing: match self.framing {
+                    Framing::NoBody => enc::Framing::NoBody,
+                    Framing::Length(n) => enc::Framing::Length(n),
+                    Framing::Chunked => enc::Framing::Chunked,
+                    Framing::Close | Framing::Unset => enc::Framing::Close,
+                },
+                connection,
+            };
+            let mut head = sio::take_buf(encoder.max_len() + body_room);
+            encoder.encode(&mut head);
+            sio::give_back(std::mem::replace(&mut self.head, head));
+        });
     }
 
     /// Writes `parts`: first without waiting, holding the GIL; the rest with the GIL released,
@@ -308,7 +313,7 @@ impl StreamSink {
         let framed;
         let parts = match self.fastcgi() {
             Some(id) => {
-                framed = fcgi_out::records(id, parts, &mut headers);
+                framed = ferrule_proto::fastcgi::records(id, parts, &mut headers);
                 &framed[..]
             }
             None => parts,

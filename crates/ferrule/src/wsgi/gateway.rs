@@ -1,6 +1,7 @@
 //! Requests that come through a front server: CGI variables instead of header fields. They become the environ as sent, where PEP 3333 allows, with the few fixes a
 //! front server's stock parameters need.
-use ferrule_proto::cgi::percent_decode;
+use std::borrow::Cow;
+
 use ferrule_proto::CgiVars;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -28,39 +29,18 @@ impl CgiRequest {
     }
 
     /// The target as the client sent it: REQUEST_URI, else DOCUMENT_URI plus the query.
-    pub fn target(&self) -> Vec<u8> {
-        if let Some(uri) = self.vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
-            return uri.to_vec();
-        }
-        let mut t = self
-            .vars
-            .get(b"DOCUMENT_URI")
-            .or_else(|| self.vars.get(b"PATH_INFO"))
-            .unwrap_or(b"/")
-            .to_vec();
-        if let Some(q) = self.vars.get(b"QUERY_STRING").filter(|q| !q.is_empty()) {
-            t.push(b'?');
-            t.extend_from_slice(q);
-        }
-        t
+    pub fn target(&self) -> Cow<'_, [u8]> {
+        ferrule_proto::cgi::gateway_target(&self.vars)
     }
 
     pub fn protocol(&self) -> &[u8] {
         self.vars.get(b"SERVER_PROTOCOL").unwrap_or(b"HTTP/1.0")
     }
 
-    /// The request path the app sees, before `--root-path` is taken off: PATH_INFO when the
-    /// front server sends one (nginx's uwsgi_params), else the path of REQUEST_URI (stock
-    /// SCGI and FastCGI params), else DOCUMENT_URI; percent-decoded as bytes.
-    pub fn path(&self) -> Vec<u8> {
-        if let Some(p) = self.vars.get(b"PATH_INFO").filter(|p| !p.is_empty()) {
-            return p.to_vec();
-        }
-        if let Some(uri) = self.vars.get(b"REQUEST_URI").filter(|u| !u.is_empty()) {
-            let path = ferrule_proto::cgi::split_target(uri).path;
-            return percent_decode(path).into_owned();
-        }
-        self.vars.get(b"DOCUMENT_URI").unwrap_or(b"/").to_vec()
+    /// The request path the app sees, before `--root-path` is taken off (see
+    /// [`ferrule_proto::cgi::gateway_path_info`]).
+    pub fn path(&self) -> Cow<'_, [u8]> {
+        ferrule_proto::cgi::gateway_path_info(&self.vars)
     }
 
     /// `https` when the front server says the client came over TLS.

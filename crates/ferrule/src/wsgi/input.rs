@@ -19,13 +19,13 @@ fn body_error(e: BodyError) -> PyErr {
     match e {
         BodyError::Parse(e) => PyValueError::new_err(format!("request body refused: {e}")),
         BodyError::Io(io::ErrorKind::TimedOut) => {
-                PyOSError::new_err("client timed out sending the request body")
-            }
+            PyOSError::new_err("client timed out sending the request body")
+        }
         BodyError::Io(_) => {
-                PyOSError::new_err("client disconnected before sending the whole request body")
-            }
+            PyOSError::new_err("client disconnected before sending the whole request body")
         }
     }
+}
 
 /// `wsgi.input`. Reads block (with the GIL released) until `size` bytes or the end of the body,
 /// as a buffered file's do.

@@ -2,7 +2,7 @@
 //! hands it a [`Request`], a response [`Sink`](sink::Sink) and the request's
 //! [`BodySource`](sink::BodySource); [`serve`] runs the request through the app and sends its
 //! response through the sink, without knowing which protocol carries either.
-use ferrule_proto::cgi::{percent_decode, split_target};
+use ferrule_proto::cgi::{percent_decode, split_target, strip_root_path};
 use ferrule_proto::http1::RequestHead;
 use pyo3::prelude::*;
 
@@ -30,16 +30,6 @@ pub use app::{
 };
 pub use exchange::{resume, serve, Exchange, Outcome, Served};
 use gateway::CgiRequest;
-
-/// Where the app's path lives under `--root-path`: the PATH_INFO, or None for a 404.
-fn path_info<'a>(root: &str, path: &'a [u8]) -> Option<&'a [u8]> {
-    // `OPTIONS *` asks about the server as a whole: the app sees PATH_INFO "*" (as in gunicorn).
-    if path == b"*" {
-        return Some(path);
-    }
-    let rest = path.strip_prefix(root.as_bytes())?;
-    (rest.is_empty() || rest.starts_with(b"/")).then_some(rest)
-}
 
 /// A request as its transport delivered it.
 pub enum Request {
@@ -70,13 +60,16 @@ impl Request {
     pub fn target(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
             Self::Fields(h) => std::borrow::Cow::Borrowed(h.target()),
-            Self::Cgi(c) => std::borrow::Cow::Owned(c.target()),
+            Self::Cgi(c) => c.target(),
         }
     }
 
     /// What the access log says of the request; `target` holds the target.
     fn access_entry<'a>(&'a self, conn: &ConnInfo, target: &'a [u8]) -> AccessEntry<'a> {
-        let peer = || conn.peer.map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+        let peer = || {
+            conn.peer
+                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+        };
         match self {
             Self::Fields(head) => {
                 let field = |name: &[u8]| {
@@ -94,9 +87,9 @@ impl Request {
                 }
             }
             Self::Cgi(req) => AccessEntry {
-                remote: req.header(b"REMOTE_ADDR").map_or_else(peer, |a| {
-                    String::from_utf8_lossy(a).into_owned()
-                }),
+                remote: req
+                    .header(b"REMOTE_ADDR")
+                    .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned()),
                 method: req.method(),
                 target,
                 version: req.protocol(),
@@ -120,7 +113,7 @@ impl Request {
             Self::Fields(head) => {
                 let target = split_target(head.target());
                 let decoded = percent_decode(target.path);
-                let Some(path) = path_info(&app.root_path, &decoded) else {
+                let Some(path) = strip_root_path(app.root_path.as_bytes(), &decoded) else {
                     return Ok(None);
                 };
                 let shared = input.is(app.empty_input.bind(py));
@@ -133,7 +126,7 @@ impl Request {
             }
             Self::Cgi(req) => {
                 let full = req.path();
-                let Some(path) = path_info(&app.root_path, &full) else {
+                let Some(path) = strip_root_path(app.root_path.as_bytes(), &full) else {
                     return Ok(None);
                 };
                 let env = gateway::build(py, &app.environ, req, conn, path, input)?;
@@ -141,20 +134,5 @@ impl Request {
                 Ok(Some(env))
             }
         }
-    }
-}
-
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn root_path_mounts_on_segment_boundaries() {
-        assert_eq!(super::path_info("", b"/x"), Some(&b"/x"[..]));
-        assert_eq!(super::path_info("/app", b"/app/x"), Some(&b"/x"[..]));
-        assert_eq!(super::path_info("/app", b"/app"), Some(&b""[..]));
-        assert_eq!(super::path_info("/app", b"/application"), None);
-        assert_eq!(super::path_info("/app", b"/other"), None);
-        assert_eq!(super::path_info("", b"*"), Some(&b"*"[..]));
-        assert_eq!(super::path_info("/app", b"*"), Some(&b"*"[..]));
     }
 }

@@ -3,7 +3,7 @@
 //! [`Sink`] (see `writer.rs`).
 use std::borrow::Cow;
 
-use ferrule_proto::http1::request::{parse_decimal, trim_ows};
+use ferrule_proto::ascii::{parse_decimal, trim_ows};
 use ferrule_proto::http1::{is_field_value, is_token, response as enc};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -194,7 +194,11 @@ impl StartResponse {
         self.status.push(b' ');
         self.status.extend_from_slice(reason.as_bytes());
         self.headers.clear();
-        enc::push_header(&mut self.headers, b"Content-Type", b"text/plain; charset=utf-8");
+        enc::push_header(
+            &mut self.headers,
+            b"Content-Type",
+            b"text/plain; charset=utf-8",
+        );
         let body = format!("{reason}\n").into_bytes();
         enc::push_header(
             &mut self.headers,
@@ -319,11 +323,9 @@ impl StartResponse {
             return Ok(());
         };
         let length = if kind == NameKind::ContentLength {
-            Some(
-                parse_decimal(trim_ows(&value_b)).ok_or_else(
-                    || invalid(format!("Content-Length {value} is not a decimal number")),
-                )?,
-            )
+            Some(parse_decimal(trim_ows(&value_b)).ok_or_else(|| {
+                invalid(format!("Content-Length {value} is not a decimal number"))
+            })?)
         } else {
             None
         };
@@ -366,7 +368,6 @@ impl StartResponse {
         }
         Ok(true)
     }
-
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {

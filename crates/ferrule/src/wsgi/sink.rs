@@ -185,8 +185,12 @@ pub enum BodyError {
 pub trait BodySource: Send + Sync + 'static {
     /// Appends up to `max` (> 0) body bytes to `out`. `Ok(Some(0))`: the body has ended.
     /// `Ok(None)`: nothing is received yet and `block` is false.
-    fn read(&mut self, out: &mut Vec<u8>, max: usize, block: bool)
-        -> Result<Option<usize>, BodyError>;
+    fn read(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        block: bool,
+    ) -> Result<Option<usize>, BodyError>;
     /// How many bytes a `read(size)` returns, when the body's length is known and nothing
     /// failed: `size` (None: all) capped at what is left.
     fn exact_len(&self, size: Option<usize>) -> Option<usize>;
