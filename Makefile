@@ -20,8 +20,10 @@ $(VENV)/.deps: requirements-dev.txt | $(BIN)/python
 
 venv: $(VENV)/.deps
 
+# The development build carries the integration tests' hooks (feature test-hooks: a forced
+# panic, inert unless FERRULE_TEST_PANIC is set); wheels (`smoke`, `make bench`) never do.
 build: venv
-	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release -q
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release -q -F pyo3/extension-module -F test-hooks
 
 run: build
 	$(BIN)/ferrule --bind 127.0.0.1:8000 $(APP)

@@ -107,3 +107,18 @@ def test_app_threads_run_while_the_worker_is_idle_and_while_it_serves(serve_both
             busy = int(s.get(srv.url + "/").text)
     assert idle - start >= 10, (start, idle)
     assert busy - idle >= 10, (idle, busy)
+
+
+def test_a_panic_in_the_server_is_answered_500_and_the_worker_keeps_serving(serve_both):
+    # The build `make test` makes has a hook (feature test-hooks, never in a wheel) that panics
+    # in the server's own code on this path while FERRULE_TEST_PANIC is set.
+    srv = serve_both("basic:hello", env={"FERRULE_TEST_PANIC": "1"})
+    with requests.Session() as s:
+        r = s.get(srv.url + "/__ferrule_test_panic__")
+        assert r.status_code == 500
+        srv.wait_for_log(r"internal error while serving a request \(a bug in ferrule\): forced")
+        for _ in range(3):
+            r = s.get(srv.url + "/")
+            assert (r.status_code, r.text) == (200, "Hello, World!")
+    # The same worker answered: it was not replaced.
+    assert sum("Booting worker" in line for line in srv.log) == 1
