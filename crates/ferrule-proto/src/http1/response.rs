@@ -103,8 +103,9 @@ impl ResponseHead<'_> {
 
     /// Appends the head, blank line included: the status line, `Server`, `Date`, the fields,
     /// `Content-Length`, `Transfer-Encoding`, `Connection`, in that order, each when present.
+    /// A buffer with [`ResponseHead::max_len`] bytes of room takes it without growing (the
+    /// caller reserves: the server takes its buffers with room from a pool).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(self.max_len());
         out.extend_from_slice(self.line.prefix());
         out.extend_from_slice(self.status);
         out.extend_from_slice(b"\r\n");

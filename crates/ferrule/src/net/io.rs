@@ -33,7 +33,9 @@ pub fn take_buf(capacity: usize) -> Vec<u8> {
 
 /// A response buffer that has been written, kept for [`take_buf`] if it is small.
 pub fn give_back(mut buf: Vec<u8>) {
-    if buf.capacity() > SPARE_BUF_CAP {
+    if buf.capacity() == 0 || buf.capacity() > SPARE_BUF_CAP {
+        // Nothing to keep (an empty buffer would cost an allocation to the next taker), or
+        // too large to keep.
         return;
     }
     buf.clear();

@@ -14,15 +14,15 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::body::{BodyReader, DRAIN_LIMIT};
-use super::fcgi_out;
+use super::body::BodyReader;
+use super::exchange::{on_pool, start, until_done, Turn};
 use super::listener::Listener;
 use super::sink::{StreamSink, Wire};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
 use crate::net::{date, io as sio, ConnInfo};
-use crate::wsgi::{self, sink::BodySource};
+use crate::wsgi;
 
 /// Initial read buffer per connection.
 pub(super) const READ_BUF: usize = 8 * 1024;
@@ -546,8 +546,13 @@ async fn serve_requests(
             };
             turn
         };
-        let Some(mut finished) = until_done(worker, stream, info, turn).await else {
-            return;
+        let mut finished = match turn {
+            Turn::Done(finished) => finished,
+            // The response waits for the client (or the exchange failed).
+            turn => match until_done(worker, stream, info, turn).await {
+                Some(finished) => finished,
+                None => return,
+            },
         };
         worker.request_done();
         let stays_open = finished.keep_alive && !worker.keep_alive.is_zero();
@@ -679,149 +684,6 @@ async fn read_small_chunked(
         if !read_more(worker, stream, rbuf, timer).await {
             return false;
         }
-    }
-}
-
-/// A request's response, done with the app: the transport's sink and read buffer back.
-pub(super) struct Finished {
-    pub keep_alive: bool,
-    pub sink: Box<StreamSink>,
-    pub rbuf: BytesMut,
-}
-
-/// Where a request stands after a turn in the bridge.
-pub(super) enum Turn {
-    Done(Finished),
-    /// The response waits for the client; the read buffer is the server's own when the
-    /// request had no body (else the body source holds it).
-    Waiting(Box<wsgi::Exchange>, Option<BytesMut>),
-    /// The exchange could not run: close the connection.
-    Failed,
-}
-
-/// Runs a request through the bridge on this thread (the app thread, or the inline loop's).
-pub(super) fn start(
-    worker: &Worker,
-    info: &ConnInfo,
-    request: wsgi::Request,
-    sink: Box<StreamSink>,
-    mut reader: BodyReader,
-) -> Turn {
-    // A request without a body gets the shared empty `wsgi.input`; its read buffer (what
-    // followed the head) stays here.
-    let (body, rbuf): (Option<Box<dyn BodySource>>, _) = if reader.is_done() {
-        (None, Some(std::mem::take(&mut reader.rbuf)))
-    } else {
-        (Some(Box::new(reader)), None)
-    };
-    let served = wsgi::serve(&worker.app, info, request, sink, body);
-    turn(worker, info, served, rbuf)
-}
-
-fn turn(worker: &Worker, info: &ConnInfo, served: wsgi::Served, rbuf: Option<BytesMut>) -> Turn {
-    match served {
-        wsgi::Served::Waiting(exchange) => Turn::Waiting(exchange, rbuf),
-        wsgi::Served::Done(outcome) => settle(worker, info, outcome, rbuf),
-    }
-}
-
-/// The end of a request, once the bridge is done with it: the unread body is drained (or the
-/// connection is to close), FastCGI's end of the request.
-fn settle(
-    worker: &Worker,
-    info: &ConnInfo,
-    outcome: wsgi::Outcome,
-    rbuf: Option<BytesMut>,
-) -> Turn {
-    let Some(mut sink) = outcome
-        .sink
-        .and_then(|s| s.into_any().downcast::<StreamSink>().ok())
-    else {
-        return Turn::Failed;
-    };
-    let mut keep_alive = outcome.keep_alive;
-    let reader = outcome
-        .body
-        .and_then(|b| b.into_any().downcast::<BodyReader>().ok());
-    let body_left = reader.as_ref().is_some_and(|r| !r.is_done());
-    if let Some(d) = sink.deferred.take_if(|_| body_left) {
-        // The client may wait for the response before it sends the rest of the body (or
-        // gives up on it): the response goes out before the drain. (Deferred: the inline
-        // worker, which does not wait for the socket here.)
-        match sio::try_write_parts(info.fd, &[&d]) {
-            Ok(n) if n == d.len() => {}
-            Ok(n) => {
-                // The client does not read: the rest goes from the connection's task, and the
-                // connection closes after it instead of draining the body.
-                keep_alive = false;
-                sink.deferred = d.get(n..).map(<[u8]>::to_vec);
-            }
-            Err(_) => keep_alive = false,
-        }
-        sio::give_back(d);
-    }
-    let rbuf = match (reader, rbuf) {
-        (Some(mut r), _) => {
-            if keep_alive && !r.is_done() {
-                keep_alive = r.drain(DRAIN_LIMIT);
-            }
-            std::mem::take(&mut r.rbuf)
-        }
-        (None, Some(rbuf)) => rbuf,
-        (None, None) => {
-            keep_alive = false;
-            BytesMut::new()
-        }
-    };
-    if let Some(id) = sink.fastcgi_id() {
-        // The end of STDOUT and END_REQUEST; after a failure mid-response the connection just
-        // closes, so that the front server sees the response cut short.
-        if sink.failed() || !fcgi_out::end_request(info.fd, id, worker.client_timeout) {
-            keep_alive = false;
-        }
-    }
-    Turn::Done(Finished {
-        keep_alive,
-        sink,
-        rbuf,
-    })
-}
-
-/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
-pub(super) async fn on_pool(
-    worker: &Arc<Worker>,
-    info: ConnInfo,
-    request: wsgi::Request,
-    sink: Box<StreamSink>,
-    reader: BodyReader,
-) -> Option<Turn> {
-    let w = Arc::clone(worker);
-    worker
-        .run_app(move || start(&w, &info, request, sink, reader))
-        .await
-}
-
-/// Waits for the client to read while the response is congested, resuming it each time,
-/// until it is done. None: the connection is to close at once.
-pub(super) async fn until_done(
-    worker: &Worker,
-    stream: &Stream,
-    info: ConnInfo,
-    mut turn: Turn,
-) -> Option<Finished> {
-    loop {
-        let (exchange, rbuf) = match turn {
-            Turn::Done(finished) => return Some(finished),
-            Turn::Failed => return None,
-            Turn::Waiting(exchange, rbuf) => (exchange, rbuf),
-        };
-        let writable = stream.writable_within(worker.client_timeout).await;
-        turn = self::turn(
-            worker,
-            &info,
-            wsgi::resume(&worker.app, exchange, writable),
-            rbuf,
-        );
     }
 }
 

@@ -9,7 +9,7 @@
 //! the worker takes them back and sends them with the next ones in one gathered write
 //! (`sendmsg`). The flusher never waits for a full socket: what the socket does not take goes
 //! back to the worker, whose connection task waits for the client (see
-//! `wsgi::Served::Stalled`).
+//! `wsgi::Served::Waiting`).
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};

@@ -12,7 +12,8 @@ use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
 
 use super::body::BodyReader;
-use super::conn::{linger, on_pool, start, until_done, Finished, Stream, READ_BUF};
+use super::conn::{linger, Stream, READ_BUF};
+use super::exchange::{on_pool, start, until_done, Finished};
 use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;

@@ -12,6 +12,7 @@ use crate::wsgi::App;
 
 pub mod body;
 pub mod conn;
+pub mod exchange;
 pub mod fcgi_out;
 pub mod flush;
 pub mod gateway;

@@ -2,7 +2,7 @@
 //! when the loop has nothing left to run and is about to wait for events.
 //!
 //! A response that is complete when the app is done with it (and small, see
-//! `Response::deferred`) is not written at once: the loop first serves the other requests
+//! `StreamSink::deferred`) is not written at once: the loop first serves the other requests
 //! already waiting, so that clients get their responses in bursts (as from bjoern's
 //! read-then-write loop) and each wake-up of a client serves several. The connection's task
 //! leaves the bytes here and goes on to wait for its next request; the loop writes every

@@ -1,4 +1,5 @@
-//! `wsgi.input`: the request body, streamed from the socket as the app reads it.
+//! `wsgi.input`: the request body, streamed from the transport (a [`BodySource`]) as the app
+//! reads it.
 use std::io;
 
 use pyo3::exceptions::{PyOSError, PyValueError};

@@ -1,0 +1,157 @@
+//! A request handed to the WSGI bridge and taken back, for every byte-stream transport: run
+//! inline or on an app thread, waited on while its response is congested, then settled (the
+//! unread body drained, FastCGI's end of the request) with the sink and the read buffer back.
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::body::{BodyReader, DRAIN_LIMIT};
+use super::conn::Stream;
+use super::fcgi_out;
+use super::sink::StreamSink;
+use super::Worker;
+use crate::net::{io as sio, ConnInfo};
+use crate::wsgi::{self, sink::BodySource};
+
+/// A request's response, done with the app: the transport's sink and read buffer back.
+pub(super) struct Finished {
+    pub keep_alive: bool,
+    pub sink: Box<StreamSink>,
+    pub rbuf: BytesMut,
+}
+
+/// Where a request stands after a turn in the bridge.
+pub(super) enum Turn {
+    Done(Finished),
+    /// The response waits for the client; the read buffer is the server's own when the
+    /// request had no body (else the body source holds it).
+    Waiting(Box<wsgi::Exchange>, Option<BytesMut>),
+    /// The exchange could not run: close the connection.
+    Failed,
+}
+
+/// Runs a request through the bridge on this thread (the app thread, or the inline loop's).
+pub(super) fn start(
+    worker: &Worker,
+    info: &ConnInfo,
+    request: wsgi::Request,
+    sink: Box<StreamSink>,
+    mut reader: BodyReader,
+) -> Turn {
+    // A request without a body gets the shared empty `wsgi.input`; its read buffer (what
+    // followed the head) stays here.
+    let (body, rbuf): (Option<Box<dyn BodySource>>, _) = if reader.is_done() {
+        (None, Some(std::mem::take(&mut reader.rbuf)))
+    } else {
+        (Some(Box::new(reader)), None)
+    };
+    let served = wsgi::serve(&worker.app, info, request, sink, body);
+    turn(worker, info, served, rbuf)
+}
+
+fn turn(worker: &Worker, info: &ConnInfo, served: wsgi::Served, rbuf: Option<BytesMut>) -> Turn {
+    match served {
+        wsgi::Served::Waiting(exchange) => Turn::Waiting(exchange, rbuf),
+        wsgi::Served::Done(outcome) => settle(worker, info, outcome, rbuf),
+    }
+}
+
+/// The end of a request, once the bridge is done with it: the unread body is drained (or the
+/// connection is to close), FastCGI's end of the request.
+fn settle(
+    worker: &Worker,
+    info: &ConnInfo,
+    outcome: wsgi::Outcome,
+    rbuf: Option<BytesMut>,
+) -> Turn {
+    let Some(mut sink) = outcome
+        .sink
+        .and_then(|s| s.into_any().downcast::<StreamSink>().ok())
+    else {
+        return Turn::Failed;
+    };
+    let mut keep_alive = outcome.keep_alive;
+    let reader = outcome
+        .body
+        .and_then(|b| b.into_any().downcast::<BodyReader>().ok());
+    let body_left = reader.as_ref().is_some_and(|r| !r.is_done());
+    if let Some(d) = sink.deferred.take_if(|_| body_left) {
+        // The client may wait for the response before it sends the rest of the body (or
+        // gives up on it): the response goes out before the drain. (Deferred: the inline
+        // worker, which does not wait for the socket here.)
+        match sio::try_write_parts(info.fd, &[&d]) {
+            Ok(n) if n == d.len() => {}
+            Ok(n) => {
+                // The client does not read: the rest goes from the connection's task, and the
+                // connection closes after it instead of draining the body.
+                keep_alive = false;
+                sink.deferred = d.get(n..).map(<[u8]>::to_vec);
+            }
+            Err(_) => keep_alive = false,
+        }
+        sio::give_back(d);
+    }
+    let rbuf = match (reader, rbuf) {
+        (Some(mut r), _) => {
+            if keep_alive && !r.is_done() {
+                keep_alive = r.drain(DRAIN_LIMIT);
+            }
+            std::mem::take(&mut r.rbuf)
+        }
+        (None, Some(rbuf)) => rbuf,
+        (None, None) => {
+            keep_alive = false;
+            BytesMut::new()
+        }
+    };
+    if let Some(id) = sink.fastcgi_id() {
+        // The end of STDOUT and END_REQUEST; after a failure mid-response the connection just
+        // closes, so that the front server sees the response cut short.
+        if sink.failed() || !fcgi_out::end_request(info.fd, id, worker.client_timeout) {
+            keep_alive = false;
+        }
+    }
+    Turn::Done(Finished {
+        keep_alive,
+        sink,
+        rbuf,
+    })
+}
+
+/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
+pub(super) async fn on_pool(
+    worker: &Arc<Worker>,
+    info: ConnInfo,
+    request: wsgi::Request,
+    sink: Box<StreamSink>,
+    reader: BodyReader,
+) -> Option<Turn> {
+    let w = Arc::clone(worker);
+    worker
+        .run_app(move || start(&w, &info, request, sink, reader))
+        .await
+}
+
+/// Waits for the client to read while the response is congested, resuming it each time,
+/// until it is done. None: the connection is to close at once.
+pub(super) async fn until_done(
+    worker: &Worker,
+    stream: &Stream,
+    info: ConnInfo,
+    mut turn: Turn,
+) -> Option<Finished> {
+    loop {
+        let (exchange, rbuf) = match turn {
+            Turn::Done(finished) => return Some(finished),
+            Turn::Failed => return None,
+            Turn::Waiting(exchange, rbuf) => (exchange, rbuf),
+        };
+        let writable = stream.writable_within(worker.client_timeout).await;
+        turn = self::turn(
+            worker,
+            &info,
+            wsgi::resume(&worker.app, exchange, writable),
+            rbuf,
+        );
+    }
+}
