@@ -22,6 +22,8 @@ mod known_headers;
 pub mod process;
 pub mod response;
 pub mod sink;
+#[cfg(test)]
+mod sink_tests;
 pub mod threads;
 mod writer;
 
