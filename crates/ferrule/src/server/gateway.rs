@@ -19,7 +19,7 @@ use super::Worker;
 use crate::config::Protocol;
 use crate::log::{error, warning};
 use crate::net::{io as sio, ConnInfo};
-use crate::wsgi::gateway::CgiRequest;
+use crate::wsgi::cgi::CgiRequest;
 use crate::wsgi::Request;
 
 /// How long an idle FastCGI connection kept by the front server (`fastcgi_keep_conn on`) stays

@@ -10,12 +10,12 @@ use crate::log::AccessEntry;
 use crate::net::ConnInfo;
 
 pub mod app;
+pub mod cgi;
 pub mod config_file;
 pub mod environ;
 mod exchange;
 pub mod file_wrapper;
 pub mod forwarded;
-pub mod gateway;
 pub mod hooks;
 pub mod input;
 mod known_headers;
@@ -30,8 +30,8 @@ mod writer;
 pub use app::{
     build_app, format_exception, import_app, load, prepare, register_stack_dump, source_dir, App,
 };
+use cgi::CgiRequest;
 pub use exchange::{resume, serve, Exchange, Outcome, Served};
-use gateway::CgiRequest;
 
 /// A request as its transport delivered it.
 pub enum Request {
@@ -131,7 +131,7 @@ impl Request {
                 let Some(path) = strip_root_path(app.root_path.as_bytes(), &full) else {
                     return Ok(None);
                 };
-                let env = gateway::build(py, &app.environ, req, conn, path, input)?;
+                let env = cgi::build(py, &app.environ, req, conn, path, input)?;
                 forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
                 Ok(Some(env))
             }
