@@ -111,6 +111,13 @@ def test_second_call_without_exc_info_raises(srv):
     assert r.text.startswith("AssertionError: start_response() called a second time")
 
 
+def test_start_response_reentered_from_its_headers_raises_not_panics(srv):
+    r = requests.get(srv.url + "/reentrant_start_response")
+    assert r.status_code == 200 and r.text == "served"
+    assert r.headers["X-Reentry"] == "RuntimeError: start_response() re-entered while it was running"
+    assert "panic" not in srv.text
+
+
 def test_start_response_kept_past_its_request_cannot_touch_later_responses(serve_both):
     srv = serve_both("pep:app")
     with srv.connect() as s:

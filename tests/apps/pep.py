@@ -240,6 +240,25 @@ def second_call(environ, start_response):
     return [b"second call accepted"]
 
 
+class _ReenteringHeaders(tuple):
+    """Headers whose iteration calls start_response again, from inside start_response."""
+
+    start_response = None
+
+    def __iter__(self):
+        try:
+            type(self).start_response("202 Accepted", [])
+        except Exception as e:
+            yield ("X-Reentry", f"{type(e).__name__}: {e}")
+        yield from tuple.__iter__(self)
+
+
+def reentrant_start_response(environ, start_response):
+    _ReenteringHeaders.start_response = start_response
+    start_response("200 OK", _ReenteringHeaders([("Content-Type", "text/plain")]))
+    return [b"served"]
+
+
 _KEPT: list = []
 
 
@@ -501,6 +520,7 @@ ROUTES = {
     "/hop_by_hop": hop_by_hop,
     "/same_content_length": same_content_length,
     "/second_call": second_call,
+    "/reentrant_start_response": reentrant_start_response,
     "/constant_headers": constant_headers,
     "/keep_start_response": keep_start_response,
     "/use_kept_start_response": use_kept_start_response,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use ferrule_proto::ascii::{parse_decimal, trim_ows};
 use ferrule_proto::http1::{is_field_value, is_token, response as enc};
-use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
@@ -370,6 +370,12 @@ impl StartResponse {
     }
 }
 
+/// `start_response` re-entered while it is already running (from a `__str__`
+/// of a header it is reading, say): an error for the app, never a panic.
+fn busy(_: pyo3::pycell::PyBorrowMutError) -> PyErr {
+    PyRuntimeError::new_err("start_response() re-entered while it was running")
+}
+
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -388,7 +394,7 @@ impl StartResponse {
     ) -> PyResult<Bound<'py, PyAny>> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.try_borrow_mut().map_err(busy)?;
             if let Some(info) = exc_info {
                 if this.headers_sent() {
                     // PEP 3333: too late to change the response; re-raise the app's error.
@@ -415,7 +421,7 @@ impl StartResponse {
             }
         }
         let w = slf.getattr(pyo3::intern!(slf.py(), "write"))?;
-        slf.borrow_mut().write_fn = Some(w.clone().unbind());
+        slf.try_borrow_mut().map_err(busy)?.write_fn = Some(w.clone().unbind());
         Ok(w)
     }
 
