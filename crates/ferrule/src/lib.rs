@@ -11,6 +11,7 @@ pub mod net;
 pub mod server;
 pub mod slots;
 pub mod supervisor;
+pub mod tls;
 pub mod watchdog;
 pub mod wsgi;
 

@@ -3,17 +3,45 @@
 //! ([`io`]), the `Date` header's clock ([`date`]) and inherited listening sockets.
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 pub mod date;
 pub mod io;
 
 /// What the WSGI bridge knows of the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub fd: RawFd,
     pub peer: Option<SocketAddr>,
     pub local: Option<SocketAddr>,
     pub scheme: &'static str,
+    /// The TLS session the connection came through, on a TLS bind.
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS handshake settled, for the environ (mod_ssl's names: `SSL_PROTOCOL`,
+/// `SSL_CIPHER`, `SSL_CLIENT_*`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// The cipher suite's IANA name.
+    pub cipher: &'static str,
+    /// The client's certificate, when it sent one that verified.
+    pub client: Option<ClientCertInfo>,
+}
+
+/// A verified client certificate, as mod_ssl presents it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCertInfo {
+    /// `SSL_CLIENT_S_DN`: the subject, RFC 4514 (`CN=client,O=Example`).
+    pub subject: String,
+    /// `SSL_CLIENT_I_DN`: the issuer, same form.
+    pub issuer: String,
+    /// `SSL_CLIENT_SERIAL`: the serial number in upper-case hex.
+    pub serial: String,
+    /// `SSL_CLIENT_CERT`: the certificate in PEM.
+    pub pem: String,
 }
 
 impl ConnInfo {

@@ -186,6 +186,7 @@ impl AnyListener {
                     peer: Some(peer),
                     local: s.local_addr().ok().or(local),
                     scheme,
+                    tls: None,
                 };
                 Ok((Stream::Tcp(s), info))
             }
@@ -196,6 +197,7 @@ impl AnyListener {
                     peer: None,
                     local: None,
                     scheme,
+                    tls: None,
                 };
                 Ok((Stream::Unix(s), info))
             }
@@ -541,7 +543,7 @@ async fn serve_requests(
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader)
         } else {
-            let Some(turn) = on_pool(worker, info, request, sink, reader).await else {
+            let Some(turn) = on_pool(worker, info.clone(), request, sink, reader).await else {
                 return;
             };
             turn
@@ -549,7 +551,7 @@ async fn serve_requests(
         let mut finished = match turn {
             Turn::Done(finished) => finished,
             // The response waits for the client (or the exchange failed).
-            turn => match until_done(worker, stream, info, turn).await {
+            turn => match until_done(worker, stream, &info, turn).await {
                 Some(finished) => finished,
                 None => return,
             },

@@ -137,7 +137,7 @@ pub(super) async fn on_pool(
 pub(super) async fn until_done(
     worker: &Worker,
     stream: &Stream,
-    info: ConnInfo,
+    info: &ConnInfo,
     mut turn: Turn,
 ) -> Option<Finished> {
     loop {

@@ -90,7 +90,7 @@ pub(super) async fn serve_one(
         Wire::Http1(Version::Http10),
         false,
     )));
-    if let Some(mut finished) = exchange(worker, &stream, info, request, sink, reader).await {
+    if let Some(mut finished) = exchange(worker, &stream, &info, request, sink, reader).await {
         worker.request_done();
         if !stream
             .send_rest(&mut finished.sink, worker.client_timeout)
@@ -149,7 +149,7 @@ pub(super) async fn serve_fastcgi(
             }
             None => Box::new(StreamSink::new(worker.sink_settings(fd, wire, keep_conn))),
         };
-        let Some(finished) = exchange(worker, &stream, info, request, fresh, reader).await else {
+        let Some(finished) = exchange(worker, &stream, &info, request, fresh, reader).await else {
             return;
         };
         worker.request_done();
@@ -248,15 +248,15 @@ fn body_kind(content_length: u64) -> BodyKind {
 async fn exchange(
     worker: &Arc<Worker>,
     stream: &Stream,
-    info: ConnInfo,
+    info: &ConnInfo,
     request: Request,
     sink: Box<StreamSink>,
     reader: BodyReader,
 ) -> Option<Finished> {
     let turn = if worker.pool.is_none() {
-        start(worker, &info, request, sink, reader)
+        start(worker, info, request, sink, reader)
     } else {
-        on_pool(worker, info, request, sink, reader).await?
+        on_pool(worker, info.clone(), request, sink, reader).await?
     };
     until_done(worker, stream, info, turn).await
 }

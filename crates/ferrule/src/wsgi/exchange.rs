@@ -138,7 +138,7 @@ pub fn serve(
             run_app(py, app, conn, &request, &input, &response)
         });
         let exchange = Exchange {
-            conn: *conn,
+            conn: conn.clone(),
             request,
             started,
             input,
