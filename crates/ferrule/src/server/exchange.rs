@@ -149,7 +149,7 @@ pub(super) async fn until_done(
         let writable = stream.writable_within(worker.client_timeout).await;
         turn = self::turn(
             worker,
-            &info,
+            info,
             wsgi::resume(&worker.app, exchange, writable),
             rbuf,
         );

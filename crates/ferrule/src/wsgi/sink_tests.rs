@@ -207,6 +207,7 @@ fn run(app: &App, cfg: &Config, raw: &[u8]) -> Run {
         peer: Some("127.0.0.1:40000".parse().expect("addr")),
         local: Some("127.0.0.1:8000".parse().expect("addr")),
         scheme: "http",
+        tls: None,
     };
     let Served::Done(outcome) = serve(app, &conn, Request::Fields(head), sink, None) else {
         panic!("a sink that is never congested never waits");
