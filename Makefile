@@ -9,7 +9,7 @@ SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
-.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt nginx fuzz-smoke
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,15 @@ build: venv
 run: build
 	$(BIN)/ferrule --bind 127.0.0.1:8000 $(APP)
 
-test: build lint nginx test-rust test-py smoke
+test: build lint sysdeps test-rust test-py smoke
 
-# nginx stands in front of Ferrule in tests/test_nginx.py (uwsgi, SCGI, FastCGI).
-nginx:
-	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+# Debian packages the tests run: nginx in front of Ferrule in tests/test_nginx.py (uwsgi, SCGI,
+# FastCGI), curl as a client over TLS and HTTP/2.
+sysdeps:
+	@{ command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; } && command -v curl >/dev/null 2>&1 || { \
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light curl; }
 
 lint: venv
 	cargo fmt --all --check

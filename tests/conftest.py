@@ -103,7 +103,8 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.binds[0][1]}"
+        scheme = "https" if self.binds[0][0] == "https" else "http"
+        return f"{scheme}://{self.binds[0][1]}"
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
         return socket.create_connection((self.host, self.port), timeout=timeout)

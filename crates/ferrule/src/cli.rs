@@ -202,4 +202,61 @@ pub struct Cli {
     /// [default: none, no access log]
     #[arg(long = "access-logfile", value_name = "FILE")]
     pub access_logfile: Option<String>,
+
+    /// TLS certificate chain (PEM, leaf first). With it, every HTTP bind speaks HTTPS, unless
+    /// some binds are written `https://HOST:PORT`: then only those do. Repeat with --keyfile
+    /// for several certificates; the first is the default, the others are chosen by the name
+    /// the client asks for (SNI). [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub certfile: Vec<PathBuf>,
+
+    /// The private key of the --certfile in the same position (PEM: PKCS#8, PKCS#1 or SEC1;
+    /// encrypted PKCS#8 with --keyfile-password). [default: none]
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Vec<PathBuf>,
+
+    /// Password of an encrypted --keyfile. [default: none]
+    #[arg(
+        long = "keyfile-password",
+        value_name = "PASSWORD",
+        env = "FERRULE_KEYFILE_PASSWORD"
+    )]
+    pub keyfile_password: Option<String>,
+
+    /// CA certificates (PEM) that client certificates must chain to (with --client-cert).
+    /// [default: none]
+    #[arg(long = "ca-certs", value_name = "FILE")]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Mutual TLS: ask for no client certificate, accept one when given (optional), or refuse
+    /// clients without a valid one (required).
+    #[arg(long = "client-cert", value_enum, default_value_t = ClientCertArg::None, ignore_case = true)]
+    pub client_cert: ClientCertArg,
+
+    /// gunicorn's spelling of --client-cert: 0 none, 1 optional, 2 required. [default: 0]
+    #[arg(long = "cert-reqs", value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub cert_reqs: Option<u8>,
+
+    /// Oldest TLS version accepted.
+    #[arg(long = "tls-min-version", value_name = "VERSION", default_value = "1.2", value_parser = ["1.2", "1.3"])]
+    pub tls_min_version: String,
+
+    /// Cipher suites allowed, separated by `:` or `,`, by OpenSSL or IANA name (as in
+    /// ECDHE-RSA-AES128-GCM-SHA256 or TLS13_AES_256_GCM_SHA384); only suites rustls implements.
+    /// [default: rustls' suites]
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
+
+    /// Re-read the certificates when their files change (a certbot or cert-manager renewal);
+    /// new connections get the new ones. HUP re-reads them too. [default: off]
+    #[arg(long = "reload-certs")]
+    pub reload_certs: bool,
+}
+
+/// `--client-cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientCertArg {
+    None,
+    Optional,
+    Required,
 }

@@ -2,12 +2,14 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrule_proto::forwarded::{BadTrustEntry, TrustList};
 use ferrule_proto::Limits;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, ClientCertArg};
+use crate::tls::{self, CertPair, ClientCert, MinVersion, TlsError, TlsOptions};
 
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,20 @@ pub struct Bind {
     pub addr: BindAddr,
     /// As the user wrote it, for messages.
     pub spec: String,
+    /// HTTP over TLS (`https://`, or every HTTP bind when `--certfile` is given).
+    pub tls: bool,
+}
+
+impl Bind {
+    /// The scheme shown in `Listening at:` (`https` for a TLS bind).
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            self.protocol.scheme()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,9 +104,21 @@ pub struct Config {
     /// `--reload`: restart the workers when the app's source changes.
     pub reload: bool,
     pub reload_extra_files: Vec<PathBuf>,
+    /// TLS: the options and the server configuration built from them (certificates loaded
+    /// and checked), when any bind is a TLS bind.
+    pub tls: Option<TlsSetup>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
     pub cli: Cli,
+}
+
+/// The TLS options and the rustls configuration built from them.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    pub options: TlsOptions,
+    pub server: Arc<rustls::ServerConfig>,
+    /// `--reload-certs`.
+    pub reload_certs: bool,
 }
 
 /// A command-line value that cannot be used: the message names the option, the value as
@@ -132,6 +160,12 @@ pub enum ConfigError {
     RootPath(String),
     /// `--limit-request-fields` above the most the parser allows.
     TooManyFields { given: usize, max: usize },
+    /// `--bind https://...` without `--certfile`.
+    TlsWithoutCert { spec: String },
+    /// `--certfile` and `--keyfile` given a different number of times.
+    CertKeyCount { certs: usize, keys: usize },
+    /// The certificates, keys or TLS options could not be used.
+    Tls(TlsError),
 }
 
 impl fmt::Display for ConfigError {
@@ -139,8 +173,8 @@ impl fmt::Display for ConfigError {
         match self {
             Self::UnknownProtocol { spec, protocol } => write!(
                 f,
-                "--bind {spec}: unknown protocol {protocol:?}; use http://, uwsgi://, scgi://, \
-                 fastcgi:// or none (HTTP)"
+                "--bind {spec}: unknown protocol {protocol:?}; use http://, https://, \
+                 uwsgi://, scgi://, fastcgi:// or none (HTTP)"
             ),
             Self::BadFd { spec, fd } => write!(
                 f,
@@ -175,6 +209,16 @@ impl fmt::Display for ConfigError {
             Self::TooManyFields { given, max } => {
                 write!(f, "--limit-request-fields {given}: at most {max}")
             }
+            Self::TlsWithoutCert { spec } => write!(
+                f,
+                "--bind {spec}: an HTTPS bind needs a certificate; give --certfile and --keyfile"
+            ),
+            Self::CertKeyCount { certs, keys } => write!(
+                f,
+                "--certfile given {certs} time(s) and --keyfile {keys}: give one --keyfile for \
+                 each --certfile, in the same order"
+            ),
+            Self::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -196,11 +240,13 @@ impl Config {
                 protocol: Protocol::Http,
                 addr: BindAddr::Fd(fd),
                 spec: format!("fd://{fd}"),
+                tls: false,
             });
         }
         if binds.is_empty() {
             binds.push(parse_bind(DEFAULT_BIND)?);
         }
+        let tls = tls_setup(&cli, &mut binds)?;
         let umask = cli
             .umask
             .as_deref()
@@ -280,10 +326,77 @@ impl Config {
             preload: cli.preload,
             reload: cli.reload,
             reload_extra_files: cli.reload_extra_file.clone(),
+            tls,
             argv: Vec::new(),
             cli,
         })
     }
+}
+
+/// Decides which binds speak TLS (the `https://` ones; every HTTP bind when `--certfile` is
+/// given and none is written `https://`) and, when any does, loads the certificates.
+fn tls_setup(cli: &Cli, binds: &mut [Bind]) -> Result<Option<TlsSetup>, ConfigError> {
+    if !cli.certfile.is_empty() && !binds.iter().any(|b| b.tls) {
+        for b in binds.iter_mut().filter(|b| b.protocol == Protocol::Http) {
+            b.tls = true;
+        }
+    }
+    let Some(first) = binds.iter().find(|b| b.tls) else {
+        return Ok(None);
+    };
+    if cli.certfile.is_empty() {
+        return Err(ConfigError::TlsWithoutCert {
+            spec: first.spec.clone(),
+        });
+    }
+    if cli.certfile.len() != cli.keyfile.len() {
+        return Err(ConfigError::CertKeyCount {
+            certs: cli.certfile.len(),
+            keys: cli.keyfile.len(),
+        });
+    }
+    let client_cert = match (cli.cert_reqs, cli.client_cert) {
+        (Some(1), _) | (None, ClientCertArg::Optional) => ClientCert::Optional,
+        (Some(2), _) | (None, ClientCertArg::Required) => ClientCert::Required,
+        _ => ClientCert::None,
+    };
+    let options = TlsOptions {
+        certs: cli
+            .certfile
+            .iter()
+            .zip(&cli.keyfile)
+            .map(|(c, k)| CertPair {
+                certfile: c.clone(),
+                keyfile: k.clone(),
+            })
+            .collect(),
+        key_password: cli.keyfile_password.clone(),
+        ca_certs: cli.ca_certs.clone(),
+        client_cert,
+        min_version: if cli.tls_min_version == "1.3" {
+            MinVersion::Tls13
+        } else {
+            MinVersion::Tls12
+        },
+        ciphers: cli
+            .ciphers
+            .as_deref()
+            .map(|c| {
+                c.split([':', ','])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        alpn: vec![b"http/1.1".to_vec()],
+    };
+    let server = tls::server_config(&options).map_err(ConfigError::Tls)?;
+    Ok(Some(TlsSetup {
+        options,
+        server,
+        reload_certs: cli.reload_certs,
+    }))
 }
 
 /// Where the server listens when no `--bind` is given.
@@ -329,8 +442,13 @@ fn resolve_group(name: &str) -> Result<u32, ConfigError> {
 
 /// `HOST:PORT`, `[v6]:PORT`, `HOST` (port 8000), `unix:/path`, each optionally `http://`-prefixed.
 pub fn parse_bind(spec: &str) -> Result<Bind, ConfigError> {
+    let mut tls = false;
     let (protocol, rest) = match spec.split_once("://") {
         Some(("http", rest)) => (Protocol::Http, rest),
+        Some(("https", rest)) => {
+            tls = true;
+            (Protocol::Http, rest)
+        }
         Some(("uwsgi", rest)) => (Protocol::Uwsgi, rest),
         Some(("scgi", rest)) => (Protocol::Scgi, rest),
         Some(("fastcgi" | "fcgi", rest)) => (Protocol::FastCgi, rest),
@@ -391,6 +509,7 @@ pub fn parse_bind(spec: &str) -> Result<Bind, ConfigError> {
         protocol,
         addr,
         spec: spec.to_owned(),
+        tls,
     })
 }
 
@@ -422,8 +541,8 @@ mod tests {
         );
         assert_eq!(
             parse_bind("ftp://x:1").unwrap_err().to_string(),
-            "--bind ftp://x:1: unknown protocol \"ftp\"; use http://, uwsgi://, scgi://, \
-             fastcgi:// or none (HTTP)"
+            "--bind ftp://x:1: unknown protocol \"ftp\"; use http://, https://, uwsgi://, \
+             scgi://, fastcgi:// or none (HTTP)"
         );
         assert_eq!(
             parse_bind("fd://x").unwrap_err().to_string(),

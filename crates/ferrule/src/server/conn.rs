@@ -216,6 +216,7 @@ pub fn spawn_acceptor(
     // Behind a front server the scheme comes with each request (HTTPS=on).
     let scheme = "http";
     let protocol = l.bind.protocol;
+    let tls = l.bind.tls;
     let local = l.local;
     let listener = if local.is_some() {
         AnyListener::Tcp(TcpListener::from_std(std::net::TcpListener::from(socket))?)
@@ -233,12 +234,15 @@ pub fn spawn_acceptor(
                         let worker = Arc::clone(&worker);
                         let stop = stop.clone();
                         tokio::spawn(async move {
-                            match protocol {
-                                Protocol::Http => serve_connection(&worker, stream, info, stop).await,
-                                Protocol::Uwsgi | Protocol::Scgi => {
+                            match (protocol, stream) {
+                                (Protocol::Http, stream) if tls => {
+                                    super::tls::serve(&worker, stream, info, stop).await;
+                                }
+                                (Protocol::Http, stream) => serve_connection(&worker, stream, info, stop).await,
+                                (Protocol::Uwsgi | Protocol::Scgi, stream) => {
                                     gateway::serve_one(&worker, stream, info, protocol).await;
                                 }
-                                Protocol::FastCgi => {
+                                (Protocol::FastCgi, stream) => {
                                     gateway::serve_fastcgi(&worker, stream, info, stop).await;
                                 }
                             }
@@ -397,7 +401,7 @@ async fn read_head(
 
 /// `--proxy-protocol`: reads the PROXY header (v1 or v2) the load balancer sends first; its
 /// source address becomes the client's. False: the connection must be closed.
-async fn read_proxy_header(
+pub(super) async fn read_proxy_header(
     worker: &Worker,
     stream: &mut Stream,
     rbuf: &mut BytesMut,
@@ -445,13 +449,25 @@ async fn serve_connection(
     mut info: ConnInfo,
     stop: watch::Receiver<bool>,
 ) {
-    let mut stop = StopWatch::new(stop);
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
     if worker.proxy_protocol.is_some()
         && !read_proxy_header(worker, &mut stream, &mut rbuf, &mut info).await
     {
         return;
     }
+    serve_http1(worker, stream, info, stop, rbuf).await;
+}
+
+/// Serves HTTP/1 on a connection whose PROXY header (if any) was read; `rbuf` holds what was
+/// read beyond it.
+pub(super) async fn serve_http1(
+    worker: &Arc<Worker>,
+    mut stream: Stream,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    rbuf: BytesMut,
+) {
+    let mut stop = StopWatch::new(stop);
     // This connection's bytes in the outbox leave before its socket closes (see below; the
     // guard, if the task is dropped).
     let _outbox = outbox::Guard(stream.fd());

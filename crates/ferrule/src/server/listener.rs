@@ -61,7 +61,7 @@ pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, Bin
             let local = socket.local_addr().map_err(fail)?.as_socket();
             let shown = local.map_or_else(|| addr.to_string(), |a| a.to_string());
             Ok(Listener {
-                display: format!("{}://{shown}", bind.protocol.scheme()),
+                display: format!("{}://{shown}", bind.scheme()),
                 bind: bind.clone(),
                 socket,
                 local,
@@ -79,7 +79,7 @@ pub fn bind(bind: &Bind, backlog: u32, reuse_port: bool) -> Result<Listener, Bin
             let socket = Socket::from(OwnedFd::from(l));
             socket.listen(backlog).map_err(fail)?;
             Ok(Listener {
-                display: format!("{}://unix:{}", bind.protocol.scheme(), path.display()),
+                display: format!("{}://unix:{}", bind.scheme(), path.display()),
                 bind: bind.clone(),
                 socket,
                 local: None,
@@ -112,11 +112,12 @@ fn tcp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
 
 /// After a `--preload` reload re-executed the master: the socket the previous image bound,
 /// as descriptor `fd`. With `--reuse-port` it only holds the address (it is not listening).
-pub fn adopt(protocol: Protocol, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
+pub fn adopt(protocol: Protocol, tls: bool, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
     let bind = Bind {
         protocol,
         addr: BindAddr::Fd(fd),
         spec: format!("fd://{fd}"),
+        tls,
     };
     inherited(&bind, fd, reuse_port)
 }
@@ -142,12 +143,12 @@ fn inherited(bind: &Bind, fd: RawFd, reuse_port: bool) -> io::Result<Listener> {
     socket.set_cloexec(true)?;
     let addr = socket.local_addr()?;
     let (display, local) = if let Some(a) = addr.as_socket() {
-        (format!("{}://{a}", bind.protocol.scheme()), Some(a))
+        (format!("{}://{a}", bind.scheme()), Some(a))
     } else {
         let path = addr
             .as_pathname()
             .map_or_else(|| format!("fd{fd}"), |p| p.display().to_string());
-        (format!("{}://unix:{path}", bind.protocol.scheme()), None)
+        (format!("{}://unix:{path}", bind.scheme()), None)
     };
     Ok(Listener {
         bind: bind.clone(),

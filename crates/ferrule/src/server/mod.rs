@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
+pub mod tls;
 
 /// Everything a worker's connection tasks share.
 pub struct Worker {
@@ -37,6 +38,8 @@ pub struct Worker {
     retire: Notify,
     /// `--proxy-protocol`: the peers allowed to send the header.
     pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
+    /// TLS binds' configuration, when there are any.
+    pub tls: Option<tls::Tls>,
 }
 
 /// Counts a connection as active while it lives.
@@ -164,6 +167,13 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         }
         tx
     });
+    let tls = match cfg.tls.as_ref().map(tls::Tls::new).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            error!("cannot start the TLS thread: {e}");
+            return 1;
+        }
+    };
     let inline = cfg.threads == 1;
     let server_header = app.server_header;
     let worker = Arc::new(Worker {
@@ -177,6 +187,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         max_requests: retire_after(cfg.max_requests, cfg.max_requests_jitter),
         retire: Notify::new(),
         proxy_protocol: cfg.proxy_protocol.clone(),
+        tls,
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);

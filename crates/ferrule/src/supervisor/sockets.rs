@@ -39,8 +39,11 @@ pub(super) fn adopt(cfg: &Config, handoff: &reexec::Handoff) -> Option<Vec<Liste
         );
     }
     let mut listeners = Vec::new();
-    for &(protocol, fd) in &handoff.listeners {
-        match listener::adopt(protocol, fd, cfg.reuse_port) {
+    for (i, &(protocol, fd)) in handoff.listeners.iter().enumerate() {
+        // The binds are the same as the previous image's, in the same order (or the warning
+        // above was given): the bind at the same place says whether it speaks TLS.
+        let tls = cfg.binds.get(i).is_some_and(|b| b.tls);
+        match listener::adopt(protocol, tls, fd, cfg.reuse_port) {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 error!("cannot adopt listening socket {fd} after the reload: {e}");

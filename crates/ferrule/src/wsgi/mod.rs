@@ -121,6 +121,9 @@ impl Request {
                 let shared = input.is(app.empty_input.bind(py));
                 let env =
                     environ::build(py, &app.environ, head, target, conn, path, input, shared)?;
+                if let Some(tls) = &conn.tls {
+                    environ::put_tls(py, &env, tls)?;
+                }
                 if forwarded::any_in_head(head) {
                     forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
                 }

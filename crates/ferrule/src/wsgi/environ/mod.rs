@@ -13,7 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::net::ConnInfo;
+use crate::net::{ConnInfo, TlsInfo};
 
 mod memo;
 
@@ -389,6 +389,26 @@ impl<'py> Sink<'py> for Match<'_, 'py> {
     fn remove(&mut self, _: &Bound<'py, PyString>) -> PyResult<bool> {
         Ok(false)
     }
+}
+
+/// The TLS session's variables, named as Apache's mod_ssl names them: `HTTPS`,
+/// `SSL_PROTOCOL`, `SSL_CIPHER`, and with a verified client certificate `SSL_CLIENT_VERIFY`,
+/// `SSL_CLIENT_S_DN`, `SSL_CLIENT_I_DN`, `SSL_CLIENT_SERIAL`, `SSL_CLIENT_CERT`.
+pub fn put_tls(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &TlsInfo) -> PyResult<()> {
+    env.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+    env.set_item(intern!(py, "SSL_PROTOCOL"), tls.protocol)?;
+    env.set_item(intern!(py, "SSL_CIPHER"), tls.cipher)?;
+    match &tls.client {
+        Some(c) => {
+            env.set_item(intern!(py, "SSL_CLIENT_VERIFY"), intern!(py, "SUCCESS"))?;
+            env.set_item(intern!(py, "SSL_CLIENT_S_DN"), &c.subject)?;
+            env.set_item(intern!(py, "SSL_CLIENT_I_DN"), &c.issuer)?;
+            env.set_item(intern!(py, "SSL_CLIENT_SERIAL"), &c.serial)?;
+            env.set_item(intern!(py, "SSL_CLIENT_CERT"), &c.pem)?;
+        }
+        None => env.set_item(intern!(py, "SSL_CLIENT_VERIFY"), intern!(py, "NONE"))?,
+    }
+    Ok(())
 }
 
 /// Fills a copy of the base environ for one request. `parts`: `head`'s target, split;
