@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 
 BLOCK = 64 * 1024
 _FILE_BODY = bytes(range(256)) * 4096  # 1 MiB
@@ -85,6 +86,36 @@ def file(environ, start_response):
     return environ["wsgi.file_wrapper"](open(_FILE, "rb"), BLOCK)  # noqa: SIM115
 
 
+_BARRIERS: dict[str, threading.Barrier] = {}
+_BARRIERS_LOCK = threading.Lock()
+
+
+def barrier(environ, start_response):
+    """Waits (10 s at most) until ?n= requests with the same ?key= are all in the app: they
+    can only meet when the server runs them concurrently."""
+    q = _query(environ)
+    with _BARRIERS_LOCK:
+        b = _BARRIERS.setdefault(q["key"], threading.Barrier(int(q["n"])))
+    try:
+        b.wait(timeout=10)
+        met = b"met"
+    except threading.BrokenBarrierError:
+        met = b"alone"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [met]
+
+
+def sleep(environ, start_response):
+    """Answers after ?ms= milliseconds."""
+    import sys
+    import time
+
+    print("sleep started", file=sys.stderr, flush=True)
+    time.sleep(int(_query(environ).get("ms", "0")) / 1000)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slept"]
+
+
 def file_sha256() -> str:
     return hashlib.sha256(_FILE_BODY).hexdigest()
 
@@ -97,6 +128,8 @@ ROUTES = {
     "/lazy": lazy,
     "/write": write,
     "/file": file,
+    "/barrier": barrier,
+    "/sleep": sleep,
 }
 
 

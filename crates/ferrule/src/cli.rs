@@ -251,6 +251,62 @@ pub struct Cli {
     /// new connections get the new ones. HUP re-reads them too. [default: off]
     #[arg(long = "reload-certs")]
     pub reload_certs: bool,
+
+    /// HTTP versions served on HTTP binds: 1 (HTTP/1.1 only), 2 (HTTP/2 only: ALPN offers
+    /// only h2 on TLS binds), auto (ALPN picks h2 or http/1.1 on TLS binds; plain binds take
+    /// HTTP/2 with prior knowledge, h2c, beside HTTP/1.1).
+    #[arg(long = "http", value_enum, default_value_t = HttpArg::Auto, ignore_case = true)]
+    pub http: HttpArg,
+
+    /// HTTP/2: streams a client may have open at once on one connection.
+    #[arg(long = "http2-max-concurrent-streams", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+
+    /// HTTP/2: the request body bytes a client may send on one stream before the app reads
+    /// them (the stream's initial flow-control window).
+    #[arg(long = "http2-initial-stream-window", value_name = "BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub http2_initial_stream_window: u32,
+
+    /// HTTP/2: the same for all the streams of one connection together.
+    #[arg(long = "http2-initial-connection-window", value_name = "BYTES", default_value_t = 4 << 20,
+          value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
+    pub http2_initial_connection_window: u32,
+
+    /// HTTP/2: the largest frame payload the server accepts.
+    #[arg(long = "http2-max-frame-size", value_name = "BYTES", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u32).range(16_384..=16_777_215))]
+    pub http2_max_frame_size: u32,
+
+    /// HTTP/2: the largest request head (the header list, decoded, as RFC 9113 counts it); a
+    /// larger one is refused (431).
+    #[arg(long = "http2-max-header-list-size", value_name = "BYTES", default_value_t = 64 << 10,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub http2_max_header_list_size: u32,
+
+    /// HTTP/2: seconds between the server's PINGs on an idle connection (0: none).
+    #[arg(
+        long = "http2-keep-alive-interval",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub http2_keep_alive_interval: u64,
+
+    /// HTTP/2: seconds a PING's answer may take before the connection is closed.
+    #[arg(long = "http2-keep-alive-timeout", value_name = "SECONDS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http2_keep_alive_timeout: u64,
+}
+
+/// `--http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HttpArg {
+    #[value(name = "1")]
+    One,
+    #[value(name = "2")]
+    Two,
+    Auto,
 }
 
 /// `--client-cert`.

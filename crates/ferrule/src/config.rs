@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrule_proto::forwarded::{BadTrustEntry, TrustList};
 use ferrule_proto::Limits;
 
-use crate::cli::{Cli, ClientCertArg};
+use crate::cli::{Cli, ClientCertArg, HttpArg};
 use crate::tls::{self, CertPair, ClientCert, MinVersion, TlsError, TlsOptions};
 
 /// Where a listener binds.
@@ -107,9 +107,41 @@ pub struct Config {
     /// TLS: the options and the server configuration built from them (certificates loaded
     /// and checked), when any bind is a TLS bind.
     pub tls: Option<TlsSetup>,
+    /// `--http`: HTTP/1.1 is served (on HTTP binds).
+    pub http1: bool,
+    /// `--http`: HTTP/2 is served, with these settings.
+    pub http2: Option<Http2Settings>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
     pub cli: Cli,
+}
+
+/// HTTP/2's limits (`--http2-*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub initial_stream_window: u32,
+    pub initial_connection_window: u32,
+    pub max_frame_size: u32,
+    pub max_header_list_size: u32,
+    /// None: no PINGs of the server's own.
+    pub keep_alive_interval: Option<Duration>,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Http2Settings {
+    fn from_cli(cli: &Cli) -> Self {
+        Self {
+            max_concurrent_streams: cli.http2_max_concurrent_streams,
+            initial_stream_window: cli.http2_initial_stream_window,
+            initial_connection_window: cli.http2_initial_connection_window,
+            max_frame_size: cli.http2_max_frame_size,
+            max_header_list_size: cli.http2_max_header_list_size,
+            keep_alive_interval: (cli.http2_keep_alive_interval > 0)
+                .then(|| Duration::from_secs(cli.http2_keep_alive_interval)),
+            keep_alive_timeout: Duration::from_secs(cli.http2_keep_alive_timeout),
+        }
+    }
 }
 
 /// The TLS options and the rustls configuration built from them.
@@ -327,6 +359,8 @@ impl Config {
             reload: cli.reload,
             reload_extra_files: cli.reload_extra_file.clone(),
             tls,
+            http1: cli.http != HttpArg::Two,
+            http2: (cli.http != HttpArg::One).then(|| Http2Settings::from_cli(&cli)),
             argv: Vec::new(),
             cli,
         })
@@ -389,7 +423,11 @@ fn tls_setup(cli: &Cli, binds: &mut [Bind]) -> Result<Option<TlsSetup>, ConfigEr
                     .collect()
             })
             .unwrap_or_default(),
-        alpn: vec![b"http/1.1".to_vec()],
+        alpn: match cli.http {
+            HttpArg::One => vec![b"http/1.1".to_vec()],
+            HttpArg::Two => vec![b"h2".to_vec()],
+            HttpArg::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        },
     };
     let server = tls::server_config(&options).map_err(ConfigError::Tls)?;
     Ok(Some(TlsSetup {

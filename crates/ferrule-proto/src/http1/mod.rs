@@ -19,6 +19,9 @@ pub enum Version {
     Http10,
     /// `HTTP/1.1` (and any other 1.x minor version).
     Http11,
+    /// `HTTP/2`: a request that came in an HTTP/2 stream, its head built with
+    /// [`RequestHead::from_parts`].
+    Http2,
 }
 
 impl Version {
@@ -28,6 +31,7 @@ impl Version {
         match self {
             Self::Http10 => "HTTP/1.0",
             Self::Http11 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
         }
     }
 }
@@ -100,6 +104,47 @@ impl RequestHead {
     #[must_use]
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"
+    }
+
+    /// A head from parts that a framed protocol (HTTP/2) delivered already parsed and checked:
+    /// the method, the target (`:path`) and the fields in order, the Host field among them.
+    /// The body is delimited by its protocol (`body` says what the request declared).
+    #[must_use]
+    pub fn from_parts<'a>(
+        method: &[u8],
+        target: &[u8],
+        version: Version,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        body: BodyKind,
+    ) -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(method);
+        let method_span = 0..buf.len();
+        buf.extend_from_slice(target);
+        let target_span = method_span.end..buf.len();
+        let mut headers = Vec::new();
+        let mut host = None;
+        for (name, value) in fields {
+            let n = buf.len()..buf.len() + name.len();
+            buf.extend_from_slice(name);
+            let v = buf.len()..buf.len() + value.len();
+            buf.extend_from_slice(value);
+            if host.is_none() && name.eq_ignore_ascii_case(b"host") {
+                host = Some(headers.len());
+            }
+            headers.push((n, v));
+        }
+        Self {
+            buf: Bytes::from(buf),
+            method: method_span,
+            target: target_span,
+            version,
+            headers,
+            body,
+            keep_alive: true,
+            expect_continue: false,
+            host,
+        }
     }
 }
 

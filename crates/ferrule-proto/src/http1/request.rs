@@ -196,7 +196,7 @@ fn parse_with<'b>(
         }
     }
     let keep_alive = match version {
-        Version::Http11 => !close,
+        Version::Http11 | Version::Http2 => !close,
         Version::Http10 => keep_alive_token && !close,
     };
     let head = RequestHead {

@@ -150,7 +150,7 @@ pub fn framing(version: Version, no_body: bool, length: Option<u64>) -> Framing 
     match (no_body, length, version) {
         (true, _, _) => Framing::NoBody,
         (false, Some(n), _) => Framing::Length(n),
-        (false, None, Version::Http11) => Framing::Chunked,
+        (false, None, Version::Http11 | Version::Http2) => Framing::Chunked,
         (false, None, Version::Http10) => Framing::Close,
     }
 }

@@ -455,6 +455,16 @@ async fn serve_connection(
     {
         return;
     }
+    if worker.http2.is_some() {
+        match super::h2::sniff_preface(worker, &mut stream, &mut rbuf).await {
+            super::h2::Sniffed::Http2 => {
+                super::h2::serve_plain(worker, stream, info, stop, rbuf.freeze()).await;
+                return;
+            }
+            super::h2::Sniffed::Closed => return,
+            super::h2::Sniffed::Http1 => {}
+        }
+    }
     serve_http1(worker, stream, info, stop, rbuf).await;
 }
 

@@ -12,10 +12,12 @@ use crate::wsgi::App;
 
 pub mod body;
 pub mod conn;
+mod edge;
 pub mod exchange;
 pub mod fcgi_out;
 pub mod flush;
 pub mod gateway;
+mod h2;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
@@ -40,6 +42,12 @@ pub struct Worker {
     pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
     /// TLS binds' configuration, when there are any.
     pub tls: Option<tls::Tls>,
+    /// `--http`: HTTP/2's settings when it is served.
+    pub http2: Option<crate::config::Http2Settings>,
+    /// The edge thread (TLS, HTTP/2), started on first use.
+    edge: edge::Edge,
+    /// HTTP/2 streams' WSGI calls for the inline worker's loop.
+    h2_inline: tokio::sync::mpsc::UnboundedSender<h2::InlineJob>,
 }
 
 /// Counts a connection as active while it lives.
@@ -167,13 +175,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         }
         tx
     });
-    let tls = match cfg.tls.as_ref().map(tls::Tls::new).transpose() {
-        Ok(t) => t,
-        Err(e) => {
-            error!("cannot start the TLS thread: {e}");
-            return 1;
-        }
-    };
+    let (h2_inline, h2_jobs) = tokio::sync::mpsc::unbounded_channel();
     let inline = cfg.threads == 1;
     let server_header = app.server_header;
     let worker = Arc::new(Worker {
@@ -187,7 +189,10 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         max_requests: retire_after(cfg.max_requests, cfg.max_requests_jitter),
         retire: Notify::new(),
         proxy_protocol: cfg.proxy_protocol.clone(),
-        tls,
+        tls: cfg.tls.as_ref().map(tls::Tls::new),
+        http2: cfg.http2,
+        edge: edge::Edge::default(),
+        h2_inline,
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);
@@ -210,6 +215,9 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
                 error!("cannot use listener {display}: {e}");
                 return 1;
             }
+        }
+        if inline {
+            tokio::spawn(h2::inline_loop(Arc::clone(&worker), h2_jobs));
         }
         let beat = tokio::spawn(heartbeat());
         crate::slots::booted();

@@ -1,25 +1,25 @@
-//! HTTPS: a TLS bind's connections. Handshakes and encryption run on the worker's TLS thread
+//! HTTPS: a TLS bind's connections. Handshakes and encryption run on the worker's edge thread
 //! (its own event loop, so an app running inline on the worker's loop never stalls them);
 //! HTTP/1.1 over the session is served by the same engine as a plain connection, through a
 //! socket pair whose far end the TLS thread pumps to and from the session. The engine keeps
 //! everything it does on a plain socket (keep-alive, pipelining, sendfile into the pair, the
 //! inline flusher, blocking body reads in inline mode) and the bridge sees
 //! `wsgi.url_scheme` `https` and mod_ssl's variables.
-use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{linger, read_proxy_header, serve_http1, Stream, READ_BUF};
+use super::edge::{Arrived, Handoff};
 use super::Worker;
 use crate::config::TlsSetup;
 use crate::log::debug;
@@ -30,30 +30,19 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// What the pump reads from the engine at once (a TLS record holds up to 16 KiB).
 const PUMP_BUF: usize = 64 * 1024;
 
-/// A worker's TLS state: the configuration new connections get, the TLS thread, counters.
+/// A worker's TLS state: the configuration new connections get, and counters.
 pub struct Tls {
     current: RwLock<Arc<ServerConfig>>,
-    /// The TLS thread's event loop.
-    thread: tokio::runtime::Handle,
     /// Handshakes that failed (plain HTTP, unknown CA, timeout...).
     pub failed: Arc<AtomicU64>,
 }
 
 impl Tls {
-    /// Starts the worker's TLS thread (in the worker, after the fork).
-    pub fn new(setup: &TlsSetup) -> io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let thread = rt.handle().clone();
-        std::thread::Builder::new()
-            .name("ferrule-tls".to_owned())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
-        Ok(Self {
+    pub fn new(setup: &TlsSetup) -> Self {
+        Self {
             current: RwLock::new(Arc::clone(&setup.server)),
-            thread,
             failed: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     fn acceptor(&self) -> TlsAcceptor {
@@ -65,10 +54,12 @@ impl Tls {
     }
 }
 
-/// A connection on its way to the TLS thread, out of the worker loop's reactor.
-enum Handoff {
-    Tcp(std::net::TcpStream),
-    Unix(std::os::unix::net::UnixStream),
+/// What the handshake settled, for the worker's loop.
+enum Negotiated {
+    /// HTTP/1.1, for the worker's engine through the socket pair.
+    Http1(TlsInfo),
+    /// HTTP/2, served on the edge thread; the sender is dropped when the connection ends.
+    Http2(oneshot::Receiver<()>),
 }
 
 /// Serves one connection accepted on a TLS bind.
@@ -95,16 +86,15 @@ pub(super) async fn serve(
         refuse_plain(&mut stream, &first, &info, worker.client_timeout).await;
         return;
     }
-    let handoff = match stream {
-        Stream::Tcp(s) => s.into_std().map(Handoff::Tcp),
-        Stream::Unix(s) => s.into_std().map(Handoff::Unix),
+    let Some(edge) = worker.edge.handle() else {
+        return;
     };
     let pair = std::os::unix::net::UnixStream::pair().and_then(|(ours, engine)| {
         ours.set_nonblocking(true)?;
         engine.set_nonblocking(true)?;
         Ok((ours, UnixStream::from_std(engine)?))
     });
-    let (handoff, (ours, engine)) = match (handoff, pair) {
+    let (handoff, (ours, engine)) = match (Handoff::take(stream), pair) {
         (Ok(h), Ok(p)) => (h, p),
         (Err(e), _) | (_, Err(e)) => {
             debug!("cannot serve {} over TLS: {e}", info.peer_label());
@@ -113,98 +103,106 @@ pub(super) async fn serve(
     };
     let (done_tx, done_rx) = oneshot::channel();
     let session = Session {
+        worker: Arc::clone(worker),
         acceptor: tls.acceptor(),
         failed: Arc::clone(&tls.failed),
-        first: first.freeze(),
         ours,
-        timeout: worker.client_timeout,
-        peer: info.peer_label(),
+        info: info.clone(),
+        stop: stop.clone(),
         handshaken: done_tx,
     };
-    tls.thread.spawn(session.run(handoff));
-    // The handshake's outcome; the pump goes on on the TLS thread.
-    let Ok(negotiated) = done_rx.await else {
-        return;
-    };
-    info.tls = Some(Arc::new(negotiated));
-    info.scheme = "https";
-    info.fd = engine.as_raw_fd();
-    serve_http1(
-        worker,
-        Stream::Unix(engine),
-        info,
-        stop,
-        BytesMut::with_capacity(READ_BUF),
-    )
-    .await;
+    edge.spawn(session.run(handoff, first.freeze()));
+    // The handshake's outcome; the session goes on on the edge thread.
+    match done_rx.await {
+        Ok(Negotiated::Http1(negotiated)) => {
+            info.tls = Some(Arc::new(negotiated));
+            info.scheme = "https";
+            info.fd = engine.as_raw_fd();
+            serve_http1(
+                worker,
+                Stream::Unix(engine),
+                info,
+                stop,
+                BytesMut::with_capacity(READ_BUF),
+            )
+            .await;
+        }
+        // The connection counts as active (for a graceful stop) while it lasts.
+        Ok(Negotiated::Http2(ended)) => {
+            let _ = ended.await;
+        }
+        Err(_) => {}
+    }
 }
 
-/// One connection's life on the TLS thread.
+/// One connection's life on the edge thread.
 struct Session {
+    worker: Arc<Worker>,
     acceptor: TlsAcceptor,
     failed: Arc<AtomicU64>,
-    /// The bytes the worker loop already read (the start of the ClientHello).
-    first: Bytes,
-    /// The TLS thread's end of the socket pair to the engine.
+    /// The edge's end of the socket pair to the engine (HTTP/1.1).
     ours: std::os::unix::net::UnixStream,
-    timeout: Duration,
-    peer: String,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
     /// Told what the handshake settled; dropped unsent when it failed.
-    handshaken: oneshot::Sender<TlsInfo>,
+    handshaken: oneshot::Sender<Negotiated>,
 }
 
 impl Session {
-    async fn run(self, conn: Handoff) {
-        match conn {
-            Handoff::Tcp(s) => match TcpStream::from_std(s) {
-                Ok(s) => self.handshake(s).await,
-                Err(e) => debug!("cannot serve {} over TLS: {e}", self.peer),
-            },
-            Handoff::Unix(s) => match UnixStream::from_std(s) {
-                Ok(s) => self.handshake(s).await,
-                Err(e) => debug!("cannot serve {} over TLS: {e}", self.peer),
-            },
+    async fn run(self, conn: Handoff, first: Bytes) {
+        match Arrived::new(conn, first) {
+            Ok(Arrived::Tcp(io)) => self.handshake(io).await,
+            Ok(Arrived::Unix(io)) => self.handshake(io).await,
+            Err(e) => debug!("cannot serve {} over TLS: {e}", self.info.peer_label()),
         }
     }
 
-    /// The TLS handshake, then the pump until the engine or the client closes.
-    async fn handshake<S>(self, inner: S)
+    /// The TLS handshake, then HTTP/2 here or the pump to the engine until either side closes.
+    async fn handshake<S>(self, io: S)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let io = Prefixed {
-            first: self.first,
-            inner,
-        };
+        let timeout = self.worker.client_timeout;
+        let peer = self.info.peer_label();
         let handshake = self.acceptor.accept(io);
-        let session = match tokio::time::timeout(self.timeout, handshake).await {
+        let session = match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                debug!("TLS handshake with {} failed: {e}", self.peer);
+                debug!("TLS handshake with {peer} failed: {e}");
                 return;
             }
             Err(_) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                debug!(
-                    "TLS handshake with {} timed out (--client-timeout)",
-                    self.peer
-                );
-                return;
-            }
-        };
-        let ours = match UnixStream::from_std(self.ours) {
-            Ok(s) => s,
-            Err(e) => {
-                debug!("cannot serve {} over TLS: {e}", self.peer);
+                debug!("TLS handshake with {peer} timed out (--client-timeout)");
                 return;
             }
         };
         let negotiated = crate::tls::handshake_info(session.get_ref().1);
-        if self.handshaken.send(negotiated).is_err() {
+        if session.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (_ended_tx, ended_rx) = oneshot::channel();
+            if self.handshaken.send(Negotiated::Http2(ended_rx)).is_err() {
+                return;
+            }
+            let mut info = self.info;
+            info.tls = Some(Arc::new(negotiated));
+            info.scheme = "https";
+            // The watchdog never writes on an HTTP/2 connection (its streams share it).
+            info.fd = -1;
+            super::h2::serve(self.worker, session, info, self.stop).await;
             return;
         }
-        pump(session, ours, self.timeout).await;
+        let ours = match UnixStream::from_std(self.ours) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("cannot serve {peer} over TLS: {e}");
+                return;
+            }
+        };
+        if self.handshaken.send(Negotiated::Http1(negotiated)).is_err() {
+            return;
+        }
+        pump(session, ours, timeout).await;
     }
 }
 
@@ -238,7 +236,7 @@ async fn refuse_plain(stream: &mut Stream, first: &[u8], info: &ConnInfo, timeou
 
 /// Moves bytes between the TLS session and the engine's end of the socket pair until the
 /// engine closes its end (after its last response) or the client goes.
-async fn pump<S>(session: TlsStream<Prefixed<S>>, ours: UnixStream, timeout: Duration)
+async fn pump<S>(session: TlsStream<S>, ours: UnixStream, timeout: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -285,63 +283,5 @@ where
     tokio::select! {
         () = up => {}
         () = down => {}
-    }
-}
-
-/// A stream that yields `first` (bytes already read from it) before reading on.
-pub(super) struct Prefixed<S> {
-    first: Bytes,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        if !self.first.is_empty() {
-            let n = self.first.len().min(buf.remaining());
-            buf.put_slice(&self.first[..n]);
-            self.first.advance(n);
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

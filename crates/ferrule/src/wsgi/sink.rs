@@ -118,6 +118,12 @@ unsafe impl Send for Kept {}
 // SAFETY: as for `Send`; a shared `Kept` only reads immutable memory.
 unsafe impl Sync for Kept {}
 
+impl AsRef<[u8]> for Kept {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 impl Kept {
     /// The kept bytes.
     #[must_use]

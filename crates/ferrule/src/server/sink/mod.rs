@@ -225,7 +225,7 @@ impl StreamSink {
         } else {
             match self.set.wire {
                 Wire::FastCgi(_) => Framing::Close,
-                Wire::Http1(Version::Http11) => Framing::Chunked,
+                Wire::Http1(Version::Http11 | Version::Http2) => Framing::Chunked,
                 Wire::Http1(Version::Http10) => {
                     self.keep_alive = false;
                     Framing::Close

@@ -506,6 +506,7 @@ fn entries<'py>(
     let version = match head.version {
         ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
         ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
+        ferrule_proto::http1::Version::Http2 => intern!(py, "HTTP/2"),
     };
     let fixed = [
         (

@@ -1,0 +1,266 @@
+//! An HTTP/2 request body: DATA frames, received on the edge thread, handed to the app's
+//! `wsgi.input` as it reads. The stream's flow-control window is given back only as the
+//! buffered bytes are taken, so a client can never make the server hold more than the window
+//! and [`IN_BUFFER`] of one stream.
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use ferrule_proto::ParseError;
+use h2::RecvStream;
+use tokio::sync::Notify;
+
+use crate::wsgi::sink::{BodyError, BodySource};
+
+/// Body bytes received and not yet read by the app, most, per stream; the client's window is
+/// reopened as the app reads them.
+pub const IN_BUFFER: usize = 256 * 1024;
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    buffered: usize,
+    /// Bytes the app has read.
+    consumed: u64,
+    ended: bool,
+    error: Option<BodyError>,
+    /// The app's side is gone (its request is over): the pump stops.
+    dropped: bool,
+}
+
+/// What the edge thread and the app share of one request body.
+pub struct Inbound {
+    state: Mutex<State>,
+    /// The app waits here for bytes.
+    arrived: Condvar,
+    /// The pump waits here for room.
+    room: Notify,
+}
+
+impl Inbound {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            arrived: Condvar::new(),
+            room: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fails the body (the client reset the stream, or it ran past the limit).
+    fn fail(&self, e: BodyError) {
+        let mut s = self.lock();
+        s.error.get_or_insert(e);
+        drop(s);
+        self.arrived.notify_all();
+    }
+}
+
+/// Moves the stream's DATA into `inbound` as the app makes room, on the edge thread.
+/// `limit`: `--limit-request-body` (0: none).
+pub async fn pump(mut recv: RecvStream, inbound: Arc<Inbound>, limit: u64) {
+    let mut total: u64 = 0;
+    loop {
+        // Room first: the window is only reopened for bytes the buffer can take.
+        loop {
+            let notified = inbound.room.notified();
+            {
+                let s = inbound.lock();
+                if s.dropped {
+                    return;
+                }
+                if s.buffered < IN_BUFFER {
+                    break;
+                }
+            }
+            notified.await;
+        }
+        match recv.data().await {
+            None => {
+                inbound.lock().ended = true;
+                inbound.arrived.notify_all();
+                return;
+            }
+            Some(Err(e)) => {
+                let kind = if e.is_reset() || e.is_go_away() || e.is_io() {
+                    std::io::ErrorKind::ConnectionReset
+                } else {
+                    std::io::ErrorKind::InvalidData
+                };
+                inbound.fail(BodyError::Io(kind));
+                return;
+            }
+            Some(Ok(data)) => {
+                let n = data.len();
+                total = total.saturating_add(n as u64);
+                if limit != 0 && total > limit {
+                    inbound.fail(BodyError::Parse(ParseError::BodyTooLarge));
+                    return;
+                }
+                let _ = recv.flow_control().release_capacity(n);
+                if n > 0 {
+                    let mut s = inbound.lock();
+                    s.buffered += n;
+                    s.queue.push_back(data);
+                    drop(s);
+                    inbound.arrived.notify_all();
+                }
+            }
+        }
+    }
+}
+
+/// The app's side of an HTTP/2 request body.
+pub struct H2Body {
+    inbound: Arc<Inbound>,
+    /// The request's Content-Length, when it sent one (h2 checks the DATA against it).
+    length: Option<u64>,
+    timeout: Duration,
+}
+
+impl H2Body {
+    pub fn new(inbound: Arc<Inbound>, length: Option<u64>, timeout: Duration) -> Self {
+        Self {
+            inbound,
+            length,
+            timeout,
+        }
+    }
+
+    /// Waits (up to the client timeout) until bytes, the end or an error are there.
+    fn wait<'a>(&'a self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        while s.queue.is_empty() && !s.ended && s.error.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                s.error = Some(BodyError::Io(std::io::ErrorKind::TimedOut));
+                break;
+            }
+            s = self
+                .inbound
+                .arrived
+                .wait_timeout(s, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        s
+    }
+
+    /// Moves up to `max` buffered bytes to `out`; the pump is told there is room.
+    fn take(&self, s: &mut State, max: usize, out: &mut impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(front) = s.queue.front_mut() else {
+                break;
+            };
+            let k = front.len().min(max - n);
+            out(front.get(..k).unwrap_or_default());
+            front.advance(k);
+            if front.is_empty() {
+                s.queue.pop_front();
+            }
+            n += k;
+        }
+        s.buffered -= n;
+        s.consumed += n as u64;
+        if n > 0 {
+            self.inbound.room.notify_one();
+        }
+        n
+    }
+}
+
+impl Drop for H2Body {
+    fn drop(&mut self) {
+        self.inbound.lock().dropped = true;
+        self.inbound.room.notify_one();
+    }
+}
+
+impl BodySource for H2Body {
+    fn read(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        block: bool,
+    ) -> Result<Option<usize>, BodyError> {
+        let mut s = self.inbound.lock();
+        if block {
+            s = self.wait(s);
+        }
+        if !s.queue.is_empty() {
+            let n = self.take(&mut s, max, &mut |b| out.extend_from_slice(b));
+            return Ok(Some(n));
+        }
+        if let Some(e) = s.error {
+            return Err(e);
+        }
+        if s.ended {
+            return Ok(Some(0));
+        }
+        Ok(None)
+    }
+
+    fn exact_len(&self, size: Option<usize>) -> Option<usize> {
+        let s = self.inbound.lock();
+        if s.error.is_some() {
+            return None;
+        }
+        let left = self.length?.saturating_sub(s.consumed);
+        let left = usize::try_from(left).unwrap_or(usize::MAX);
+        Some(size.map_or(left, |n| n.min(left)))
+    }
+
+    fn buffered(&self) -> usize {
+        self.inbound.lock().buffered
+    }
+
+    fn read_exact_into(&mut self, dst: &mut [u8]) -> Result<(), BodyError> {
+        let mut filled = 0;
+        while filled < dst.len() {
+            let mut s = self.wait(self.inbound.lock());
+            if s.queue.is_empty() {
+                return Err(s
+                    .error
+                    .unwrap_or(BodyError::Io(std::io::ErrorKind::UnexpectedEof)));
+            }
+            let want = dst.len() - filled;
+            let rest = dst.get_mut(filled..).unwrap_or_default();
+            let mut at = 0;
+            let n = self.take(&mut s, want, &mut |b| {
+                if let Some(d) = rest.get_mut(at..at + b.len()) {
+                    d.copy_from_slice(b);
+                }
+                at += b.len();
+            });
+            filled += n;
+        }
+        Ok(())
+    }
+
+    fn is_done(&self) -> bool {
+        let s = self.inbound.lock();
+        s.ended && s.queue.is_empty()
+    }
+
+    fn error(&self) -> Option<BodyError> {
+        self.inbound.lock().error
+    }
+
+    fn head_going_out(&mut self) -> bool {
+        // The stream goes on: what the client still sends is read (and dropped) or the stream
+        // is reset once the response is complete; the connection's other streams go on.
+        false
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}

@@ -1,0 +1,281 @@
+//! One HTTP/2 stream on the edge thread: its request made into the bridge's neutral request,
+//! handed to the app (an app thread, or the worker's loop when inline), its body pumped in and
+//! its response sent out as the windows allow.
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrule_proto::http1::{BodyKind, RequestHead, Version};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use super::body::{self, H2Body, Inbound};
+use super::sink::{H2Sink, Item, Outbound};
+use super::InlineJob;
+use crate::log::debug;
+use crate::net::ConnInfo;
+use crate::server::Worker;
+use crate::wsgi;
+
+/// What the edge thread reads of a file response at once.
+const FILE_BLOCK: usize = 64 * 1024;
+
+/// Serves one stream, from its request to the end of its response.
+pub async fn serve(
+    worker: Arc<Worker>,
+    info: ConnInfo,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (parts, recv) = request.into_parts();
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = worker.app.limits.request_body;
+    if limit != 0 && length.is_some_and(|n| n > limit) {
+        simple(&mut respond, StatusCode::PAYLOAD_TOO_LARGE);
+        return;
+    }
+    let has_body = !recv.is_end_stream();
+    let head = request_head(&parts, has_body, length);
+    let timeout = worker.client_timeout;
+    let body = has_body.then(|| {
+        let inbound = Inbound::new();
+        tokio::spawn(body::pump(recv, Arc::clone(&inbound), limit));
+        Box::new(H2Body::new(inbound, length, timeout))
+    });
+    let out = Outbound::new();
+    let inline = worker.pool.is_none();
+    let sink = Box::new(H2Sink::new(
+        Arc::clone(&out),
+        worker.app.server_header,
+        timeout,
+        inline,
+    ));
+    let request = wsgi::Request::Fields(head);
+    // The app runs elsewhere; this task sends its response meanwhile.
+    if inline {
+        let job = InlineJob {
+            request,
+            info,
+            sink,
+            body,
+            out: Arc::clone(&out),
+        };
+        if worker.h2_inline.send(job).is_err() {
+            out.client_gone();
+            return;
+        }
+    } else {
+        let w = Arc::clone(&worker);
+        let out2 = Arc::clone(&out);
+        tokio::spawn(async move {
+            let ran = w
+                .run_app({
+                    let w = Arc::clone(&w);
+                    move || {
+                        let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
+                        // Waiting never comes back: an app thread waits for room itself.
+                        drop(wsgi::serve(&w.app, &info, request, sink, body));
+                        w.request_done();
+                    }
+                })
+                .await;
+            if ran.is_none() {
+                out2.client_gone();
+            }
+        });
+    }
+    send_response(respond, &out, timeout).await;
+}
+
+/// The request head the bridge sees: `:authority` as Host, cookies joined with `; `
+/// (RFC 9113 section 8.2.3), the other fields as sent.
+fn request_head(parts: &http::request::Parts, has_body: bool, length: Option<u64>) -> RequestHead {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let authority = parts.uri.authority().map(http::uri::Authority::as_str);
+    let mut cookie = Vec::new();
+    for v in parts.headers.get_all(http::header::COOKIE) {
+        if !cookie.is_empty() {
+            cookie.extend_from_slice(b"; ");
+        }
+        cookie.extend_from_slice(v.as_bytes());
+    }
+    let host = authority.map(|a| (&b"host"[..], a.as_bytes()));
+    let fields = parts
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            *n != http::header::COOKIE && (authority.is_none() || *n != http::header::HOST)
+        })
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    let cookie = (!cookie.is_empty()).then_some((&b"cookie"[..], &cookie[..]));
+    let kind = match (has_body, length) {
+        (false, _) => BodyKind::Empty,
+        (true, Some(n)) => BodyKind::Length(n),
+        (true, None) => BodyKind::Chunked,
+    };
+    RequestHead::from_parts(
+        parts.method.as_str().as_bytes(),
+        target.as_bytes(),
+        Version::Http2,
+        host.into_iter().chain(fields).chain(cookie),
+        kind,
+    )
+}
+
+/// A response of the server's own, without body.
+fn simple(respond: &mut SendResponse<Bytes>, status: StatusCode) {
+    let mut r = Response::new(());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(0));
+    let _ = respond.send_response(r, true);
+}
+
+/// Sends the response as the app queues it, until its end (or the stream's).
+async fn send_response(mut respond: SendResponse<Bytes>, out: &Outbound, timeout: Duration) {
+    // The head, when the app has given it.
+    let (head, end) = loop {
+        let ready = out.ready.notified();
+        {
+            let mut s = out.lock();
+            if s.aborted {
+                drop(s);
+                respond.send_reset(Reason::INTERNAL_ERROR);
+                return;
+            }
+            if let Some(h) = s.head.take() {
+                let end = s.no_body || (s.finished && s.queue.is_empty());
+                break (h, end);
+            }
+        }
+        let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+        tokio::select! {
+            () = ready => {}
+            _ = reset => {
+                out.client_gone();
+                return;
+            }
+        }
+    };
+    let Ok(mut send) = respond.send_response(head, end) else {
+        out.client_gone();
+        return;
+    };
+    if end {
+        // A body the app still gives (to a HEAD, say) is dropped.
+        out.client_gone();
+        return;
+    }
+    if send_body(&mut send, out, timeout).await.is_err() {
+        out.client_gone();
+    }
+}
+
+/// The stream ended early: reset, client gone, or stalled past the timeout.
+struct Ended;
+
+async fn send_body(
+    send: &mut SendStream<Bytes>,
+    out: &Outbound,
+    timeout: Duration,
+) -> Result<(), Ended> {
+    loop {
+        let ready = out.ready.notified();
+        let next = {
+            let mut s = out.lock();
+            if s.aborted {
+                drop(s);
+                send.send_reset(Reason::INTERNAL_ERROR);
+                return Err(Ended);
+            }
+            match s.queue.pop_front() {
+                Some(item) => {
+                    let len = match &item {
+                        Item::Data(b) => b.len(),
+                        Item::File { count, .. } => usize::try_from(*count).unwrap_or(usize::MAX),
+                    };
+                    s.queued -= len.min(super::sink::OUT_BUFFER).min(s.queued);
+                    Some(item)
+                }
+                None if s.cut => {
+                    drop(s);
+                    send.send_reset(Reason::INTERNAL_ERROR);
+                    return Err(Ended);
+                }
+                None if s.finished => {
+                    drop(s);
+                    return send.send_data(Bytes::new(), true).map_err(|_| Ended);
+                }
+                None => None,
+            }
+        };
+        match next {
+            Some(Item::Data(bytes)) => {
+                out.made_room();
+                send_data(send, bytes, timeout).await?;
+            }
+            Some(Item::File {
+                file,
+                mut offset,
+                mut count,
+            }) => {
+                out.made_room();
+                while count > 0 {
+                    let want = usize::try_from(count).unwrap_or(FILE_BLOCK).min(FILE_BLOCK);
+                    let mut buf = vec![0u8; want];
+                    let n = match file.read_at(&mut buf, offset) {
+                        Ok(0) | Err(_) => return Err(Ended),
+                        Ok(n) => n,
+                    };
+                    buf.truncate(n);
+                    send_data(send, Bytes::from(buf), timeout).await?;
+                    offset += n as u64;
+                    count -= n as u64;
+                }
+            }
+            None => {
+                let reset = std::future::poll_fn(|cx| send.poll_reset(cx));
+                tokio::select! {
+                    () = ready => {}
+                    _ = reset => return Err(Ended),
+                }
+            }
+        }
+    }
+}
+
+/// Sends `bytes` as the client's windows open, each wait bounded by the client timeout.
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut bytes: Bytes,
+    timeout: Duration,
+) -> Result<(), Ended> {
+    while !bytes.is_empty() {
+        send.reserve_capacity(bytes.len());
+        let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
+        let n = match tokio::time::timeout(timeout, capacity).await {
+            Ok(Some(Ok(n))) => n,
+            Ok(_) => return Err(Ended),
+            Err(_) => {
+                debug!("HTTP/2: a client read nothing of a response within the client timeout; resetting the stream");
+                send.send_reset(Reason::CANCEL);
+                return Err(Ended);
+            }
+        };
+        if n == 0 {
+            continue;
+        }
+        let chunk = bytes.split_to(n.min(bytes.len()));
+        send.send_data(chunk, false).map_err(|_| Ended)?;
+    }
+    Ok(())
+}
