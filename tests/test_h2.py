@@ -315,3 +315,71 @@ def test_term_sends_goaway_and_finishes_the_stream_in_flight(serve):
     out, _ = curl.communicate(timeout=30)
     assert (curl.returncode, out) == (0, b"slept 2")
     srv.wait_for_log("Shutting down")
+
+
+def test_inline_worker_answers_pings_while_the_app_runs(serve):
+    srv = serve("transport:app")
+    c = RawH2(srv)
+    sid = c.request("/sleep?ms=1500")
+    srv.wait_for_log("sleep started")
+    c.conn.ping(b"12345678")
+    c.flush()
+    order = []
+    while len(order) < 2:
+        for ev in c.events():
+            if isinstance(ev, h2.events.PingAckReceived):
+                order.append("pong")
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                order.append("response")
+    assert order == ["pong", "response"]
+    c.close()
+
+
+def test_keep_alive_ping_unanswered_closes_the_connection(serve):
+    srv = serve("transport:app", "--http2-keep-alive-interval", "1", "--http2-keep-alive-timeout", "1")
+    sock = socket.create_connection((srv.host, srv.port), timeout=30)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    # Never answer anything: the server's PING goes unanswered and it closes the connection.
+    while sock.recv(65536):
+        pass
+    sock.close()
+
+
+def test_limits_apply_to_http2_requests(h2srv):
+    srv = h2srv("transport:app", "--limit-request-line", "100", "--limit-request-fields", "10",
+                "--limit-request-field_size", "200")  # fmt: skip
+    with srv.client() as c:
+        assert c.get("/echo?" + "a" * 200).status_code == 414
+        assert c.get("/echo", headers={f"x-{i}": "v" for i in range(20)}).status_code == 431
+        assert c.get("/echo", headers={"x-big": "v" * 300}).status_code == 431
+        assert c.get("/echo").status_code == 200
+
+
+def test_access_log_names_the_protocol(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve("transport:app", "--access-logfile", str(log))
+    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as c:
+        assert c.get("/echo?q=1").status_code == 200
+    srv.stop()
+    assert '"GET /echo?q=1 HTTP/2" 200' in log.read_text()
+
+
+def test_http2_only_refuses_http1(serve, certs):
+    srv = serve("transport:app", "--http", "2")
+    with srv.connect() as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 505 ")
+    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as c:
+        assert c.get("/echo").http_version == "HTTP/2"
+    tls = serve("transport:app", "--http", "2", *certs.args())
+    out = subprocess.run(
+        ["curl", "-sS", "--http1.1", "--cacert", str(certs.ca), f"{tls.url}/echo"],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode != 0
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", "--cacert", str(certs.ca), "-o", "/dev/null", "-w",
+         "%{http_version}", f"{tls.url}/echo"],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert out.stdout == b"2"

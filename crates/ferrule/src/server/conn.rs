@@ -265,6 +265,22 @@ pub fn spawn_acceptor(
     Ok(())
 }
 
+/// Answers `status` with the server's own response and closes the connection.
+async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
+    let resp = date::with(|d| {
+        enc::simple_response(
+            enc::StatusLine::Http11,
+            status,
+            true,
+            d,
+            worker.app.server_header.then_some(&b"ferrule"[..]),
+            false,
+        )
+    });
+    let _ = stream.write_all(&resp, worker.client_timeout).await;
+    linger(stream).await;
+}
+
 enum HeadRead {
     Head(RequestHead),
     Closed,
@@ -462,6 +478,14 @@ async fn serve_connection(
                 return;
             }
             super::h2::Sniffed::Closed => return,
+            super::h2::Sniffed::Http1 if !worker.http1 => {
+                debug!(
+                    "HTTP/1 request from {} refused: --http 2",
+                    info.peer_label()
+                );
+                refuse(worker, &mut stream, 505).await;
+                return;
+            }
             super::h2::Sniffed::Http1 => {}
         }
     }
@@ -520,18 +544,7 @@ async fn serve_requests(
             HeadRead::Closed => return,
             HeadRead::Refused(e) => {
                 debug!("refused request from {:?}: {e}", info.peer);
-                let resp = date::with(|d| {
-                    enc::simple_response(
-                        enc::StatusLine::Http11,
-                        e.status(),
-                        true,
-                        d,
-                        worker.app.server_header.then_some(&b"ferrule"[..]),
-                        false,
-                    )
-                });
-                let _ = stream.write_all(&resp, worker.client_timeout).await;
-                linger(stream).await;
+                refuse(worker, stream, e.status()).await;
                 return;
             }
         };

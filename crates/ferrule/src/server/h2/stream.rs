@@ -35,7 +35,12 @@ pub async fn serve(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let limit = worker.app.limits.request_body;
+    let limits = &worker.app.limits;
+    if let Some(status) = over_limits(&parts, limits) {
+        simple(&mut respond, status);
+        return;
+    }
+    let limit = limits.request_body;
     if limit != 0 && length.is_some_and(|n| n > limit) {
         simple(&mut respond, StatusCode::PAYLOAD_TOO_LARGE);
         return;
@@ -129,6 +134,24 @@ fn request_head(parts: &http::request::Parts, has_body: bool, length: Option<u64
         host.into_iter().chain(fields).chain(cookie),
         kind,
     )
+}
+
+/// The `--limit-request-*` limits as HTTP/1 applies them: the request line (method, target,
+/// version) 414, the number of fields and the length of one field (`name: value`) 431.
+fn over_limits(parts: &http::request::Parts, limits: &ferrule_proto::Limits) -> Option<StatusCode> {
+    let target = parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if parts.method.as_str().len() + target + " HTTP/2".len() + 1 > limits.request_line {
+        return Some(StatusCode::URI_TOO_LONG);
+    }
+    if parts.headers.len() > limits.request_fields
+        || parts
+            .headers
+            .iter()
+            .any(|(n, v)| n.as_str().len() + 2 + v.len() > limits.field_size)
+    {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    None
 }
 
 /// A response of the server's own, without body.
