@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import requests
@@ -233,3 +236,66 @@ def test_plain_url_fixture_is_unchanged(serve):
     srv = serve("transport:app")
     assert srv.url.startswith("http://")
     assert requests.get(f"{srv.url}/echo").json()["wsgi.url_scheme"] == "http"
+
+
+def served_serial(srv, files: CertFiles) -> int:
+    from cryptography import x509
+
+    with tls_connect(srv, files) as s:
+        der = s.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def file_serial(path) -> int:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_hup_with_a_new_certificate_under_load(ca, serve, tmp_path):
+    files = write_leaf(ca, tmp_path)
+    srv = serve("transport:app", "--threads", "4", *files.args())
+    old = file_serial(files.cert)
+    assert served_serial(srv, files) == old
+    failures: list[str] = []
+    done = threading.Event()
+
+    def load():
+        with requests.Session() as s:
+            s.verify, s.trust_env = str(files.ca), False
+            while not done.is_set():
+                try:
+                    if s.get(f"{srv.url}/echo").status_code != 200:
+                        failures.append("status")
+                except requests.RequestException as e:
+                    failures.append(repr(e))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        write_leaf(ca, tmp_path)  # the same paths, a new certificate and key
+        new = file_serial(files.cert)
+        assert new != old
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while served_serial(srv, files) != new:
+            assert time.monotonic() < deadline, "new connections never saw the new certificate"
+            time.sleep(0.1)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+
+
+def test_broken_new_certificate_is_kept_out(ca, serve, tmp_path):
+    files = write_leaf(ca, tmp_path)
+    srv = serve("transport:app", *files.args())
+    old = file_serial(files.cert)
+    files.cert.write_text("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+    srv.signal(signal.SIGHUP)
+    srv.wait_for_log(r"keeping the current one: .*server\.crt")
+    srv.wait_for_log(r"Booting worker with pid", count=2)
+    assert served_serial(srv, files) == old
+    assert requests.get(f"{srv.url}/echo", verify=str(files.ca)).status_code == 200
