@@ -127,7 +127,13 @@ pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, TlsError> {
         .map_err(|e| TlsError::Rustls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Rustls(format!("{}: {e}", first.keyfile.display())))?;
+        .map_err(|e| {
+            TlsError::Rustls(format!(
+                "{} with {}: {e}",
+                first.certfile.display(),
+                first.keyfile.display()
+            ))
+        })?;
     config.alpn_protocols.clone_from(&opts.alpn);
     Ok(Arc::new(config))
 }
