@@ -9,6 +9,7 @@ use ferrule_proto::forwarded::{BadTrustEntry, TrustList};
 use ferrule_proto::Limits;
 
 use crate::cli::{Cli, ClientCertArg};
+use crate::statics::{self, StaticError, Statics};
 use crate::tls::{self, CertPair, ClientCert, MinVersion, TlsError, TlsOptions};
 
 /// Where a listener binds.
@@ -107,6 +108,8 @@ pub struct Config {
     /// TLS: the options and the server configuration built from them (certificates loaded
     /// and checked), when any bind is a TLS bind.
     pub tls: Option<TlsSetup>,
+    /// `--static` mounts and their options; None without `--static`.
+    pub statics: Option<Arc<Statics>>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
     pub cli: Cli,
@@ -166,6 +169,8 @@ pub enum ConfigError {
     CertKeyCount { certs: usize, keys: usize },
     /// The certificates, keys or TLS options could not be used.
     Tls(TlsError),
+    /// A `--static` value that cannot be used.
+    Static(StaticError),
 }
 
 impl fmt::Display for ConfigError {
@@ -219,6 +224,7 @@ impl fmt::Display for ConfigError {
                  each --certfile, in the same order"
             ),
             Self::Tls(e) => write!(f, "{e}"),
+            Self::Static(e) => write!(f, "{e}"),
         }
     }
 }
@@ -284,6 +290,17 @@ impl Config {
                 max: ferrule_proto::limits::MAX_FIELDS,
             });
         }
+        let statics = Statics::new(
+            &cli.statics,
+            statics::Options {
+                max_age: cli.static_max_age,
+                index: cli.static_index,
+                follow_symlinks: cli.static_follow_symlinks,
+                fallthrough: cli.static_fallthrough,
+            },
+        )
+        .map_err(ConfigError::Static)?
+        .map(Arc::new);
         Ok(Self {
             app: cli.app.clone(),
             binds,
@@ -327,6 +344,7 @@ impl Config {
             reload: cli.reload,
             reload_extra_files: cli.reload_extra_file.clone(),
             tls,
+            statics,
             argv: Vec::new(),
             cli,
         })

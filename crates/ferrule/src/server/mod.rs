@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
+pub mod statics;
 pub mod tls;
 
 /// Everything a worker's connection tasks share.
@@ -40,6 +41,8 @@ pub struct Worker {
     pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
     /// TLS binds' configuration, when there are any.
     pub tls: Option<tls::Tls>,
+    /// `--static` mounts, answered before the app on HTTP connections.
+    pub statics: Option<Arc<crate::statics::Statics>>,
 }
 
 /// Counts a connection as active while it lives.
@@ -188,6 +191,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         retire: Notify::new(),
         proxy_protocol: cfg.proxy_protocol.clone(),
         tls,
+        statics: cfg.statics.clone(),
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);
