@@ -7,12 +7,16 @@ import email.utils
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
+import trustme
 from conftest import APPS, read_all, read_response
+from tlscerts import write_leaf
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -454,3 +458,33 @@ def test_bad_static_values_stop_with_a_message(value, message):
     assert r.returncode != 0
     assert message in r.stderr
     assert f"--static {value}" in r.stderr
+
+
+def test_static_over_https(serve, site, tmp_path):
+    certs = write_leaf(trustme.CA(), tmp_path)
+    data = os.urandom(200_000)  # past the one-write size: sendfile into the TLS pump
+    (site / "big.bin").write_bytes(data)
+    srv = serve(APP, "--static", f"/static={site}", *certs.args())
+    with requests.Session() as s:
+        r = s.get(f"{srv.url}/static/big.bin", verify=str(certs.ca))
+        assert (r.status_code, r.content) == (200, data)
+        r = s.get(f"{srv.url}/static/css/a.css", headers={"Range": "bytes=0-3"}, verify=str(certs.ca))
+        assert (r.status_code, r.content) == (206, CSS[:4])
+        assert s.get(f"{srv.url}/app", verify=str(certs.ca)).json()["PATH_INFO"] == "/app"
+
+
+def test_help_names_each_static_option_with_its_default():
+    r = subprocess.run(
+        [sys.executable, "-m", "ferrule", "--help"], capture_output=True, text=True, timeout=30
+    )
+    # One block per option: its line (indented less than the descriptions) and its text.
+    blocks = [" ".join(b.split()) for b in re.split(r"\n {2,6}(?=-)", r.stdout)]
+    for option, default in [
+        ("--static <PREFIX=DIR>", "[default: none]"),
+        ("--static-max-age <SECONDS>", "[default: 0]"),
+        ("--static-index", "[default: off"),
+        ("--static-follow-symlinks", "[default: off"),
+        ("--static-fallthrough", "[default: off"),
+    ]:
+        block = next(b for b in blocks if b.startswith(option + " "))
+        assert default in block, option

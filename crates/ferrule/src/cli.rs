@@ -208,9 +208,9 @@ pub struct Cli {
     /// ETag and Last-Modified with 304, one byte range (206, 416), precompressed `.br`, `.zst`
     /// and `.gz` siblings chosen by Accept-Encoding, sendfile. Paths that could leave DIR
     /// (`..`, `%2f`, `\`, NUL, symlinks out of it) get 404. Repeatable; the longest prefix
-    /// wins. DIR is relative to the directory ferrule starts in (before --chdir). HTTP and
-    /// HTTPS binds only: uwsgi, SCGI and FastCGI binds pass every request to the app.
-    /// [default: none]
+    /// wins. DIR is relative to the directory ferrule starts in (before --chdir); PREFIX is
+    /// matched against the path as sent (--root-path is not applied). HTTP and HTTPS binds
+    /// only: uwsgi, SCGI and FastCGI binds pass every request to the app. [default: none]
     #[arg(long = "static", value_name = "PREFIX=DIR")]
     pub statics: Vec<String>,
 

@@ -20,6 +20,8 @@ mod fs;
 mod mime;
 mod path;
 mod respond;
+#[cfg(test)]
+mod tests;
 
 pub use encoding::Coding;
 pub use path::BadPrefix;
