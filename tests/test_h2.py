@@ -383,3 +383,24 @@ def test_http2_only_refuses_http1(serve, certs):
         capture_output=True, timeout=30,
     )  # fmt: skip
     assert out.stdout == b"2"
+
+
+def test_static_files_over_http2(h2srv, tmp_path):
+    root = tmp_path / "static"
+    root.mkdir()
+    data = os.urandom(200 * 1024)
+    (root / "app.js").write_bytes(data)
+    srv = h2srv("transport:app", "--static", f"/static={root}")
+    with srv.client() as c:
+        r = c.get("/static/app.js")
+        assert r.http_version == "HTTP/2" and r.status_code == 200
+        assert r.content == data and r.headers["content-length"] == str(len(data))
+        assert r.headers["content-type"].startswith("text/javascript")
+        etag = r.headers["etag"]
+        assert c.get("/static/app.js", headers={"if-none-match": etag}).status_code == 304
+        r = c.get("/static/app.js", headers={"range": "bytes=10-19"})
+        assert (r.status_code, r.content) == (206, data[10:20])
+        r = c.head("/static/app.js")
+        assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", str(len(data)))
+        assert c.get("/static/missing.js").status_code == 404
+        assert c.get("/echo").json()["SERVER_PROTOCOL"] == "HTTP/2"

@@ -203,6 +203,41 @@ pub struct Cli {
     #[arg(long = "access-logfile", value_name = "FILE")]
     pub access_logfile: Option<String>,
 
+    /// Serve the files under DIR at the URL prefix PREFIX (`/static=./staticfiles`), from the
+    /// worker's event loop without calling the app: GET and HEAD (other methods get 405),
+    /// ETag and Last-Modified with 304, one byte range (206, 416), precompressed `.br`, `.zst`
+    /// and `.gz` siblings chosen by Accept-Encoding, sendfile. Paths that could leave DIR
+    /// (`..`, `%2f`, `\`, NUL, symlinks out of it) get 404. Repeatable; the longest prefix
+    /// wins. DIR is relative to the directory ferrule starts in (before --chdir); PREFIX is
+    /// matched against the path as sent (--root-path is not applied). HTTP and HTTPS binds
+    /// only: uwsgi, SCGI and FastCGI binds pass every request to the app. [default: none]
+    #[arg(long = "static", value_name = "PREFIX=DIR")]
+    pub statics: Vec<String>,
+
+    /// Seconds a --static file may be cached: `Cache-Control: public, max-age=N`; 0 sends no
+    /// Cache-Control (clients revalidate with the ETag). Names with a content hash before the
+    /// extension (`base.5af66c1b1797.css`, 8 to 32 hex digits) always get `public,
+    /// max-age=31536000, immutable`.
+    #[arg(long = "static-max-age", value_name = "SECONDS", default_value_t = 0)]
+    pub static_max_age: u64,
+
+    /// Serve a directory's `index.html` under a --static prefix (the path without its
+    /// trailing slash is redirected to it). Directories are never listed. [default: off:
+    /// directories get 404]
+    #[arg(long = "static-index")]
+    pub static_index: bool,
+
+    /// Serve --static files reached through symlinks that lead outside DIR. [default: off:
+    /// such files get 404; symlinks that stay inside DIR are always followed]
+    #[arg(long = "static-follow-symlinks")]
+    pub static_follow_symlinks: bool,
+
+    /// Pass requests under a --static prefix that find no file (and, for a missing file,
+    /// methods other than GET and HEAD) to the app. [default: off: 404, and 405 for other
+    /// methods]
+    #[arg(long = "static-fallthrough")]
+    pub static_fallthrough: bool,
+
     /// TLS certificate chain (PEM, leaf first). With it, every HTTP bind speaks HTTPS, unless
     /// some binds are written `https://HOST:PORT`: then only those do. Repeat with --keyfile
     /// for several certificates; the first is the default, the others are chosen by the name

@@ -9,6 +9,7 @@ use ferrule_proto::forwarded::{BadTrustEntry, TrustList};
 use ferrule_proto::Limits;
 
 use crate::cli::{Cli, ClientCertArg, HttpArg};
+use crate::statics::{self, StaticError, Statics};
 use crate::tls::{self, CertPair, ClientCert, MinVersion, TlsError, TlsOptions};
 
 /// Where a listener binds.
@@ -111,6 +112,8 @@ pub struct Config {
     pub http1: bool,
     /// `--http`: HTTP/2 is served, with these settings.
     pub http2: Option<Http2Settings>,
+    /// `--static` mounts and their options; None without `--static`.
+    pub statics: Option<Arc<Statics>>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
     pub cli: Cli,
@@ -198,6 +201,8 @@ pub enum ConfigError {
     CertKeyCount { certs: usize, keys: usize },
     /// The certificates, keys or TLS options could not be used.
     Tls(TlsError),
+    /// A `--static` value that cannot be used.
+    Static(StaticError),
 }
 
 impl fmt::Display for ConfigError {
@@ -251,6 +256,7 @@ impl fmt::Display for ConfigError {
                  each --certfile, in the same order"
             ),
             Self::Tls(e) => write!(f, "{e}"),
+            Self::Static(e) => write!(f, "{e}"),
         }
     }
 }
@@ -316,6 +322,17 @@ impl Config {
                 max: ferrule_proto::limits::MAX_FIELDS,
             });
         }
+        let statics = Statics::new(
+            &cli.statics,
+            statics::Options {
+                max_age: cli.static_max_age,
+                index: cli.static_index,
+                follow_symlinks: cli.static_follow_symlinks,
+                fallthrough: cli.static_fallthrough,
+            },
+        )
+        .map_err(ConfigError::Static)?
+        .map(Arc::new);
         Ok(Self {
             app: cli.app.clone(),
             binds,
@@ -361,6 +378,7 @@ impl Config {
             tls,
             http1: cli.http != HttpArg::Two,
             http2: (cli.http != HttpArg::One).then(|| Http2Settings::from_cli(&cli)),
+            statics,
             argv: Vec::new(),
             cli,
         })

@@ -10,6 +10,7 @@ pub mod log;
 pub mod net;
 pub mod server;
 pub mod slots;
+pub mod statics;
 pub mod supervisor;
 pub mod tls;
 pub mod watchdog;

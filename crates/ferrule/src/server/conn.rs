@@ -18,6 +18,7 @@ use super::body::BodyReader;
 use super::exchange::{on_pool, start, until_done, Turn};
 use super::listener::Listener;
 use super::sink::{StreamSink, Wire};
+use super::statics::{self, Answered};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
@@ -552,6 +553,20 @@ async fn serve_requests(
         // the response says so with `Connection: close`.
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
+        }
+        if let Some(statics) = &worker.statics {
+            match statics::answer(worker, statics, stream, &info, &head).await {
+                Answered::Pass => {}
+                Answered::KeepAlive => {
+                    idle = worker.keep_alive;
+                    continue;
+                }
+                Answered::Close => {
+                    linger(stream).await;
+                    return;
+                }
+                Answered::Failed => return,
+            }
         }
         let received = worker.pool.is_some()
             || match read_ahead(&head, rbuf.len()) {

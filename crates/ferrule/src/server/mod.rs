@@ -21,6 +21,7 @@ mod h2;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
+pub mod statics;
 pub mod tls;
 
 /// Everything a worker's connection tasks share.
@@ -50,6 +51,8 @@ pub struct Worker {
     edge: edge::Edge,
     /// HTTP/2 streams' WSGI calls for the inline worker's loop.
     h2_inline: tokio::sync::mpsc::UnboundedSender<h2::InlineJob>,
+    /// `--static` mounts, answered before the app on HTTP connections.
+    pub statics: Option<Arc<crate::statics::Statics>>,
 }
 
 /// Counts a connection as active while it lives.
@@ -196,6 +199,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         http2: cfg.http2,
         edge: edge::Edge::default(),
         h2_inline,
+        statics: cfg.statics.clone(),
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);

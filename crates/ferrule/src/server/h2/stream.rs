@@ -17,6 +17,7 @@ use super::InlineJob;
 use crate::log::debug;
 use crate::net::ConnInfo;
 use crate::server::Worker;
+use crate::statics::{Body, Decision};
 use crate::wsgi;
 
 /// What the edge thread reads of a file response at once.
@@ -48,6 +49,22 @@ pub async fn serve(
     let has_body = !recv.is_end_stream();
     let head = request_head(&parts, has_body, length);
     let timeout = worker.client_timeout;
+    if let Some(statics) = worker.statics.as_deref() {
+        let mut req = crate::statics::Request::new(head.method(), head.target());
+        for (name, value) in head.fields() {
+            req.field(name, value);
+        }
+        if let Decision::Respond(resp) = statics.decide(&req) {
+            let started = crate::log::access_enabled().then(std::time::Instant::now);
+            let (status, len) = (resp.status, resp.body_len());
+            let sent = send_static(respond, resp, worker.app.server_header, timeout).await;
+            if let Some(started) = started {
+                let sent = if sent { len } else { 0 };
+                crate::server::statics::log_access(&info, &head, status, sent, started);
+            }
+            return;
+        }
+    }
     let body = has_body.then(|| {
         let inbound = Inbound::new();
         tokio::spawn(body::pump(recv, Arc::clone(&inbound), limit));
@@ -154,6 +171,68 @@ fn over_limits(parts: &http::request::Parts, limits: &ferrule_proto::Limits) -> 
     None
 }
 
+/// Sends a `--static` answer on the stream. False if the stream or the file failed.
+async fn send_static(
+    mut respond: SendResponse<Bytes>,
+    resp: crate::statics::Response,
+    server_header: bool,
+    timeout: Duration,
+) -> bool {
+    let mut head = Response::new(());
+    let Ok(status) = StatusCode::from_u16(resp.status) else {
+        return false;
+    };
+    *head.status_mut() = status;
+    let fields = head.headers_mut();
+    for (name, value) in &resp.headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            fields.append(*name, v);
+        }
+    }
+    if let Some(n) = resp.content_length {
+        fields.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    if let Ok(d) = crate::net::date::with(HeaderValue::from_bytes) {
+        fields.insert(http::header::DATE, d);
+    }
+    if server_header {
+        fields.insert(http::header::SERVER, HeaderValue::from_static("ferrule"));
+    }
+    let empty = matches!(resp.body, Body::Empty);
+    let Ok(mut send) = respond.send_response(head, empty) else {
+        return false;
+    };
+    let sent = match resp.body {
+        Body::Empty => return true,
+        Body::Bytes(b) => send_data(&mut send, b, timeout).await,
+        Body::File { file, offset, len } => send_file(&mut send, &file, offset, len, timeout).await,
+    };
+    sent.is_ok() && send.send_data(Bytes::new(), true).is_ok()
+}
+
+/// Sends `count` bytes of `file` from `offset`, read in blocks as the windows open.
+async fn send_file(
+    send: &mut SendStream<Bytes>,
+    file: &std::fs::File,
+    mut offset: u64,
+    mut count: u64,
+    timeout: Duration,
+) -> Result<(), Ended> {
+    while count > 0 {
+        let want = usize::try_from(count).unwrap_or(FILE_BLOCK).min(FILE_BLOCK);
+        let mut buf = vec![0u8; want];
+        let n = match file.read_at(&mut buf, offset) {
+            Ok(0) | Err(_) => return Err(Ended),
+            Ok(n) => n,
+        };
+        buf.truncate(n);
+        send_data(send, Bytes::from(buf), timeout).await?;
+        offset += n as u64;
+        count -= n as u64;
+    }
+    Ok(())
+}
+
 /// A response of the server's own, without body.
 fn simple(respond: &mut SendResponse<Bytes>, status: StatusCode) {
     let mut r = Response::new(());
@@ -248,22 +327,11 @@ async fn send_body(
             }
             Some(Item::File {
                 file,
-                mut offset,
-                mut count,
+                offset,
+                count,
             }) => {
                 out.made_room();
-                while count > 0 {
-                    let want = usize::try_from(count).unwrap_or(FILE_BLOCK).min(FILE_BLOCK);
-                    let mut buf = vec![0u8; want];
-                    let n = match file.read_at(&mut buf, offset) {
-                        Ok(0) | Err(_) => return Err(Ended),
-                        Ok(n) => n,
-                    };
-                    buf.truncate(n);
-                    send_data(send, Bytes::from(buf), timeout).await?;
-                    offset += n as u64;
-                    count -= n as u64;
-                }
+                send_file(send, &file, offset, count, timeout).await?;
             }
             None => {
                 let reset = std::future::poll_fn(|cx| send.poll_reset(cx));

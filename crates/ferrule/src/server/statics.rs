@@ -1,0 +1,177 @@
+//! `--static` on HTTP/1 connections: right after a request head is read, the static mounts
+//! (`crate::statics`) decide; an answer is encoded with the HTTP/1 response head and sent from
+//! the event loop (a small file with its head in one write, a larger one with sendfile as the
+//! client reads), and the connection goes on to its next request. The app never sees it.
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+use ferrule_proto::http1::{response as enc, BodyKind, RequestHead, Version};
+
+use super::conn::Stream;
+use super::Worker;
+use crate::log;
+use crate::net::{date, io as sio, ConnInfo};
+use crate::statics::{Body, Decision, Request, Response, Statics};
+
+/// Largest file range read into the response head's buffer and sent with it in one write;
+/// larger ones go with sendfile(2) after the head. Not configurable.
+const SMALL_FILE: u64 = 16 * 1024;
+
+/// What became of a request the static mounts were asked about.
+pub(super) enum Answered {
+    /// Not static: the app's.
+    Pass,
+    /// Answered; the connection stays open for the next request.
+    KeepAlive,
+    /// Answered; the connection is to close. A request body, if any, was not read.
+    Close,
+    /// The connection failed (or the file shrank) while the answer was sent.
+    Failed,
+}
+
+/// Asks the static mounts about `head` and sends their answer, if any.
+pub(super) async fn answer(
+    worker: &Worker,
+    statics: &Statics,
+    stream: &Stream,
+    info: &ConnInfo,
+    head: &RequestHead,
+) -> Answered {
+    let started = log::access_enabled().then(Instant::now);
+    let mut req = Request::new(head.method(), head.target());
+    for (name, value) in head.fields() {
+        req.field(name, value);
+    }
+    let resp = match statics.decide(&req) {
+        Decision::Pass => return Answered::Pass,
+        Decision::Respond(r) => r,
+    };
+    // The body of a request answered here is never read: the connection closes after it.
+    let keep_alive =
+        head.keep_alive && head.body == BodyKind::Empty && !worker.keep_alive.is_zero();
+    let status = resp.status;
+    let body_len = resp.body_len();
+    let sent = send(worker, stream, head.version, keep_alive, resp).await;
+    if let Some(started) = started {
+        log_access(info, head, status, if sent { body_len } else { 0 }, started);
+    }
+    match (sent, keep_alive) {
+        (false, _) => Answered::Failed,
+        (true, true) => Answered::KeepAlive,
+        (true, false) => Answered::Close,
+    }
+}
+
+/// Encodes and sends `resp`. False if the connection failed or the file ended early.
+async fn send(
+    worker: &Worker,
+    stream: &Stream,
+    version: Version,
+    keep_alive: bool,
+    resp: Response,
+) -> bool {
+    let reason = enc::reason(resp.status);
+    let mut status = Vec::with_capacity(4 + reason.len());
+    status.extend_from_slice(itoa::Buffer::new().format(resp.status).as_bytes());
+    status.push(b' ');
+    status.extend_from_slice(reason.as_bytes());
+    let mut fields = Vec::with_capacity(320);
+    for (name, value) in &resp.headers {
+        enc::push_header(&mut fields, name.as_bytes(), value.as_bytes());
+    }
+    let connection = match (version, keep_alive) {
+        (Version::Http11, false) => enc::Connection::Close,
+        (Version::Http10, true) => enc::Connection::KeepAlive,
+        _ => enc::Connection::Default,
+    };
+    let small = match &resp.body {
+        Body::File { len, .. } => *len <= SMALL_FILE,
+        _ => true,
+    };
+    let out = date::with(|d| {
+        let head = enc::ResponseHead {
+            line: enc::StatusLine::Http11,
+            status: &status,
+            fields: &fields,
+            server: worker.app.server_header.then_some(&b"ferrule"[..]),
+            date: Some(d),
+            content_length: resp.content_length,
+            framing: match &resp.body {
+                Body::Empty => enc::Framing::NoBody,
+                _ => enc::Framing::Length(resp.body_len()),
+            },
+            connection,
+        };
+        let room = if small { resp.body_len() as usize } else { 0 };
+        let mut out = sio::take_buf(head.max_len() + room);
+        head.encode(&mut out);
+        out
+    });
+    let timeout = worker.client_timeout;
+    match resp.body {
+        Body::Empty => finish_write(stream, out, timeout).await,
+        Body::Bytes(bytes) => {
+            let mut out = out;
+            out.extend_from_slice(&bytes);
+            finish_write(stream, out, timeout).await
+        }
+        Body::File { file, offset, len } if small => {
+            let mut out = out;
+            let start = out.len();
+            out.resize(start + len as usize, 0);
+            let read = out
+                .get_mut(start..)
+                .is_some_and(|dst| file.read_exact_at(dst, offset).is_ok());
+            if !read {
+                sio::give_back(out);
+                return false;
+            }
+            finish_write(stream, out, timeout).await
+        }
+        Body::File { file, offset, len } => {
+            if !finish_write(stream, out, timeout).await {
+                return false;
+            }
+            sio::set_notsent_lowat(stream.fd(), Some(sio::FILE_NOTSENT_LOWAT));
+            let tail = sio::FileTail {
+                file: file.into(),
+                offset,
+                count: len,
+            };
+            stream.send_tail(tail, timeout).await
+        }
+    }
+}
+
+/// Writes `out` whole and keeps the buffer for the next response.
+async fn finish_write(stream: &Stream, out: Vec<u8>, timeout: std::time::Duration) -> bool {
+    let written = stream.write_all(&out, timeout).await;
+    sio::give_back(out);
+    written
+}
+
+/// The access log's line for a static answer, as for the app's responses.
+pub(super) fn log_access(
+    info: &ConnInfo,
+    head: &RequestHead,
+    code: u16,
+    sent: u64,
+    started: Instant,
+) {
+    let field = |name: &[u8]| {
+        head.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let entry = log::AccessEntry {
+        remote: info
+            .peer
+            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        method: head.method(),
+        target: head.target(),
+        version: head.version.as_str().as_bytes(),
+        referer: field(b"referer"),
+        agent: field(b"user-agent"),
+    };
+    log::access(&log::access_line(&entry, code, sent, started.elapsed()));
+}

@@ -1,0 +1,166 @@
+//! The room's decisions end to end, against files in a temporary directory: no socket, no
+//! server, no Python.
+use std::path::PathBuf;
+
+use super::{Body, Decision, Options, Request, Response, Statics};
+
+/// A directory with `css/a.css` (10 bytes) and its `.gz` sibling, removed when dropped.
+struct Site(PathBuf);
+
+impl Site {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ferrule-statics-room-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("css")).expect("temp dir");
+        std::fs::write(dir.join("css/a.css"), b"0123456789").expect("a.css");
+        std::fs::write(dir.join("css/a.css.gz"), b"gz").expect("a.css.gz");
+        Self(dir)
+    }
+
+    fn statics(&self, options: Options) -> Statics {
+        let spec = format!("/static={}", self.0.display());
+        Statics::new(&[spec], options)
+            .expect("valid --static")
+            .expect("one mount")
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ask(statics: &Statics, method: &str, target: &str, fields: &[(&str, &str)]) -> Decision {
+    let mut req = Request::new(method.as_bytes(), target.as_bytes());
+    for (n, v) in fields {
+        req.field(n.as_bytes(), v.as_bytes());
+    }
+    statics.decide(&req)
+}
+
+fn respond(d: Decision) -> Response {
+    match d {
+        Decision::Respond(r) => r,
+        Decision::Pass => panic!("passed to the app"),
+    }
+}
+
+fn field<'r>(r: &'r Response, name: &str) -> Option<&'r str> {
+    r.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn get_head_and_not_modified() {
+    let site = Site::new("get");
+    let s = site.statics(Options::default());
+    let r = respond(ask(&s, "GET", "/static/css/a.css", &[]));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_length, Some(10));
+    assert!(matches!(
+        r.body,
+        Body::File {
+            offset: 0,
+            len: 10,
+            ..
+        }
+    ));
+    assert_eq!(field(&r, "Content-Type"), Some("text/css; charset=utf-8"));
+    assert_eq!(field(&r, "Vary"), Some("Accept-Encoding"));
+    assert_eq!(field(&r, "Content-Encoding"), None);
+    let etag = field(&r, "ETag").expect("an ETag").to_owned();
+    let head = respond(ask(&s, "HEAD", "/static/css/a.css", &[]));
+    assert_eq!((head.status, head.content_length), (200, Some(10)));
+    assert!(matches!(head.body, Body::Empty));
+    let not = respond(ask(
+        &s,
+        "GET",
+        "/static/css/a.css",
+        &[("if-none-match", &etag)],
+    ));
+    assert_eq!((not.status, not.content_length), (304, None));
+}
+
+#[test]
+fn ranges_and_encodings() {
+    let site = Site::new("range");
+    let s = site.statics(Options::default());
+    let r = respond(ask(
+        &s,
+        "GET",
+        "/static/css/a.css",
+        &[("Range", "bytes=2-4")],
+    ));
+    assert_eq!(r.status, 206);
+    assert!(matches!(
+        r.body,
+        Body::File {
+            offset: 2,
+            len: 3,
+            ..
+        }
+    ));
+    assert_eq!(field(&r, "Content-Range"), Some("bytes 2-4/10"));
+    let r = respond(ask(
+        &s,
+        "GET",
+        "/static/css/a.css",
+        &[("Range", "bytes=10-")],
+    ));
+    assert_eq!(
+        (r.status, field(&r, "Content-Range")),
+        (416, Some("bytes */10"))
+    );
+    let r = respond(ask(
+        &s,
+        "GET",
+        "/static/css/a.css",
+        &[("Accept-Encoding", "gzip")],
+    ));
+    assert_eq!(field(&r, "Content-Encoding"), Some("gzip"));
+    assert_eq!(r.content_length, Some(2));
+    // Two Range lines are two ranges: the whole file.
+    let two = [("Range", "bytes=0-1"), ("Range", "bytes=3-4")];
+    assert_eq!(
+        respond(ask(&s, "GET", "/static/css/a.css", &two)).status,
+        200
+    );
+}
+
+#[test]
+fn methods_prefixes_and_fallthrough() {
+    let site = Site::new("methods");
+    let s = site.statics(Options::default());
+    assert!(matches!(ask(&s, "GET", "/app", &[]), Decision::Pass));
+    assert!(matches!(ask(&s, "GET", "/staticx/a", &[]), Decision::Pass));
+    let r = respond(ask(&s, "POST", "/static/css/a.css", &[]));
+    assert_eq!((r.status, field(&r, "Allow")), (405, Some("GET, HEAD")));
+    assert_eq!(respond(ask(&s, "GET", "/static/nope", &[])).status, 404);
+    assert_eq!(respond(ask(&s, "GET", "/static/../x", &[])).status, 404);
+    let fall = site.statics(Options {
+        fallthrough: true,
+        ..Options::default()
+    });
+    assert!(matches!(
+        ask(&fall, "GET", "/static/nope", &[]),
+        Decision::Pass
+    ));
+    assert!(matches!(
+        ask(&fall, "POST", "/static/nope", &[]),
+        Decision::Pass
+    ));
+    assert_eq!(
+        respond(ask(&fall, "POST", "/static/css/a.css", &[])).status,
+        405
+    );
+    assert_eq!(
+        respond(ask(&fall, "GET", "/static/%2e%2e/x", &[])).status,
+        404
+    );
+}
