@@ -151,9 +151,11 @@ fn decrypt_pkcs8(
     let password = password.ok_or_else(|| no_password(path))?;
     let plain = match info.decrypt(password) {
         Ok(doc) => doc,
-        Err(pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed)) => {
-            return Err(wrong_password(path))
-        }
+        // A bad padding after decryption: the wrong password. (pkcs5 0.7 reports it as
+        // `EncryptFailed`.)
+        Err(pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        )) => return Err(wrong_password(path)),
         Err(e) => {
             return Err(file_error(
                 path,
