@@ -118,7 +118,9 @@ pub fn rfc2253(name: &X509Name<'_>) -> String {
         if i > 0 {
             out.push(',');
         }
-        for (j, atv) in rdn.iter().enumerate() {
+        // OpenSSL prints the whole list of attributes backwards, inside an RDN too.
+        let atvs: Vec<_> = rdn.iter().collect();
+        for (j, atv) in atvs.iter().rev().enumerate() {
             if j > 0 {
                 out.push('+');
             }
