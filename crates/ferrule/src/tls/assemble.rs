@@ -1,16 +1,18 @@
 //! The rustls `ServerConfig` built from `TlsOptions`: keys and chains (one `CertifiedKey` per
 //! pair, checked to match), SNI, cipher suites and their order, versions, client
-//! certificates, ALPN.
+//! certificates (`--client-cert optional|required` with `--ca-certs`), ALPN.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::server::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 
-use super::certs::{leaf_facts, parse_certs, unix_now};
+use super::certs::{leaf_facts, parse_certs, unix_now, SniEntry, SniResolver};
 use super::keys::parse_key;
-use super::sni::{SniEntry, SniResolver};
-use super::{ciphers, client, file_error, provider, MinVersion, TlsError, TlsOptions};
+use super::{ciphers, file_error, provider, ClientCert, MinVersion, TlsError, TlsOptions};
 
 /// A built configuration and what the caller should log about it (an expired certificate,
 /// a cipher list that leaves TLS 1.2 clients out).
@@ -113,12 +115,12 @@ pub(super) fn build_from(opts: &TlsOptions, files: &Snapshot) -> Result<Built, T
         why: "a TLS bind needs a certificate".to_owned(),
     })?;
     let ca = match &opts.ca_certs {
-        Some(path) if opts.client_cert != super::ClientCert::None => {
+        Some(path) if opts.client_cert != ClientCert::None => {
             Some((path.as_path(), files.get(path)?))
         }
         _ => None,
     };
-    let verifier = client::verifier(opts.client_cert, ca, Arc::clone(&provider))?;
+    let verifier = client_verifier(opts.client_cert, ca, Arc::clone(&provider))?;
     let versions: &[&rustls::SupportedProtocolVersion] = match opts.min_version {
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -137,4 +139,47 @@ pub(super) fn build_from(opts: &TlsOptions, files: &Snapshot) -> Result<Built, T
         config: Arc::new(config),
         warnings,
     })
+}
+
+/// The roots in a `--ca-certs` PEM file.
+pub fn parse_roots(path: &Path, pem: &[u8]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(parse_certs(path, pem)?);
+    if added == 0 {
+        return Err(file_error(
+            path,
+            format!("none of the {ignored} certificates can be a trust anchor"),
+        ));
+    }
+    Ok(roots)
+}
+
+/// The verifier for `mode`: `None` for `ClientCert::None` (then `--ca-certs` is not used);
+/// `ca_pem` is the `--ca-certs` file and its contents.
+pub fn client_verifier(
+    mode: ClientCert,
+    ca_pem: Option<(&Path, &[u8])>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsError> {
+    if mode == ClientCert::None {
+        return Ok(None);
+    }
+    let Some((path, pem)) = ca_pem else {
+        return Err(TlsError::Option {
+            option: "--client-cert",
+            why: "verifying client certificates needs the CA that issues them: pass --ca-certs"
+                .to_owned(),
+        });
+    };
+    let roots = parse_roots(path, pem)?;
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = if mode == ClientCert::Optional {
+        builder.allow_unauthenticated()
+    } else {
+        builder
+    };
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| TlsError::Rustls(format!("{}: {e}", path.display())))
 }

@@ -1,7 +1,14 @@
-//! Certificate chains from PEM, and what the server reads from a leaf: the names SNI matches
-//! against and the dates an expiry warning is made of.
+//! Certificate chains from PEM; what the server reads from a leaf (the names SNI matches
+//! against, the dates an expiry warning is made of); and the choice among several
+//! certificates on one bind: the one whose names cover the client's SNI server name, else the
+//! first (the default, also for clients that send no SNI).
+use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -112,5 +119,68 @@ pub fn name_matches(pattern: &str, host: &str) -> bool {
         }
     } else {
         pattern == host
+    }
+}
+
+/// One certificate with the names it answers for.
+pub struct SniEntry {
+    /// Normalised DNS names (see `certs::LeafFacts::names`).
+    pub names: Vec<String>,
+    pub key: Arc<CertifiedKey>,
+}
+
+impl fmt::Debug for SniEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SniEntry")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Chooses a certificate by SNI. An exact name beats a wildcard; among equals the earlier
+/// `--certfile` wins; no match (or no SNI) gives the first certificate.
+#[derive(Debug)]
+pub struct SniResolver {
+    entries: Vec<SniEntry>,
+}
+
+impl SniResolver {
+    /// `None` when `entries` is empty: a TLS bind needs at least one certificate.
+    pub fn new(entries: Vec<SniEntry>) -> Option<Self> {
+        if entries.is_empty() {
+            None
+        } else {
+            Some(Self { entries })
+        }
+    }
+
+    /// The index of the entry that serves `server_name`.
+    pub fn choose(&self, server_name: Option<&str>) -> usize {
+        let Some(host) = server_name.map(normalize) else {
+            return 0;
+        };
+        let exact = self
+            .entries
+            .iter()
+            .position(|e| e.names.iter().any(|n| !n.starts_with("*.") && *n == host));
+        let wildcard = || {
+            self.entries.iter().position(|e| {
+                e.names
+                    .iter()
+                    .any(|n| n.starts_with("*.") && name_matches(n, &host))
+            })
+        };
+        exact.or_else(wildcard).unwrap_or(0)
+    }
+
+    pub fn entries(&self) -> &[SniEntry] {
+        &self.entries
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let index = self.choose(client_hello.server_name());
+        self.entries.get(index).map(|e| Arc::clone(&e.key))
     }
 }

@@ -3,11 +3,10 @@
 //! files, not the server or Python; what it would log it returns as warnings.
 //!
 //! - `keys`: private keys from PEM (PKCS#1, PKCS#8, SEC1, encrypted PKCS#8, legacy encrypted);
-//! - `certs`: chains from PEM, a leaf's names and dates;
-//! - `sni`: the certificate chosen by the client's server name;
+//! - `certs`: chains from PEM, a leaf's names and dates, the certificate chosen by SNI;
 //! - `ciphers`: `--ciphers` names to suites, a suite's OpenSSL name;
-//! - `client`: the client certificate verifier (`--client-cert`, `--ca-certs`);
-//! - `assemble`: the `ServerConfig` built from all of it;
+//! - `assemble`: the `ServerConfig` built from all of it, with the client certificate
+//!   verifier (`--client-cert`, `--ca-certs`);
 //! - `info`: what a finished handshake tells the app;
 //! - `store`: the configuration kept current across certificate reloads.
 use std::fmt;
@@ -16,21 +15,19 @@ use std::path::{Path, PathBuf};
 mod assemble;
 mod certs;
 mod ciphers;
-mod client;
 mod info;
 mod keys;
-mod sni;
 mod store;
 #[cfg(test)]
 mod tests;
 
-pub use assemble::{build, server_config, Built};
-pub use certs::{leaf_facts, load_certs, name_matches, parse_certs, LeafFacts};
+pub use assemble::{build, client_verifier, parse_roots, server_config, Built};
+pub use certs::{
+    leaf_facts, load_certs, name_matches, parse_certs, LeafFacts, SniEntry, SniResolver,
+};
 pub use ciphers::{openssl_name, supported_names};
-pub use client::parse_roots;
 pub use info::{client_cert_info, handshake_info, pem_certificate, rfc2253, serial_hex};
 pub use keys::{load_key, parse_key};
-pub use sni::{SniEntry, SniResolver};
 pub use store::CertStore;
 
 /// One certificate chain and its key (`--certfile`, `--keyfile`).

@@ -16,10 +16,9 @@ use rustls::{ServerConnection, SignatureScheme};
 
 use super::{CertPair, TlsOptions};
 
-mod ciphers;
 mod client;
+mod handshake;
 mod keys;
-mod sni;
 mod store;
 
 /// A directory removed when dropped.
