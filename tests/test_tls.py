@@ -299,3 +299,117 @@ def test_broken_new_certificate_is_kept_out(ca, serve, tmp_path):
     srv.wait_for_log(r"Booting worker with pid", count=2)
     assert served_serial(srv, files) == old
     assert requests.get(f"{srv.url}/echo", verify=str(files.ca)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "key_type,key_format",
+    [
+        (trustme.KeyType.RSA, "traditional"),  # PKCS#1
+        (trustme.KeyType.RSA, "pkcs8"),
+        (trustme.KeyType.ECDSA, "traditional"),  # SEC1
+        (trustme.KeyType.ECDSA, "pkcs8"),
+    ],
+)
+def test_every_key_format_serves(ca, serve, tmp_path, key_type, key_format):
+    files = write_leaf(ca, tmp_path, key_type=key_type, key_format=key_format)
+    marker = {"traditional": (b"RSA PRIVATE KEY", b"EC PRIVATE KEY"), "pkcs8": (b"BEGIN PRIVATE KEY",)}
+    assert any(m in files.key.read_bytes() for m in marker[key_format])
+    srv = serve("transport:app", *files.args())
+    assert requests.get(f"{srv.url}/echo", verify=str(files.ca)).json()["HTTPS"] == "on"
+
+
+def test_encrypted_key_with_its_password(ca, serve, tmp_path):
+    files = write_leaf(ca, tmp_path, password=b"s3cret")
+    assert b"ENCRYPTED PRIVATE KEY" in files.key.read_bytes()
+    r = ferrule_cmd("-b", "127.0.0.1:0", *files.args(), "transport:app")
+    assert r.returncode != 0 and "--keyfile-password" in r.stderr, r.stderr
+    r = ferrule_cmd("-b", "127.0.0.1:0", *files.args(), "--keyfile-password", "wrong", "transport:app")
+    assert r.returncode != 0 and str(files.key) in r.stderr, r.stderr
+    srv = serve("transport:app", *files.args(), "--keyfile-password", "s3cret")
+    assert requests.get(f"{srv.url}/echo", verify=str(files.ca)).status_code == 200
+
+
+def test_sni_chooses_between_two_certificates(ca, serve, tmp_path):
+    a = write_leaf(ca, tmp_path, "a.example", "127.0.0.1", stem="a")
+    b = write_leaf(ca, tmp_path, "b.example", stem="b")
+    srv = serve("transport:app", *a.args(), *b.args())
+    ctx = client_context(a)
+    for name in ("a.example", "b.example"):
+        raw = socket.create_connection((srv.host, srv.port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname=name) as s:  # verifies the name
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            _, _, body = read_response(s)
+            assert json.loads(body)["HTTPS"] == "on"
+    # No SNI (an address): the first certificate, the default.
+    assert served_serial(srv, a) == file_serial(a.cert)
+
+
+def test_expired_certificate_is_served_with_a_warning(ca, serve, tmp_path):
+    import datetime
+
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    files = write_leaf(ca, tmp_path, not_after=past)
+    srv = serve("transport:app", *files.args())
+    srv.wait_for_log(r"WARNING.*(expired|not valid after)")
+    with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
+        tls_connect(srv, files)
+
+
+def client_pair(ca: trustme.CA, where) -> tuple[str, str]:
+    leaf = ca.issue_cert("client@example", common_name="client")
+    cert, key = where / "client.crt", where / "client.key"
+    cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize("mode", ["required", "optional"])
+def test_mutual_tls(ca, certs, serve, tmp_path, mode):
+    clients = trustme.CA()
+    cafile = tmp_path / "clients-ca.pem"
+    clients.cert_pem.write_to_path(str(cafile))
+    srv = serve("transport:app", *certs.args(), "--ca-certs", str(cafile), "--client-cert", mode)
+    good = client_pair(clients, tmp_path)
+    (tmp_path / "other").mkdir()
+    other = client_pair(trustme.CA(), tmp_path / "other")
+    env = requests.get(f"{srv.url}/echo", verify=str(certs.ca), cert=good).json()
+    assert env["SSL_CLIENT_VERIFY"] == "SUCCESS"
+    assert "CN=client" in env["SSL_CLIENT_S_DN"]
+    assert env["SSL_CLIENT_I_DN"] and env["SSL_CLIENT_SERIAL"]
+    assert env["SSL_CLIENT_CERT"].startswith("-----BEGIN CERTIFICATE-----")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{srv.url}/echo", verify=str(certs.ca), cert=other)
+    if mode == "required":
+        with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+            requests.get(f"{srv.url}/echo", verify=str(certs.ca))
+    else:
+        assert requests.get(f"{srv.url}/echo", verify=str(certs.ca)).json()["SSL_CLIENT_VERIFY"] == "NONE"
+
+
+def test_gunicorn_cert_reqs_and_an_unknown_cipher(certs, tmp_path):
+    r = ferrule_cmd("-b", "127.0.0.1:0", *certs.args(), "--cert-reqs", "2", "transport:app")
+    assert r.returncode != 0 and "--ca-certs" in r.stderr, r.stderr
+    r = ferrule_cmd("-b", "127.0.0.1:0", *certs.args(), "--ciphers", "RC4-MD5", "transport:app")
+    assert r.returncode != 0 and "RC4-MD5" in r.stderr and "--ciphers" in r.stderr, r.stderr
+
+
+def test_ciphers_restrict_the_suites(certs, serve):
+    srv = serve("transport:app", *certs.args(), "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "--tls-min-version", "1.2")  # fmt: skip
+    ctx = client_context(certs, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with tls_connect(srv, certs, ctx) as s:
+        assert s.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+
+
+def test_reload_certs_picks_up_a_renewal_without_a_signal(ca, serve, tmp_path):
+    files = write_leaf(ca, tmp_path)
+    srv = serve("transport:app", *files.args(), "--reload-certs")
+    old = served_serial(srv, files)
+    write_leaf(ca, tmp_path)
+    new = file_serial(files.cert)
+    assert new != old
+    deadline = time.monotonic() + 20
+    while served_serial(srv, files) != new:
+        assert time.monotonic() < deadline, "the renewal was never picked up"
+        time.sleep(0.2)
+    srv.wait_for_log("TLS certificates changed on disk: re-read")

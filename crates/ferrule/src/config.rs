@@ -147,13 +147,22 @@ impl Http2Settings {
     }
 }
 
-/// The TLS options and the rustls configuration built from them.
+/// The TLS options and the configuration built from them, kept current across renewals.
 #[derive(Debug, Clone)]
 pub struct TlsSetup {
     pub options: TlsOptions,
-    pub server: Arc<rustls::ServerConfig>,
+    /// The rustls configuration for new connections (`CertStore::current`).
+    pub store: Arc<tls::CertStore>,
     /// `--reload-certs`.
     pub reload_certs: bool,
+}
+
+impl TlsSetup {
+    /// What loading the certificates found worth a warning (an expired one, say).
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        self.store.warnings()
+    }
 }
 
 /// A command-line value that cannot be used: the message names the option, the value as
@@ -447,10 +456,10 @@ fn tls_setup(cli: &Cli, binds: &mut [Bind]) -> Result<Option<TlsSetup>, ConfigEr
             HttpArg::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         },
     };
-    let server = tls::server_config(&options).map_err(ConfigError::Tls)?;
+    let store = tls::CertStore::new(options.clone()).map_err(ConfigError::Tls)?;
     Ok(Some(TlsSetup {
         options,
-        server,
+        store: Arc::new(store),
         reload_certs: cli.reload_certs,
     }))
 }

@@ -25,7 +25,7 @@ pub struct ConnInfo {
 pub struct TlsInfo {
     /// `TLSv1.2` or `TLSv1.3`.
     pub protocol: &'static str,
-    /// The cipher suite's IANA name.
+    /// The cipher suite, by its OpenSSL name (as mod_ssl reports it).
     pub cipher: &'static str,
     /// The client's certificate, when it sent one that verified.
     pub client: Option<ClientCertInfo>,

@@ -214,6 +214,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         );
     }
     let graceful = cfg.graceful_timeout;
+    let reload_certs = cfg.tls.as_ref().is_some_and(|t| t.reload_certs);
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         for l in listeners {
@@ -226,6 +227,10 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         if inline {
             tokio::spawn(h2::inline_loop(Arc::clone(&worker), h2_jobs));
         }
+        let certs = match (&worker.tls, reload_certs) {
+            (Some(t), true) => Some(tokio::spawn(tls::watch_certs(t.store()))),
+            _ => None,
+        };
         let beat = tokio::spawn(heartbeat());
         crate::slots::booted();
         let stop = tokio::select! {
@@ -253,6 +258,9 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             }
         }
         beat.abort();
+        if let Some(c) = certs {
+            c.abort();
+        }
         0
     })
 }

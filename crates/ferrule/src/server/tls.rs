@@ -7,11 +7,10 @@
 //! `wsgi.url_scheme` `https` and mod_ssl's variables.
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
@@ -22,17 +21,21 @@ use super::conn::{linger, read_proxy_header, serve_http1, Stream, READ_BUF};
 use super::edge::{Arrived, Handoff};
 use super::Worker;
 use crate::config::TlsSetup;
-use crate::log::debug;
+use crate::log::{debug, info, warning};
 use crate::net::{ConnInfo, TlsInfo};
+use crate::tls::CertStore;
 
 /// The first byte of a TLS record carrying a handshake message (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 /// What the pump reads from the engine at once (a TLS record holds up to 16 KiB).
 const PUMP_BUF: usize = 64 * 1024;
 
+/// How often `--reload-certs` looks at the certificate files.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
 /// A worker's TLS state: the configuration new connections get, and counters.
 pub struct Tls {
-    current: RwLock<Arc<ServerConfig>>,
+    store: Arc<CertStore>,
     /// Handshakes that failed (plain HTTP, unknown CA, timeout...).
     pub failed: Arc<AtomicU64>,
 }
@@ -40,17 +43,46 @@ pub struct Tls {
 impl Tls {
     pub fn new(setup: &TlsSetup) -> Self {
         Self {
-            current: RwLock::new(Arc::clone(&setup.server)),
+            store: Arc::clone(&setup.store),
             failed: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn acceptor(&self) -> TlsAcceptor {
-        let config = match self.current.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
-        TlsAcceptor::from(config)
+        TlsAcceptor::from(self.store.current())
+    }
+}
+
+/// `--reload-certs`: re-reads the certificates when their files change (a certbot or
+/// cert-manager renewal); new connections get the new ones, open ones keep theirs, and a
+/// renewal that does not load is logged once and the working certificates kept.
+pub async fn watch_certs(store: Arc<CertStore>) {
+    let mut tick = tokio::time::interval(RELOAD_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !store.changed_since_load() {
+            continue;
+        }
+        match store.reload() {
+            Ok(true) => {
+                info!("TLS certificates changed on disk: re-read; new connections use them");
+                for w in store.warnings() {
+                    warning!("{w}");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => warning!(
+                "TLS certificates changed on disk but do not load; keeping the current ones: {e}"
+            ),
+        }
+    }
+}
+
+impl Tls {
+    /// The certificates, for `--reload-certs`.
+    pub fn store(&self) -> Arc<CertStore> {
+        Arc::clone(&self.store)
     }
 }
 

@@ -140,6 +140,11 @@ pub fn run(cfg: Config) -> i32 {
     // From here on signals wait for the master's loop (a TERM during start-up included).
     set_mask(libc::SIG_BLOCK);
     python::master_hook("on_starting");
+    if let Some(tls) = &cfg.tls {
+        for w in tls.warnings() {
+            warning!("{w}");
+        }
+    }
     if let Some(mask) = cfg.umask {
         // SAFETY: umask only sets the process's file mode creation mask.
         unsafe { libc::umask(mask as libc::mode_t) };
@@ -405,6 +410,11 @@ impl Master {
             Ok(cfg) => {
                 if cfg.binds != self.cfg.binds {
                     warning!("the binds changed; they take effect at the next full restart");
+                }
+                if let Some(tls) = &cfg.tls {
+                    for w in tls.warnings() {
+                        warning!("{w}");
+                    }
                 }
                 self.target = cfg.workers;
                 self.cfg = cfg;

@@ -1,16 +1,34 @@
 //! TLS: the rustls server configuration built from `--certfile`/`--keyfile` and friends, and
 //! what a finished handshake tells the app (`net::TlsInfo`). A low room: it knows rustls and
-//! files, not the server or Python.
+//! files, not the server or Python; what it would log it returns as warnings.
+//!
+//! - `keys`: private keys from PEM (PKCS#1, PKCS#8, SEC1, encrypted PKCS#8, legacy encrypted);
+//! - `certs`: chains from PEM, a leaf's names and dates, the certificate chosen by SNI;
+//! - `ciphers`: `--ciphers` names to suites, a suite's OpenSSL name;
+//! - `assemble`: the `ServerConfig` built from all of it, with the client certificate
+//!   verifier (`--client-cert`, `--ca-certs`);
+//! - `info`: what a finished handshake tells the app;
+//! - `store`: the configuration kept current across certificate reloads.
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::server::ServerConfig;
-use rustls::ServerConnection;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+mod assemble;
+mod certs;
+mod ciphers;
+mod info;
+mod keys;
+mod store;
+#[cfg(test)]
+mod tests;
 
-use crate::net::TlsInfo;
+pub use assemble::{build, client_verifier, parse_roots, server_config, Built};
+pub use certs::{
+    leaf_facts, load_certs, name_matches, parse_certs, LeafFacts, SniEntry, SniResolver,
+};
+pub use ciphers::{openssl_name, supported_names};
+pub use info::{client_cert_info, handshake_info, pem_certificate, rfc2253, serial_hex};
+pub use keys::{load_key, parse_key};
+pub use store::CertStore;
 
 /// One certificate chain and its key (`--certfile`, `--keyfile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +69,26 @@ pub struct TlsOptions {
     pub alpn: Vec<Vec<u8>>,
 }
 
+impl TlsOptions {
+    /// The files the configuration is read from, each once, in a stable order: the
+    /// certificates and keys, then `--ca-certs` when client certificates are asked for (it
+    /// is not read otherwise).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let pairs = self.certs.iter().flat_map(|p| [&p.certfile, &p.keyfile]);
+        let ca = self
+            .ca_certs
+            .as_ref()
+            .filter(|_| self.client_cert != ClientCert::None);
+        for path in pairs.chain(ca) {
+            if !files.contains(path) {
+                files.push(path.clone());
+            }
+        }
+        files
+    }
+}
+
 /// Why a TLS configuration could not be built; the message names the file or option.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -59,7 +97,9 @@ pub enum TlsError {
     File { path: PathBuf, why: String },
     /// An option's value is not one rustls can use.
     Option { option: &'static str, why: String },
-    /// rustls refused the combination (a key that does not match its certificate, say).
+    /// A private key that is not the one of its certificate.
+    KeyMismatch { certfile: PathBuf, keyfile: PathBuf },
+    /// rustls refused the combination.
     Rustls(String),
 }
 
@@ -68,6 +108,12 @@ impl fmt::Display for TlsError {
         match self {
             Self::File { path, why } => write!(f, "{}: {why}", path.display()),
             Self::Option { option, why } => write!(f, "{option}: {why}"),
+            Self::KeyMismatch { certfile, keyfile } => write!(
+                f,
+                "the private key in {} does not match the certificate in {}",
+                keyfile.display(),
+                certfile.display()
+            ),
             Self::Rustls(why) => write!(f, "TLS configuration: {why}"),
         }
     }
@@ -82,76 +128,10 @@ fn file_error(path: &Path, why: impl fmt::Display) -> TlsError {
     }
 }
 
-/// The certificate chain in a PEM file, leaf first.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(path, e))?;
-    if certs.is_empty() {
-        return Err(file_error(path, "no CERTIFICATE block in the file"));
-    }
-    Ok(certs)
-}
-
-/// The private key in a PEM file: PKCS#1 (`RSA PRIVATE KEY`), PKCS#8 (`PRIVATE KEY`) or SEC1
-/// (`EC PRIVATE KEY`).
-pub fn load_key(path: &Path, _password: Option<&str>) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| file_error(path, e))
-}
-
 /// The ring provider: it builds without cmake or a C assembler toolchain beyond cc, and its
 /// random numbers come from `getrandom` on each call, so a forked worker shares no state
 /// with the master. (rustls deprecates it only for lacking post-quantum key exchange.)
-#[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Builds the server configuration.
-pub fn server_config(opts: &TlsOptions) -> Result<Arc<ServerConfig>, TlsError> {
-    let Some(first) = opts.certs.first() else {
-        return Err(TlsError::Option {
-            option: "--certfile",
-            why: "a TLS bind needs a certificate (--certfile and --keyfile)".to_owned(),
-        });
-    };
-    let versions: &[&rustls::SupportedProtocolVersion] = match opts.min_version {
-        MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        MinVersion::Tls13 => &[&rustls::version::TLS13],
-    };
-    let chain = load_certs(&first.certfile)?;
-    let key = load_key(&first.keyfile, opts.key_password.as_deref())?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            TlsError::Rustls(format!(
-                "{} with {}: {e}",
-                first.certfile.display(),
-                first.keyfile.display()
-            ))
-        })?;
-    config.alpn_protocols.clone_from(&opts.alpn);
-    Ok(Arc::new(config))
-}
-
-/// What the app is told of a finished handshake.
-pub fn handshake_info(conn: &ServerConnection) -> TlsInfo {
-    let protocol = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-        _ => "",
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .and_then(|s| s.suite().as_str())
-        .unwrap_or("");
-    TlsInfo {
-        protocol,
-        cipher,
-        client: None,
-    }
+#[expect(deprecated, reason = "ring is the provider we build with (see above)")]
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
