@@ -43,25 +43,35 @@ pub struct InlineJob {
     out: Arc<sink::Outbound>,
 }
 
-/// The inline worker's side of HTTP/2: runs the streams' WSGI calls in turn on its loop.
+/// The inline worker's side of HTTP/2: runs the streams' WSGI calls in turn on its loop, each
+/// as it comes (a call whose response is congested goes on in a task of its own).
 pub async fn inline_loop(worker: Arc<Worker>, mut jobs: mpsc::UnboundedReceiver<InlineJob>) {
     while let Some(job) = jobs.recv().await {
-        tokio::spawn(run_inline(Arc::clone(&worker), job));
+        let InlineJob {
+            request,
+            info,
+            sink,
+            body,
+            out,
+        } = job;
+        let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
+        match wsgi::serve(&worker.app, &info, request, sink, body) {
+            wsgi::Served::Done(_) => worker.request_done(),
+            wsgi::Served::Waiting(exchange) => {
+                tokio::spawn(resume_inline(Arc::clone(&worker), exchange, out));
+            }
+        }
     }
 }
 
-async fn run_inline(worker: Arc<Worker>, job: InlineJob) {
-    let InlineJob {
-        request,
-        info,
-        sink,
-        body,
-        out,
-    } = job;
-    let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
-    let mut served = wsgi::serve(&worker.app, &info, request, sink, body);
-    // The stream's queue is full: other requests are served until the edge thread has sent
-    // some of it (or the client timeout passes).
+/// A stream's queue is full: other requests are served until the edge thread has sent some
+/// of it (or the client timeout passes), then the call goes on.
+async fn resume_inline(
+    worker: Arc<Worker>,
+    exchange: Box<wsgi::Exchange>,
+    out: Arc<sink::Outbound>,
+) {
+    let mut served = wsgi::Served::Waiting(exchange);
     while let wsgi::Served::Waiting(exchange) = served {
         let room = out.room_async.notified();
         let writable = !out.full()

@@ -106,6 +106,9 @@ pub struct H2Sink {
     /// The inline worker: never wait for room, report congestion instead.
     inline: bool,
     broken: bool,
+    /// Blocks queued since the edge thread was last told (it is told when the app goes back
+    /// to work, on flush and at the end, not for every block).
+    untold: bool,
 }
 
 impl H2Sink {
@@ -116,7 +119,14 @@ impl H2Sink {
             timeout,
             inline,
             broken: false,
+            untold: false,
         }
+    }
+
+    /// Wakes the edge thread for what was queued.
+    fn tell(&mut self) {
+        self.untold = false;
+        self.out.ready.notify_one();
     }
 
     fn push(&mut self, gil: Gil<'_>, item: Item, len: usize) -> io::Result<()> {
@@ -131,8 +141,14 @@ impl H2Sink {
             }
             s.queue.push_back(item);
             s.queued += len.min(OUT_BUFFER);
+            if s.queued < OUT_BUFFER {
+                self.untold = true;
+                return Ok(());
+            }
         }
-        self.out.ready.notify_one();
+        // Full: the edge thread sends while the app waits (threads) or the inline loop serves
+        // others (the sink is congested).
+        self.tell();
         if self.inline {
             return Ok(());
         }
@@ -269,7 +285,8 @@ impl Sink for H2Sink {
     }
 
     fn flush(&mut self, _gil: Gil<'_>, _wait: bool) -> io::Result<()> {
-        // Everything queued is already the edge thread's to send.
+        // Everything queued is the edge thread's to send once it is told.
+        self.tell();
         if self.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
@@ -278,7 +295,7 @@ impl Sink for H2Sink {
 
     fn finish(&mut self, _gil: Gil<'_>) -> io::Result<()> {
         self.out.lock().finished = true;
-        self.out.ready.notify_one();
+        self.tell();
         if self.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
@@ -309,7 +326,11 @@ impl Sink for H2Sink {
         self.inline && self.out.full()
     }
 
-    fn app_busy(&mut self) {}
+    fn app_busy(&mut self) {
+        if self.untold {
+            self.tell();
+        }
+    }
 
     fn app_back(&mut self, _gil: Gil<'_>) -> io::Result<()> {
         Ok(())
