@@ -50,7 +50,7 @@ pub struct Worker {
     /// The edge thread (TLS, HTTP/2), started on first use.
     edge: edge::Edge,
     /// HTTP/2 streams' WSGI calls for the inline worker's loop.
-    h2_inline: tokio::sync::mpsc::UnboundedSender<h2::InlineJob>,
+    h2_inline: h2::Inline,
     /// `--static` mounts, answered before the app on HTTP connections.
     pub statics: Option<Arc<crate::statics::Statics>>,
 }
@@ -180,7 +180,6 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         }
         tx
     });
-    let (h2_inline, h2_jobs) = tokio::sync::mpsc::unbounded_channel();
     let inline = cfg.threads == 1;
     let server_header = app.server_header;
     let worker = Arc::new(Worker {
@@ -198,7 +197,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         http1: cfg.http1,
         http2: cfg.http2,
         edge: edge::Edge::default(),
-        h2_inline,
+        h2_inline: h2::Inline::new(),
         statics: cfg.statics.clone(),
     });
     if !cfg.timeout.is_zero() {
@@ -225,7 +224,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             }
         }
         if inline {
-            tokio::spawn(h2::inline_loop(Arc::clone(&worker), h2_jobs));
+            tokio::spawn(h2::inline_loop(Arc::clone(&worker)));
         }
         let certs = match (&worker.tls, reload_certs) {
             (Some(t), true) => Some(tokio::spawn(tls::watch_certs(t.store()))),

@@ -27,6 +27,8 @@ use crate::tls::CertStore;
 
 /// The first byte of a TLS record carrying a handshake message (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
+/// Bytes of HTTP/2 frames gathered into one write to the TLS session (records of up to 16 KiB).
+const TLS_WRITE_BUF: usize = 32 * 1024;
 /// What the pump reads from the engine at once (a TLS record holds up to 16 KiB).
 const PUMP_BUF: usize = 64 * 1024;
 
@@ -221,6 +223,9 @@ impl Session {
             info.scheme = "https";
             // The watchdog never writes on an HTTP/2 connection (its streams share it).
             info.fd = -1;
+            // h2 writes a frame's head and payload apart; the session encrypts each write as a
+            // record of its own unless they are gathered first (h2 flushes after each batch).
+            let session = tokio::io::BufWriter::with_capacity(TLS_WRITE_BUF, session);
             super::h2::serve(self.worker, session, info, self.stop).await;
             return;
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::conn::Stream;
 use super::edge::{Arrived, Handoff};
@@ -17,11 +17,13 @@ use super::Worker;
 use crate::config::Http2Settings;
 use crate::log::{debug, warning};
 use crate::net::ConnInfo;
-use crate::wsgi;
 
 mod body;
+mod inline;
 mod sink;
 mod stream;
+
+pub use inline::{inline_loop, Inline};
 
 /// The client's first bytes on an HTTP/2 connection (RFC 9113 section 3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -33,55 +35,6 @@ const MAX_PENDING_RESETS: usize = 20;
 const MAX_LOCAL_RESETS: usize = 1024;
 /// Response bytes h2 buffers per stream beyond what the window lets out.
 const MAX_SEND_BUFFER: usize = 64 * 1024;
-
-/// A stream's WSGI call for the inline worker's loop.
-pub struct InlineJob {
-    request: wsgi::Request,
-    info: ConnInfo,
-    sink: Box<sink::H2Sink>,
-    body: Option<Box<body::H2Body>>,
-    out: Arc<sink::Outbound>,
-}
-
-/// The inline worker's side of HTTP/2: runs the streams' WSGI calls in turn on its loop, each
-/// as it comes (a call whose response is congested goes on in a task of its own).
-pub async fn inline_loop(worker: Arc<Worker>, mut jobs: mpsc::UnboundedReceiver<InlineJob>) {
-    while let Some(job) = jobs.recv().await {
-        let InlineJob {
-            request,
-            info,
-            sink,
-            body,
-            out,
-        } = job;
-        let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
-        match wsgi::serve(&worker.app, &info, request, sink, body) {
-            wsgi::Served::Done(_) => worker.request_done(),
-            wsgi::Served::Waiting(exchange) => {
-                tokio::spawn(resume_inline(Arc::clone(&worker), exchange, out));
-            }
-        }
-    }
-}
-
-/// A stream's queue is full: other requests are served until the edge thread has sent some
-/// of it (or the client timeout passes), then the call goes on.
-async fn resume_inline(
-    worker: Arc<Worker>,
-    exchange: Box<wsgi::Exchange>,
-    out: Arc<sink::Outbound>,
-) {
-    let mut served = wsgi::Served::Waiting(exchange);
-    while let wsgi::Served::Waiting(exchange) = served {
-        let room = out.room_async.notified();
-        let writable = !out.full()
-            || tokio::time::timeout(worker.client_timeout, room)
-                .await
-                .is_ok();
-        served = wsgi::resume(&worker.app, exchange, writable);
-    }
-    worker.request_done();
-}
 
 pub(super) enum Sniffed {
     Http1,
@@ -170,6 +123,7 @@ where
     let Some(settings) = worker.http2 else {
         return;
     };
+    worker.h2_inline.start_edge();
     let handshake = builder(&settings).handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(worker.client_timeout, handshake).await {
         Ok(Ok(c)) => c,

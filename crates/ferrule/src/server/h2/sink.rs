@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::log::warning;
 use crate::net::date;
+use crate::server::Worker;
 use crate::wsgi::sink::{Block, Gil, Head, Sink};
 
 /// Response bytes queued for the edge thread, most, per stream.
@@ -103,8 +104,9 @@ pub struct H2Sink {
     out: Arc<Outbound>,
     server_header: bool,
     timeout: Duration,
-    /// The inline worker: never wait for room, report congestion instead.
-    inline: bool,
+    /// The inline worker: never wait for room, report congestion instead, and announce
+    /// queued blocks to the edge thread in batches (`Inline::tell`).
+    inline: Option<Arc<Worker>>,
     broken: bool,
     /// Blocks queued since the edge thread was last told (it is told when the app goes back
     /// to work, on flush and at the end, not for every block).
@@ -112,7 +114,12 @@ pub struct H2Sink {
 }
 
 impl H2Sink {
-    pub fn new(out: Arc<Outbound>, server_header: bool, timeout: Duration, inline: bool) -> Self {
+    pub fn new(
+        out: Arc<Outbound>,
+        server_header: bool,
+        timeout: Duration,
+        inline: Option<Arc<Worker>>,
+    ) -> Self {
         Self {
             out,
             server_header,
@@ -126,7 +133,10 @@ impl H2Sink {
     /// Wakes the edge thread for what was queued.
     fn tell(&mut self) {
         self.untold = false;
-        self.out.ready.notify_one();
+        match &self.inline {
+            Some(worker) => worker.h2_inline.tell(Arc::clone(&self.out)),
+            None => self.out.ready.notify_one(),
+        }
     }
 
     fn push(&mut self, gil: Gil<'_>, item: Item, len: usize) -> io::Result<()> {
@@ -149,7 +159,7 @@ impl H2Sink {
         // Full: the edge thread sends while the app waits (threads) or the inline loop serves
         // others (the sink is congested).
         self.tell();
-        if self.inline {
+        if self.inline.is_some() {
             return Ok(());
         }
         // An app thread waits for room, the GIL released.
@@ -323,7 +333,7 @@ impl Sink for H2Sink {
     }
 
     fn congested(&self) -> bool {
-        self.inline && self.out.full()
+        self.inline.is_some() && self.out.full()
     }
 
     fn app_busy(&mut self) {
@@ -353,9 +363,11 @@ impl Drop for H2Sink {
     fn drop(&mut self) {
         // However the exchange ended, the edge thread stops waiting for more.
         let mut s = self.out.lock();
-        if !s.finished && !s.cut {
-            s.aborted = true;
+        if s.finished || s.cut {
+            // The end was announced already.
+            return;
         }
+        s.aborted = true;
         drop(s);
         self.out.ready.notify_one();
     }

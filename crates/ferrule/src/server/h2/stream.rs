@@ -12,8 +12,8 @@ use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderValue, Request, Response, StatusCode};
 
 use super::body::{self, H2Body, Inbound};
+use super::inline::InlineJob;
 use super::sink::{H2Sink, Item, Outbound};
-use super::InlineJob;
 use crate::log::debug;
 use crate::net::ConnInfo;
 use crate::server::Worker;
@@ -76,7 +76,7 @@ pub async fn serve(
         Arc::clone(&out),
         worker.app.server_header,
         timeout,
-        inline,
+        inline.then(|| Arc::clone(&worker)),
     ));
     let request = wsgi::Request::Fields(head);
     // The app runs elsewhere; this task sends its response meanwhile.
@@ -88,10 +88,7 @@ pub async fn serve(
             body,
             out: Arc::clone(&out),
         };
-        if worker.h2_inline.send(job).is_err() {
-            out.client_gone();
-            return;
-        }
+        worker.h2_inline.submit(job);
     } else {
         let w = Arc::clone(&worker);
         let out2 = Arc::clone(&out);
