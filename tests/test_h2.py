@@ -404,3 +404,60 @@ def test_static_files_over_http2(h2srv, tmp_path):
         assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", str(len(data)))
         assert c.get("/static/missing.js").status_code == 404
         assert c.get("/echo").json()["SERVER_PROTOCOL"] == "HTTP/2"
+
+
+def test_upgrade_h2c_from_http11(serve_both):
+    srv = serve_both("transport:app")
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", "-w", " %{http_version}\\n", f"{srv.url}/echo?a=1", f"{srv.url}/lazy"],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    first, second = out.stdout.decode().splitlines()
+    env = json.loads(first.rsplit(" ", 1)[0])
+    assert first.endswith(" 2") and env["SERVER_PROTOCOL"] == "HTTP/2"
+    assert env["QUERY_STRING"] == "a=1" and env["HTTP_HOST"] == f"127.0.0.1:{srv.port}"
+    assert "HTTP_UPGRADE" not in env and "HTTP_HTTP2_SETTINGS" not in env
+    assert second == "lazy 2"  # the same connection, now HTTP/2
+    # A request with a body is answered over HTTP/1.1, as RFC 7540 allows.
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", "--data-binary", "xyz", "-w", " %{http_version}", f"{srv.url}/upload"],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert out.stdout.endswith(b" 1.1") and b'"length": 3' in out.stdout
+
+
+def test_upgrade_h2c_raw(serve):
+    srv = serve("transport:app")
+    with srv.connect() as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")  # fmt: skip
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_upgrade_connection()
+        s.sendall(conn.data_to_send())
+        status, body, data = None, b"", rest
+        while True:
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == 1:
+                    status = dict(ev.headers)[b":status"]
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == 1:
+                    body += ev.data
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == 1:
+                    assert status == b"200" and json.loads(body)["HTTP_HOST"] == "h"
+                    return
+            s.sendall(conn.data_to_send())
+            data = s.recv(65536)
+            assert data, "closed before the response to stream 1"
+
+
+def test_no_upgrade_with_http1_only(serve):
+    srv = serve("transport:app", "--http", "1")
+    out = subprocess.run(
+        ["curl", "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version}", f"{srv.url}/echo"],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert out.stdout == b"1.1"

@@ -22,6 +22,7 @@ pub mod error;
 pub mod fastcgi;
 pub mod forwarded;
 mod gateway_error;
+pub mod h2c;
 pub mod http1;
 pub mod limits;
 pub mod proxy_protocol;

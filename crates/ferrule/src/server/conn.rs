@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Buf;
 use bytes::BytesMut;
+use ferrule_proto::h2c;
 use ferrule_proto::http1::{parse_request, response as enc, RequestHead};
 use ferrule_proto::{parse_proxy_header, ParseError};
 use socket2::Socket;
@@ -335,6 +336,10 @@ struct StopWatch {
 }
 
 impl StopWatch {
+    fn into_inner(self) -> watch::Receiver<bool> {
+        self.rx
+    }
+
     fn new(rx: watch::Receiver<bool>) -> Self {
         let mut waiter = rx.clone();
         let wait = Box::pin(async move {
@@ -505,9 +510,28 @@ pub(super) async fn serve_http1(
     let mut stop = StopWatch::new(stop);
     // This connection's bytes in the outbox leave before its socket closes (see below; the
     // guard, if the task is dropped).
-    let _outbox = outbox::Guard(stream.fd());
-    serve_requests(worker, &mut stream, info, &mut stop, rbuf).await;
-    let _ = stream.write_own(worker.client_timeout).await;
+    let outbox_guard = outbox::Guard(stream.fd());
+    let upgrade = serve_requests(worker, &mut stream, info.clone(), &mut stop, rbuf).await;
+    if !stream.write_own(worker.client_timeout).await {
+        return;
+    }
+    if let Some(up) = upgrade {
+        drop(outbox_guard);
+        if stream
+            .write_all(h2c::SWITCHING_PROTOCOLS, worker.client_timeout)
+            .await
+        {
+            super::h2::serve_upgraded(worker, stream, info, stop.into_inner(), up).await;
+        }
+    }
+}
+
+/// An HTTP/1.1 request that upgrades its connection to HTTP/2 (`Upgrade: h2c`).
+pub(super) struct Upgrade {
+    /// The request as the HEADERS frame of stream 1.
+    pub stream_one: Vec<u8>,
+    /// What the client sent after it (usually nothing yet).
+    pub rest: BytesMut,
 }
 
 /// The requests of one HTTP connection, until it is to close.
@@ -517,7 +541,7 @@ async fn serve_requests(
     info: ConnInfo,
     stop: &mut StopWatch,
     mut rbuf: BytesMut,
-) {
+) -> Option<Upgrade> {
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
     let mut timer = Timer::new(tokio::time::Instant::now() + idle);
@@ -538,21 +562,33 @@ async fn serve_requests(
         if queued.take().is_some_and(|t| outbox::waiting(fd, t))
             && !stream.write_own(worker.client_timeout).await
         {
-            return;
+            return None;
         }
         let mut head = match read {
             HeadRead::Head(h) => h,
-            HeadRead::Closed => return,
+            HeadRead::Closed => return None,
             HeadRead::Refused(e) => {
                 debug!("refused request from {:?}: {e}", info.peer);
                 refuse(worker, stream, e.status()).await;
-                return;
+                return None;
             }
         };
         // When this is the connection's last request (keep-alive off, or the worker stopping),
         // the response says so with `Connection: close`.
         if worker.keep_alive.is_zero() || stop.stopping() {
             head.keep_alive = false;
+        }
+        if head.keep_alive
+            && worker.http2.is_some()
+            && info.tls.is_none()
+            && h2c::wants_upgrade(&head)
+        {
+            if let Some(stream_one) = h2c::stream_one(&head) {
+                return Some(Upgrade {
+                    stream_one,
+                    rest: std::mem::take(&mut rbuf),
+                });
+            }
         }
         if let Some(statics) = &worker.statics {
             match statics::answer(worker, statics, stream, &info, &head).await {
@@ -563,9 +599,9 @@ async fn serve_requests(
                 }
                 Answered::Close => {
                     linger(stream).await;
-                    return;
+                    return None;
                 }
-                Answered::Failed => return,
+                Answered::Failed => return None,
             }
         }
         let received = worker.pool.is_some()
@@ -581,7 +617,7 @@ async fn serve_requests(
                 "{} stopped sending its request body; closing",
                 info.peer_label()
             );
-            return;
+            return None;
         }
         let reader = BodyReader::new(
             fd,
@@ -597,9 +633,7 @@ async fn serve_requests(
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader)
         } else {
-            let Some(turn) = on_pool(worker, info.clone(), request, sink, reader).await else {
-                return;
-            };
+            let turn = on_pool(worker, info.clone(), request, sink, reader).await?;
             turn
         };
         let mut finished = match turn {
@@ -607,7 +641,7 @@ async fn serve_requests(
             // The response waits for the client (or the exchange failed).
             turn => match until_done(worker, stream, &info, turn).await {
                 Some(finished) => finished,
-                None => return,
+                None => return None,
             },
         };
         worker.request_done();
@@ -621,7 +655,7 @@ async fn serve_requests(
             .send_rest(&mut finished.sink, worker.client_timeout)
             .await
         {
-            return;
+            return None;
         }
         sink = finished.sink;
         rbuf = finished.rbuf;
@@ -630,7 +664,7 @@ async fn serve_requests(
         // a moment for it (answered with `Connection: close`), then closes.
         if !stays_open {
             linger(stream).await;
-            return;
+            return None;
         }
         idle = worker.keep_alive;
     }

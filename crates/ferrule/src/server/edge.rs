@@ -92,6 +92,18 @@ pub struct Prefixed<S> {
     inner: S,
 }
 
+impl<S> Prefixed<S> {
+    /// `inner`, with `first` read before it.
+    pub fn new(first: Bytes, inner: S) -> Self {
+        Self { first, inner }
+    }
+
+    /// The stream, without what is left of `first`.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,

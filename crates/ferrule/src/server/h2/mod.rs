@@ -11,12 +11,13 @@ use h2::server::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::conn::Stream;
-use super::edge::{Arrived, Handoff};
+use super::conn::{Stream, Upgrade};
+use super::edge::{Arrived, Handoff, Prefixed};
 use super::Worker;
 use crate::config::Http2Settings;
 use crate::log::{debug, warning};
 use crate::net::ConnInfo;
+use ferrule_proto::h2c;
 
 mod body;
 mod inline;
@@ -99,6 +100,75 @@ pub(super) async fn serve_plain(
         }
     });
     let _ = served.await;
+}
+
+/// Serves a connection upgraded from HTTP/1.1 (`Upgrade: h2c`, after `101 Switching
+/// Protocols`): on the edge thread, the client's preface and SETTINGS are read, the upgrading
+/// request goes in behind them as stream 1, and the connection is served as HTTP/2.
+pub(super) async fn serve_upgraded(
+    worker: &Arc<Worker>,
+    stream: Stream,
+    mut info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    up: Upgrade,
+) {
+    let Some(edge) = worker.edge.handle() else {
+        return;
+    };
+    let conn = match Handoff::take(stream) {
+        Ok(c) => c,
+        Err(e) => {
+            debug!("cannot serve {} over HTTP/2: {e}", info.peer_label());
+            return;
+        }
+    };
+    info.fd = -1;
+    let w = Arc::clone(worker);
+    let served = edge.spawn(async move {
+        let timeout = w.client_timeout;
+        let max_frame = w.http2.map_or(16_384, |s| s.max_frame_size as usize);
+        match Arrived::new(conn, up.rest.freeze()) {
+            Ok(Arrived::Tcp(io)) => {
+                if let Some(io) = splice(io, &up.stream_one, max_frame, timeout).await {
+                    serve(w, io, info, stop).await;
+                }
+            }
+            Ok(Arrived::Unix(io)) => {
+                if let Some(io) = splice(io, &up.stream_one, max_frame, timeout).await {
+                    serve(w, io, info, stop).await;
+                }
+            }
+            Err(e) => debug!("cannot serve {} over HTTP/2: {e}", info.peer_label()),
+        }
+    });
+    let _ = served.await;
+}
+
+/// Reads the client's preface and first SETTINGS frame, and puts stream 1's HEADERS after
+/// them. None if the client sent something else or nothing in time.
+async fn splice<S: AsyncRead + Unpin>(
+    mut io: Prefixed<S>,
+    stream_one: &[u8],
+    max_frame: usize,
+    timeout: Duration,
+) -> Option<Prefixed<S>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = BytesMut::with_capacity(256);
+    let end = loop {
+        match h2c::settings_end(&buf, max_frame) {
+            Ok(Some(end)) => break end,
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        match tokio::time::timeout(timeout, io.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    };
+    let rest = buf.split_off(end);
+    buf.extend_from_slice(stream_one);
+    buf.extend_from_slice(&rest);
+    Some(Prefixed::new(buf.freeze(), io.into_inner()))
 }
 
 fn builder(s: &Http2Settings) -> Builder {
