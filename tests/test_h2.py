@@ -252,7 +252,7 @@ def test_rapid_reset_closes_the_connection(serve):
     srv = serve("transport:app", "--threads", "4")
     c = RawH2(srv)
     try:
-        for _ in range(1000):
+        for _ in range(10_000):
             sid = c.request("/echo", end=False)
             c.conn.reset_stream(sid)
             c.flush()
@@ -461,3 +461,46 @@ def test_no_upgrade_with_http1_only(serve):
         capture_output=True, check=True, timeout=30,
     )  # fmt: skip
     assert out.stdout == b"1.1"
+
+
+def test_ping_flood_from_a_client_that_never_reads_is_bounded(serve):
+    srv = serve("transport:app")
+    before = worker_rss_kib(srv)
+    sock = socket.create_connection((srv.host, srv.port), timeout=5)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    ping = frame(6, 0, 0, b"12345678") * 1000
+    try:
+        for _ in range(200):  # 200,000 PINGs, never reading a PONG
+            sock.sendall(ping)
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
+        pass  # the server stopped reading (or closed): what a flood should meet
+    assert worker_rss_kib(srv) - before < 50 * 1024
+    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as h:
+        assert h.get("/echo").status_code == 200
+    sock.close()
+
+
+def test_hpack_bomb_is_refused(serve):
+    srv = serve("transport:app", "--http2-max-header-list-size", "16384")
+    c = RawH2(srv)
+    sid = c.conn.get_next_available_stream_id()
+    # One 4 KiB field, indexed once, then referenced from the table 100 times: 400 KiB
+    # decoded from a few hundred bytes on the wire.
+    big = ("x-big", "v" * 4000)
+    headers = [(":method", "GET"), (":path", "/echo"), (":scheme", "http"), (":authority", c.host)]
+    c.conn.send_headers(sid, headers + [big] * 100, end_stream=True)
+    c.flush()
+    refused = False
+    while not refused:
+        evs = c.events()
+        if not evs:
+            refused = True  # the connection was closed
+        for ev in evs:
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                assert dict(ev.headers)[b":status"] == b"431"
+                refused = True
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                refused = True
+    c.close()
+    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as h:
+        assert h.get("/echo").status_code == 200
