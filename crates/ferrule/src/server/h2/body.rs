@@ -28,6 +28,8 @@ struct State {
     error: Option<BodyError>,
     /// The app's side is gone (its request is over): the pump stops.
     dropped: bool,
+    /// The app waits on `arrived` (a condvar's wake is a system call: made only then).
+    waiting: bool,
 }
 
 /// What the edge thread and the app share of one request body.
@@ -58,8 +60,16 @@ impl Inbound {
     fn fail(&self, e: BodyError) {
         let mut s = self.lock();
         s.error.get_or_insert(e);
+        self.wake(s);
+    }
+
+    /// Wakes the app if it waits for the body.
+    fn wake(&self, s: MutexGuard<'_, State>) {
+        let waiting = s.waiting;
         drop(s);
-        self.arrived.notify_all();
+        if waiting {
+            self.arrived.notify_all();
+        }
     }
 }
 
@@ -84,8 +94,9 @@ pub async fn pump(mut recv: RecvStream, inbound: Arc<Inbound>, limit: u64) {
         }
         match recv.data().await {
             None => {
-                inbound.lock().ended = true;
-                inbound.arrived.notify_all();
+                let mut s = inbound.lock();
+                s.ended = true;
+                inbound.wake(s);
                 return;
             }
             Some(Err(e)) => {
@@ -109,8 +120,7 @@ pub async fn pump(mut recv: RecvStream, inbound: Arc<Inbound>, limit: u64) {
                     let mut s = inbound.lock();
                     s.buffered += n;
                     s.queue.push_back(data);
-                    drop(s);
-                    inbound.arrived.notify_all();
+                    inbound.wake(s);
                 }
             }
         }
@@ -143,6 +153,7 @@ impl H2Body {
                 s.error = Some(BodyError::Io(std::io::ErrorKind::TimedOut));
                 break;
             }
+            s.waiting = true;
             s = self
                 .inbound
                 .arrived
@@ -150,6 +161,7 @@ impl H2Body {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
+        s.waiting = false;
         s
     }
 

@@ -33,6 +33,9 @@ pub struct Inline {
     jobs_rx: Mutex<Option<UnboundedReceiver<Vec<InlineJob>>>>,
     tells: UnboundedSender<Vec<Arc<Outbound>>>,
     tells_rx: Mutex<Option<UnboundedReceiver<Vec<Arc<Outbound>>>>>,
+    /// Responses announced by app threads (`--threads` > 1), gathered until the edge thread
+    /// runs: the first one wakes it, the others ride along.
+    shared: Arc<Batcher<Arc<Outbound>>>,
 }
 
 impl Inline {
@@ -45,6 +48,10 @@ impl Inline {
             jobs_rx: Mutex::new(Some(jobs_rx)),
             tells,
             tells_rx: Mutex::new(Some(tells_rx)),
+            shared: Arc::new(Batcher {
+                items: Mutex::new(Vec::new()),
+                wake: Notify::new(),
+            }),
         }
     }
 
@@ -64,7 +71,24 @@ impl Inline {
                     }
                 }
             });
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(async move {
+                loop {
+                    shared.wake.notified().await;
+                    let outs = std::mem::take(
+                        &mut *shared.items.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    for out in outs {
+                        out.ready.notify_one();
+                    }
+                }
+            });
         }
+    }
+
+    /// From an app thread: the edge thread is to send what `out` has queued.
+    pub fn tell_shared(&self, out: Arc<Outbound>) {
+        self.shared.push(out);
     }
 
     /// On the edge thread: hands a stream's call to the worker with this turn's others.

@@ -51,6 +51,8 @@ pub struct State {
     pub aborted: bool,
     /// The client reset the stream or the connection went.
     pub gone: bool,
+    /// An app thread waits on `room` (a condvar's wake is a system call: made only then).
+    waiting: bool,
 }
 
 /// What the app's side and the edge thread share of one response.
@@ -82,7 +84,9 @@ impl Outbound {
 
     /// The edge thread took `n` queued bytes (or the stream is gone): a waiting app goes on.
     pub fn made_room(&self) {
-        self.room.notify_all();
+        if self.lock().waiting {
+            self.room.notify_all();
+        }
         self.room_async.notify_one();
     }
 
@@ -104,9 +108,10 @@ pub struct H2Sink {
     out: Arc<Outbound>,
     server_header: bool,
     timeout: Duration,
-    /// The inline worker: never wait for room, report congestion instead, and announce
-    /// queued blocks to the edge thread in batches (`Inline::tell`).
-    inline: Option<Arc<Worker>>,
+    /// Announces queued blocks to the edge thread in batches (`Inline`).
+    worker: Arc<Worker>,
+    /// The inline worker: never wait for room, report congestion instead.
+    inline: bool,
     broken: bool,
     /// Blocks queued since the edge thread was last told (it is told when the app goes back
     /// to work, on flush and at the end, not for every block).
@@ -118,12 +123,14 @@ impl H2Sink {
         out: Arc<Outbound>,
         server_header: bool,
         timeout: Duration,
-        inline: Option<Arc<Worker>>,
+        worker: Arc<Worker>,
+        inline: bool,
     ) -> Self {
         Self {
             out,
             server_header,
             timeout,
+            worker,
             inline,
             broken: false,
             untold: false,
@@ -133,9 +140,11 @@ impl H2Sink {
     /// Wakes the edge thread for what was queued.
     fn tell(&mut self) {
         self.untold = false;
-        match &self.inline {
-            Some(worker) => worker.h2_inline.tell(Arc::clone(&self.out)),
-            None => self.out.ready.notify_one(),
+        let out = Arc::clone(&self.out);
+        if self.inline {
+            self.worker.h2_inline.tell(out);
+        } else {
+            self.worker.h2_inline.tell_shared(out);
         }
     }
 
@@ -159,7 +168,7 @@ impl H2Sink {
         // Full: the edge thread sends while the app waits (threads) or the inline loop serves
         // others (the sink is congested).
         self.tell();
-        if self.inline.is_some() {
+        if self.inline {
             return Ok(());
         }
         // An app thread waits for room, the GIL released.
@@ -171,14 +180,17 @@ impl H2Sink {
             while s.queued >= OUT_BUFFER && !s.gone && !s.aborted {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    s.waiting = false;
                     return false;
                 }
+                s.waiting = true;
                 s = out
                     .room
                     .wait_timeout(s, left)
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
+            s.waiting = false;
             !s.gone && !s.aborted
         });
         if room {
@@ -333,7 +345,7 @@ impl Sink for H2Sink {
     }
 
     fn congested(&self) -> bool {
-        self.inline.is_some() && self.out.full()
+        self.inline && self.out.full()
     }
 
     fn app_busy(&mut self) {

@@ -76,7 +76,8 @@ pub async fn serve(
         Arc::clone(&out),
         worker.app.server_header,
         timeout,
-        inline.then(|| Arc::clone(&worker)),
+        Arc::clone(&worker),
+        inline,
     ));
     let request = wsgi::Request::Fields(head);
     // The app runs elsewhere; this task sends its response meanwhile.
