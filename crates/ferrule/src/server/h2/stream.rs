@@ -91,24 +91,21 @@ pub async fn serve(
         };
         worker.h2_inline.submit(job);
     } else {
+        // Handed to an app thread without waiting for its end (the response says when).
         let w = Arc::clone(&worker);
-        let out2 = Arc::clone(&out);
-        tokio::spawn(async move {
-            let ran = w
-                .run_app({
-                    let w = Arc::clone(&w);
-                    move || {
-                        let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
-                        // Waiting never comes back: an app thread waits for room itself.
-                        drop(wsgi::serve(&w.app, &info, request, sink, body));
-                        w.request_done();
-                    }
-                })
-                .await;
-            if ran.is_none() {
-                out2.client_gone();
-            }
+        let job: crate::wsgi::threads::Job = Box::new(move || {
+            let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
+            // Waiting never comes back: an app thread waits for room itself.
+            drop(wsgi::serve(&w.app, &info, request, sink, body));
+            w.request_done();
         });
+        let sent = match &worker.pool {
+            Some(pool) => pool.send(job).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            out.client_gone();
+        }
     }
     send_response(respond, &out, timeout).await;
 }
