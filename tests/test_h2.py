@@ -504,3 +504,11 @@ def test_hpack_bomb_is_refused(serve):
     c.close()
     with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as h:
         assert h.get("/echo").status_code == 200
+
+
+def test_timeout_answers_504_on_the_stream(serve_both):
+    srv = serve_both("transport:app", "--timeout", "1")
+    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as c:
+        r = c.get("/sleep?ms=4000")
+    assert r.status_code == 504
+    srv.wait_for_log("WORKER TIMEOUT")

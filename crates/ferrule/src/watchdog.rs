@@ -201,6 +201,10 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
     }
 }
 
+/// How long the watchdog waits, after a stuck HTTP/2 stream's call, for the edge thread to
+/// send its 504 before the worker goes on to stop.
+const EDGE_ANSWER: Duration = Duration::from_millis(500);
+
 fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
     STUCK.fetch_add(1, Ordering::AcqRel);
     let fd = s.fd.load(Ordering::Acquire);
@@ -224,6 +228,10 @@ fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
         .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
         .is_ok();
     if fd < 0 {
+        // An HTTP/2 stream (no connection of its own): its 504 is written by the edge thread,
+        // whose own deadline has passed by now; give it time to go out before a stuck inline
+        // worker exits.
+        std::thread::sleep(EDGE_ANSWER);
         return;
     }
     if answered && s.http.load(Ordering::Acquire) {

@@ -43,6 +43,8 @@ pub struct Worker {
     pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
     /// TLS binds' configuration, when there are any.
     pub tls: Option<tls::Tls>,
+    /// `--timeout` (zero: none): HTTP/2 streams answer 504 past it.
+    pub request_timeout: Duration,
     /// `--http`: HTTP/1.1 is served (else only HTTP/2).
     pub http1: bool,
     /// `--http`: HTTP/2's settings when it is served.
@@ -194,6 +196,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         retire: Notify::new(),
         proxy_protocol: cfg.proxy_protocol.clone(),
         tls: cfg.tls.as_ref().map(tls::Tls::new),
+        request_timeout: cfg.timeout,
         http1: cfg.http1,
         http2: cfg.http2,
         edge: edge::Edge::default(),

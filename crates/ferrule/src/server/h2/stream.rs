@@ -107,7 +107,7 @@ pub async fn serve(
             out.client_gone();
         }
     }
-    send_response(respond, &out, timeout).await;
+    send_response(respond, &out, timeout, worker.request_timeout).await;
 }
 
 /// The request head the bridge sees: `:authority` as Host, cookies joined with `; `
@@ -238,7 +238,17 @@ fn simple(respond: &mut SendResponse<Bytes>, status: StatusCode) {
 }
 
 /// Sends the response as the app queues it, until its end (or the stream's).
-async fn send_response(mut respond: SendResponse<Bytes>, out: &Outbound, timeout: Duration) {
+async fn send_response(
+    mut respond: SendResponse<Bytes>,
+    out: &Outbound,
+    timeout: Duration,
+    request_timeout: Duration,
+) {
+    // `--timeout`: a call that gives no head in time is answered 504 here, counted from the
+    // dispatch, so before the watchdog (which counts from the call and cannot write on a
+    // connection other streams share) dumps the stacks and retires the worker.
+    let deadline =
+        (!request_timeout.is_zero()).then(|| tokio::time::Instant::now() + request_timeout);
     // The head, when the app has given it.
     let (head, end) = loop {
         let ready = out.ready.notified();
@@ -255,9 +265,20 @@ async fn send_response(mut respond: SendResponse<Bytes>, out: &Outbound, timeout
             }
         }
         let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+        let expired = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = ready => {}
             _ = reset => {
+                out.client_gone();
+                return;
+            }
+            () = expired => {
+                simple(&mut respond, StatusCode::GATEWAY_TIMEOUT);
                 out.client_gone();
                 return;
             }
