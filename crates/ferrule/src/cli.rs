@@ -238,6 +238,30 @@ pub struct Cli {
     #[arg(long = "static-fallthrough")]
     pub static_fallthrough: bool,
 
+    /// Compress the app's responses with gzip, Brotli or zstd, as the client's
+    /// Accept-Encoding prefers; never a response that has Content-Encoding, says
+    /// `Cache-Control: no-transform`, or is to HEAD, 1xx, 204, 206 or 304. Streamed responses
+    /// are compressed block by block, each block flushed. [default: off]
+    #[arg(long = "compress")]
+    pub compress: bool,
+
+    /// With --compress, leave responses whose Content-Length is below this alone.
+    #[arg(
+        long = "compress-min-size",
+        value_name = "BYTES",
+        default_value_t = 1024
+    )]
+    pub compress_min_size: u64,
+
+    /// With --compress, the content types compressed, comma-separated; `text/*` matches a
+    /// prefix, and `+json`/`+xml` suffixes count as JSON and XML.
+    #[arg(
+        long = "compress-types",
+        value_name = "TYPES",
+        default_value = "text/*,application/json,application/javascript,application/xml,image/svg+xml,application/wasm"
+    )]
+    pub compress_types: String,
+
     /// TLS certificate chain (PEM, leaf first). With it, every HTTP bind speaks HTTPS, unless
     /// some binds are written `https://HOST:PORT`: then only those do. Repeat with --keyfile
     /// for several certificates; the first is the default, the others are chosen by the name

@@ -114,9 +114,20 @@ pub struct Config {
     pub http2: Option<Http2Settings>,
     /// `--static` mounts and their options; None without `--static`.
     pub statics: Option<Arc<Statics>>,
+    /// `--compress`: the settings, when on.
+    pub compress: Option<Arc<Compress>>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
     pub cli: Cli,
+}
+
+/// `--compress` and its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compress {
+    /// `--compress-min-size`.
+    pub min_size: u64,
+    /// `--compress-types`, lower-cased (`text/*` a prefix).
+    pub types: Vec<String>,
 }
 
 /// HTTP/2's limits (`--http2-*`).
@@ -388,6 +399,17 @@ impl Config {
             http1: cli.http != HttpArg::Two,
             http2: (cli.http != HttpArg::One).then(|| Http2Settings::from_cli(&cli)),
             statics,
+            compress: cli.compress.then(|| {
+                Arc::new(Compress {
+                    min_size: cli.compress_min_size,
+                    types: cli
+                        .compress_types
+                        .split(',')
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .filter(|t| !t.is_empty())
+                        .collect(),
+                })
+            }),
             argv: Vec::new(),
             cli,
         })

@@ -11,7 +11,7 @@ use super::fcgi_out;
 use super::sink::StreamSink;
 use super::Worker;
 use crate::net::{io as sio, ConnInfo};
-use crate::wsgi::{self, sink::BodySource};
+use crate::wsgi::{self, sink::BodySource, sink::Sink};
 
 /// A request's response, done with the app: the transport's sink and read buffer back.
 pub(super) struct Finished {
@@ -44,6 +44,10 @@ pub(super) fn start(
         (None, Some(std::mem::take(&mut reader.rbuf)))
     } else {
         (Some(Box::new(reader)), None)
+    };
+    let sink: Box<dyn Sink> = match &worker.compress {
+        Some(c) => super::compress::wrap(c, request.accept_encoding(), sink),
+        None => sink,
     };
     let served = wsgi::serve(&worker.app, info, request, sink, body);
     turn(worker, info, served, rbuf)

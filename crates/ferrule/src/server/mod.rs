@@ -11,6 +11,7 @@ use crate::wsgi::threads::{self, Job};
 use crate::wsgi::App;
 
 pub mod body;
+mod compress;
 pub mod conn;
 mod edge;
 pub mod exchange;
@@ -43,6 +44,8 @@ pub struct Worker {
     pub proxy_protocol: Option<ferrule_proto::forwarded::TrustList>,
     /// TLS binds' configuration, when there are any.
     pub tls: Option<tls::Tls>,
+    /// `--compress`, when on.
+    pub compress: Option<Arc<crate::config::Compress>>,
     /// `--timeout` (zero: none): HTTP/2 streams answer 504 past it.
     pub request_timeout: Duration,
     /// `--http`: HTTP/1.1 is served (else only HTTP/2).
@@ -196,6 +199,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         retire: Notify::new(),
         proxy_protocol: cfg.proxy_protocol.clone(),
         tls: cfg.tls.as_ref().map(tls::Tls::new),
+        compress: cfg.compress.clone(),
         request_timeout: cfg.timeout,
         http1: cfg.http1,
         http2: cfg.http2,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 mod conditional;
-mod encoding;
+pub mod encoding;
 mod fs;
 mod mime;
 mod path;

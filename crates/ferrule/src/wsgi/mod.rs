@@ -57,6 +57,18 @@ impl Request {
         self.method() == b"HEAD"
     }
 
+    /// The request's `Accept-Encoding`, if it sent one.
+    #[must_use]
+    pub fn accept_encoding(&self) -> Option<&[u8]> {
+        match self {
+            Self::Fields(h) => h
+                .fields()
+                .find(|(n, _)| n.eq_ignore_ascii_case(b"accept-encoding"))
+                .map(|(_, v)| v),
+            Self::Cgi(c) => c.header(b"HTTP_ACCEPT_ENCODING"),
+        }
+    }
+
     /// The request target as the client sent it.
     #[must_use]
     pub fn target(&self) -> std::borrow::Cow<'_, [u8]> {

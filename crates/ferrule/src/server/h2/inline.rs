@@ -13,7 +13,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
 use super::body::H2Body;
-use super::sink::{H2Sink, Outbound};
+use super::sink::Outbound;
 use crate::net::ConnInfo;
 use crate::server::Worker;
 use crate::wsgi;
@@ -22,7 +22,7 @@ use crate::wsgi;
 pub struct InlineJob {
     pub request: wsgi::Request,
     pub info: ConnInfo,
-    pub sink: Box<H2Sink>,
+    pub sink: Box<dyn wsgi::sink::Sink>,
     pub body: Option<Box<H2Body>>,
     pub out: Arc<Outbound>,
 }

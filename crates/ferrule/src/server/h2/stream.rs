@@ -80,6 +80,10 @@ pub async fn serve(
         inline,
     ));
     let request = wsgi::Request::Fields(head);
+    let sink: Box<dyn wsgi::sink::Sink> = match &worker.compress {
+        Some(c) => crate::server::compress::wrap(c, request.accept_encoding(), sink),
+        None => sink,
+    };
     // The app runs elsewhere; this task sends its response meanwhile.
     if inline {
         let job = InlineJob {
