@@ -137,6 +137,10 @@ OPTIONS = [
     "--preload",
     "--reload",
     "--reload-extra-file",
+    "--print-config",
+    "--check-config",
+    "--env",
+    "--capture-output",
 ]
 
 
@@ -146,7 +150,7 @@ def test_help_mentions_every_option_and_its_default():
     missing = [o for o in OPTIONS if o not in r.stdout]
     assert missing == []
     text = " ".join(r.stdout.split())  # help text wraps to the terminal's width
-    assert "[default: 127.0.0.1:8000]" in text
+    assert "[default: 0.0.0.0:$PORT when PORT is set, else 127.0.0.1:8000]" in text
     assert "module:attr" in r.stdout
 
 

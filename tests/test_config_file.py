@@ -103,7 +103,8 @@ def test_unknown_names_in_the_config_file_are_an_error_naming_them(tmp_path):
     conf = write_conf(tmp_path, "workers = 2\nworkerz = 3\ndef post_frok(server, worker): pass\n")
     r = refused(conf)
     assert r.returncode == 2
-    assert "unknown settings workerz, post_frok" in r.stderr
+    assert f"{conf}:2: unknown setting workerz (did you mean workers?)" in r.stderr
+    assert f"{conf}:3: unknown setting post_frok (did you mean post_fork?)" in r.stderr
 
 
 def test_bad_value_in_the_config_file_names_the_file(tmp_path):

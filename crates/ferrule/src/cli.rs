@@ -18,13 +18,37 @@ pub struct Cli {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
-    /// A Python config file, as gunicorn's: module-level names set options (the long option
-    /// names with `_` for `-`, as in `workers = 4` or `bind = ["0.0.0.0:8000"]`) and server
-    /// hooks (`on_starting`, `when_ready`, `post_fork`, `pre_request`, `post_request`,
-    /// `child_exit`, `worker_exit`, `on_exit`). Options on the command line win; HUP re-reads
-    /// it. [default: none]
+    /// A config file: TOML (`.toml`: the long option names with `_` or `-` as keys, and
+    /// gunicorn's setting names) or Python, as gunicorn's (module-level names set options, as
+    /// in `workers = 4` or `bind = ["0.0.0.0:8000"]`; functions named after a server hook,
+    /// `on_starting`, `when_ready`, `post_fork`, `pre_request`, `post_request`, `child_exit`,
+    /// `worker_exit`, `on_exit`, are hooks). Sources, lowest first: `[tool.ferrule]` in
+    /// ./pyproject.toml, this file, FERRULE_<OPTION> variables, GUNICORN_CMD_ARGS,
+    /// FERRULE_CMD_ARGS, the command line; PORT and WEB_CONCURRENCY count when nothing sets
+    /// --bind / --workers. HUP re-reads them all. [default: ./ferrule.conf.py, else
+    /// ./gunicorn.conf.py, when present]
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Print the options in effect, each with the source it came from, and exit.
+    /// [default: off]
+    #[arg(long = "print-config")]
+    pub print_config: bool,
+
+    /// Read the configuration and import the app, then exit: 0 when both are good, else
+    /// non-zero with the error. [default: off]
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Set an environment variable in the server and its workers (`os.environ`), as
+    /// `KEY=VALUE`. Repeatable. [default: none]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Send the app's stdout and stderr (print(), tracebacks) to the --error-logfile file.
+    /// Without an --error-logfile file it changes nothing. [default: off]
+    #[arg(long = "capture-output")]
+    pub capture_output: bool,
 
     /// Import the app once in the master before forking the workers (they share its memory
     /// copy-on-write). HUP then re-executes the master in place (same pid), keeping the
@@ -46,7 +70,7 @@ pub struct Cli {
     /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `unix:/path`, `http://HOST:PORT`, or
     /// `fd://N` (a listening socket inherited from the parent). Repeat for several. Port 0
     /// picks a free port (logged at start). Sockets passed by systemd (LISTEN_FDS) are used
-    /// too. [default: 127.0.0.1:8000]
+    /// too. [default: 0.0.0.0:$PORT when PORT is set, else 127.0.0.1:8000]
     #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
     pub bind: Vec<String>,
 
@@ -58,7 +82,7 @@ pub struct Cli {
 
     /// File mode creation mask (octal) set at start: it decides the permissions of Unix
     /// sockets and of files the app creates. [default: unchanged]
-    #[arg(long, value_name = "MASK")]
+    #[arg(short = 'm', long, value_name = "MASK")]
     pub umask: Option<String>,
 
     /// Run the workers as this user (name or uid) once the sockets are bound.
@@ -71,7 +95,7 @@ pub struct Cli {
     #[arg(short = 'g', long, value_name = "GROUP")]
     pub group: Option<String>,
 
-    /// Worker processes.
+    /// Worker processes (WEB_CONCURRENCY when no source sets it).
     #[arg(short = 'w', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
 
@@ -274,12 +298,9 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub keyfile: Vec<PathBuf>,
 
-    /// Password of an encrypted --keyfile. [default: none]
-    #[arg(
-        long = "keyfile-password",
-        value_name = "PASSWORD",
-        env = "FERRULE_KEYFILE_PASSWORD"
-    )]
+    /// Password of an encrypted --keyfile; FERRULE_KEYFILE_PASSWORD keeps it off the command
+    /// line. [default: none]
+    #[arg(long = "keyfile-password", value_name = "PASSWORD")]
     pub keyfile_password: Option<String>,
 
     /// CA certificates (PEM) that client certificates must chain to (with --client-cert).

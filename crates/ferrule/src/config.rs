@@ -116,8 +116,14 @@ pub struct Config {
     pub statics: Option<Arc<Statics>>,
     /// `--compress`: the settings, when on.
     pub compress: Option<Arc<Compress>>,
+    /// `--env KEY=VALUE`: set in `os.environ` of the master, so of the workers it forks.
+    pub env: Vec<(String, String)>,
     /// The command line as given (program name first), to re-read the config file on HUP.
     pub argv: Vec<String>,
+    /// Each option's value and source (`--print-config`).
+    pub report: crate::sources::Report,
+    /// Settings accepted without effect (gunicorn's), to log once the log is open.
+    pub warnings: Vec<String>,
     pub cli: Cli,
 }
 
@@ -223,6 +229,8 @@ pub enum ConfigError {
     Tls(TlsError),
     /// A `--static` value that cannot be used.
     Static(StaticError),
+    /// `--env` without `KEY=`.
+    Env(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -277,6 +285,7 @@ impl fmt::Display for ConfigError {
             ),
             Self::Tls(e) => write!(f, "{e}"),
             Self::Static(e) => write!(f, "{e}"),
+            Self::Env(e) => write!(f, "--env {e:?}: give KEY=VALUE, as in DJANGO_DEBUG=0"),
         }
     }
 }
@@ -353,6 +362,16 @@ impl Config {
         )
         .map_err(ConfigError::Static)?
         .map(Arc::new);
+        let env = cli
+            .env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                    Ok((k.to_owned(), v.to_owned()))
+                }
+                _ => Err(ConfigError::Env(kv.clone())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             app: cli.app.clone(),
             binds,
@@ -410,7 +429,10 @@ impl Config {
                         .collect(),
                 })
             }),
+            env,
             argv: Vec::new(),
+            report: crate::sources::Report::default(),
+            warnings: Vec::new(),
             cli,
         })
     }

@@ -10,6 +10,7 @@ pub mod log;
 pub mod net;
 pub mod server;
 pub mod slots;
+pub mod sources;
 pub mod statics;
 pub mod supervisor;
 pub mod tls;
@@ -37,6 +38,13 @@ fn main(argv: Vec<String>) -> i32 {
             return 2;
         }
     };
+    if cfg.cli.print_config {
+        for w in &cfg.warnings {
+            eprintln!("Warning: {w}");
+        }
+        print!("{}", cfg.report.render());
+        return 0;
+    }
     let error_log = Some(cfg.cli.error_logfile.as_str());
     if let Err(e) = log::init(
         cfg.cli.log_level,
@@ -46,7 +54,32 @@ fn main(argv: Vec<String>) -> i32 {
         eprintln!("Error: cannot open a log file (--error-logfile / --access-logfile): {e}");
         return 2;
     }
+    if cfg.cli.capture_output {
+        log::capture_output();
+    }
+    for w in &cfg.warnings {
+        log::log(log::Level::Warning, w);
+    }
+    if cfg.cli.check_config {
+        return check_config(&cfg);
+    }
     supervisor::run(cfg)
+}
+
+/// `--check-config`: imports the app as a worker would; 0 when it loads, else 1.
+fn check_config(cfg: &config::Config) -> i32 {
+    wsgi::process::prepare();
+    match wsgi::process::preload(cfg) {
+        Ok(_) => {
+            let app = cfg.app.as_deref().unwrap_or("the built-in demo app");
+            println!("Configuration OK; {app} loads.");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    }
 }
 
 /// Writes `msg` to the error log at `level` (`debug`, `info`, `warning`, `error`): for hooks.

@@ -89,6 +89,31 @@ pub fn init(level: Level, error: Option<&str>, access: Option<&str>) -> io::Resu
     Ok(())
 }
 
+/// `--capture-output`: whether fds 1 and 2 point at the error log file.
+static CAPTURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Points stdout and stderr (fds 1 and 2: the app's print() and tracebacks, in the master and
+/// the workers it forks) at the error log, when that is a file; reopening the log does so
+/// again. With the error log on stderr it changes nothing.
+pub fn capture_output() {
+    let Some(sinks) = SINKS.get() else { return };
+    let s = sinks
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if s.error_fd != libc::STDERR_FILENO {
+        CAPTURED.store(true, Ordering::Release);
+        capture_onto(s.error_fd);
+    }
+}
+
+fn capture_onto(fd: RawFd) {
+    // SAFETY: dup2 of the open error log file onto the standard descriptors.
+    unsafe {
+        libc::dup2(fd, libc::STDOUT_FILENO);
+        libc::dup2(fd, libc::STDERR_FILENO);
+    }
+}
+
 /// Reopens the log files (after rotation).
 pub fn reopen() {
     let Some(sinks) = SINKS.get() else { return };
@@ -99,6 +124,9 @@ pub fn reopen() {
         if let Ok((w, fd)) = open_error(Some(&p)) {
             s.error = w;
             s.error_fd = fd;
+            if CAPTURED.load(Ordering::Acquire) {
+                capture_onto(fd);
+            }
             let dump = DUMP_FD.load(Ordering::Acquire);
             if dump >= 0 {
                 // SAFETY: dup2 onto our own duplicate descriptor, from the open log file.

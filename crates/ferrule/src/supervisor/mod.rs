@@ -25,6 +25,7 @@ pub fn configure(args: &[String]) -> Result<Config, LoadError> {
         let _ = std::env::set_current_dir(dir);
     }
     let cfg = python::read_config(args)?;
+    python::set_environ(&cfg.env).map_err(|e| LoadError::Msg(format!("--env: {e}")))?;
     if let Some(dir) = &cfg.chdir {
         std::env::set_current_dir(dir)
             .map_err(|e| LoadError::Msg(format!("--chdir {}: {e}", dir.display())))?;
@@ -415,6 +416,9 @@ impl Master {
                     for w in tls.warnings() {
                         warning!("{w}");
                     }
+                }
+                for w in &cfg.warnings {
+                    warning!("{w}");
                 }
                 self.target = cfg.workers;
                 self.cfg = cfg;

@@ -1,107 +1,92 @@
-//! The command line merged with a Python config file (`-c FILE`, as gunicorn's): the file's
-//! module-level names set options, the command line wins, and unknown names are an error.
-//! The file runs in Python (`ferrule._config`); here its settings become command-line words
-//! for the options the command line did not set, so clap checks them as it checks the rest.
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
+//! The configuration read from every source (`crate::sources`), with the Python config file
+//! run here: `ferrule._config` runs it and returns its settings (typed, with their lines) and
+//! its hooks, installed once the whole configuration is known to be good.
+use std::path::Path;
+
+use clap::{ArgAction, ArgMatches, Command, CommandFactory};
 use pyo3::prelude::*;
 
 use crate::cli::Cli;
 use crate::config::Config;
+use crate::sources::{self, Env, Origin, Setting, Value};
 use crate::wsgi::hooks::{self, CfgValue};
 
-/// Why the configuration cannot be used.
-pub enum LoadError {
-    /// From the command line itself: clap prints it (and `--help`, `--version`).
-    Cli(clap::Error),
-    /// Anything else: the message to print.
-    Msg(String),
-}
+pub use crate::sources::LoadError;
 
-/// The option an identifier in the config file names: the long option with `_` for `-`.
-fn find_arg<'c>(cmd: &'c Command, name: &str) -> Option<&'c clap::Arg> {
-    cmd.get_arguments().find(|a| {
-        a.get_long()
-            .is_some_and(|l| l.replace('-', "_") == name && l != "help" && l != "version")
-    })
-}
+/// A setting as `ferrule._config.read` returns it: name, kind, values, line.
+pub type RawSetting = (String, String, Vec<String>, Option<usize>);
 
-/// Parses `args` (program name first) and the config file they name; installs its hooks.
+/// Reads every source (`args`: the command line, program name first); installs the config
+/// file's hooks.
 pub fn load(py: Python<'_>, args: &[String]) -> Result<Config, LoadError> {
-    let cmd = Cli::command();
-    let matches = cmd
-        .clone()
-        .try_get_matches_from(args)
-        .map_err(LoadError::Cli)?;
-    let mut cli = Cli::from_arg_matches(&matches).map_err(LoadError::Cli)?;
-    let mut final_matches = matches;
+    let env: Env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
     let mut file_hooks = None;
-    if let Some(path) = cli.config.clone() {
-        let (settings, file_hook_dict) = hooks::read_config(py, &path).map_err(LoadError::Msg)?;
-        let shown = path.display();
-        let mut words = vec![args.first().cloned().unwrap_or_default()];
-        let mut app = None;
-        let mut unknown = Vec::new();
-        for (name, values) in settings {
-            if name == "app" {
-                if final_matches.value_source("app") != Some(ValueSource::CommandLine) {
-                    app = values.into_iter().next();
-                }
-                continue;
-            }
-            let Some(arg) = find_arg(&cmd, &name).filter(|_| name != "config") else {
-                unknown.push(name);
-                continue;
-            };
-            if final_matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
-                continue;
-            }
-            let long = format!("--{}", arg.get_long().unwrap_or_default());
-            if matches!(arg.get_action(), ArgAction::SetTrue) {
-                match values.as_slice() {
-                    [v] if v == "true" => words.push(long),
-                    [v] if v == "false" => {}
-                    _ => {
-                        return Err(LoadError::Msg(format!(
-                            "config file {shown}: {name} must be True or False"
-                        )))
-                    }
-                }
-                continue;
-            }
-            if values.is_empty() {
-                return Err(LoadError::Msg(format!(
-                    "config file {shown}: {name} needs a value"
-                )));
-            }
-            // `--opt=value`, so that a value starting with `-` is not read as an option.
-            words.extend(values.into_iter().map(|v| format!("{long}={v}")));
-        }
-        if !unknown.is_empty() {
-            return Err(LoadError::Msg(format!(
-                "config file {shown}: unknown setting{} {}; settings are the long options \
-                 with _ for - (as in max_requests = 1000) or hooks (on_starting, when_ready, \
-                 post_fork, pre_request, post_request, child_exit, worker_exit, on_exit); \
-                 start helper names with _",
-                if unknown.len() > 1 { "s" } else { "" },
-                unknown.join(", ")
-            )));
-        }
-        words.extend(args.iter().skip(1).cloned());
-        words.extend(app);
-        final_matches = cmd.clone().try_get_matches_from(&words).map_err(|e| {
-            LoadError::Msg(format!(
-                "config file {shown}: {}",
-                e.to_string().trim_start_matches("error: ").trim_end()
-            ))
-        })?;
-        cli = Cli::from_arg_matches(&final_matches).map_err(LoadError::Cli)?;
-        file_hooks = Some(file_hook_dict);
-    }
-    hooks::install(py, file_hooks, cfg_values(&cmd, &final_matches));
-    let mut cfg = Config::from_cli(cli).map_err(|e| LoadError::Msg(e.to_string()))?;
+    let mut read_python = |path: &Path| -> Result<Vec<Setting>, String> {
+        let (settings, found) = hooks::read_config(py, path)?;
+        file_hooks = Some(found);
+        Ok(settings.into_iter().map(|raw| typed(path, raw)).collect())
+    };
+    let resolved = sources::resolve(args, &env, &mut read_python)?;
+    hooks::install(
+        py,
+        file_hooks,
+        cfg_values(&Cli::command(), &resolved.matches),
+    );
+    let report = resolved.report;
+    let mut cfg = Config::from_cli(resolved.cli).map_err(|e| {
+        let msg = e.to_string();
+        LoadError::Msg(with_origin(&msg, &report))
+    })?;
     cfg.argv = args.to_vec();
+    cfg.report = report;
+    cfg.warnings = resolved.warnings;
     Ok(cfg)
+}
+
+/// A message about `--option` names the source that set the option, unless that is the
+/// command line.
+fn with_origin(msg: &str, report: &sources::Report) -> String {
+    let option = msg
+        .strip_prefix("--")
+        .and_then(|m| m.split([' ', ':']).next())
+        .map(|o| o.replace('-', "_"));
+    match option.as_deref().and_then(|o| report.origin(o)) {
+        Some(
+            origin @ (Origin::File { .. } | Origin::Env(_) | Origin::CmdArgs(_) | Origin::Paas(_)),
+        ) => {
+            format!("{msg} (set in {origin})")
+        }
+        _ => msg.to_owned(),
+    }
+}
+
+/// A Python setting as a [`Setting`]: kinds `bool`, `int`, `str`, `list`, `dict` (keys and
+/// values alternating), `callable` (its qualified name).
+fn typed(path: &Path, (name, kind, values, line): RawSetting) -> Setting {
+    let one = || values.first().cloned().unwrap_or_default();
+    let value = match kind.as_str() {
+        "bool" => Value::Bool(one() == "true"),
+        "int" => one().parse().map_or_else(|_| Value::Str(one()), Value::Int),
+        "list" => Value::List(values),
+        "dict" => Value::Dict(
+            values
+                .chunks(2)
+                .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
+                .collect(),
+        ),
+        "callable" => Value::Callable(one()),
+        _ => Value::Str(one()),
+    };
+    Setting {
+        key: name,
+        value,
+        origin: Origin::File {
+            path: path.to_path_buf(),
+            line,
+        },
+    }
 }
 
 /// The options in effect, for the hooks' `cfg`.

@@ -9,8 +9,8 @@ use crate::log::error;
 
 use super::format_exception;
 
-/// A config file's settings: (option name with `_`, values as strings).
-pub type Settings = Vec<(String, Vec<String>)>;
+/// A config file's settings (see [`super::config_file::RawSetting`]).
+pub type Settings = Vec<super::config_file::RawSetting>;
 
 /// Runs the config file; its settings, and its hooks to [`install`] once the settings are
 /// known to be good.

@@ -42,6 +42,22 @@ pub fn read_config(args: &[String]) -> Result<Config, LoadError> {
     Python::attach(|py| config_file::load(py, args))
 }
 
+/// `--env`: sets each variable in `os.environ` (and so the process's environment, which the
+/// workers inherit).
+pub fn set_environ(vars: &[(String, String)]) -> Result<(), PythonError> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    Python::attach(|py| -> PyResult<()> {
+        let environ = py.import("os")?.getattr("environ")?;
+        for (k, v) in vars {
+            environ.set_item(k, v)?;
+        }
+        Ok(())
+    })
+    .map_err(PythonError::from)
+}
+
 /// `on_starting`, `when_ready`, `on_exit`: the master's hooks.
 pub fn master_hook(name: &str) {
     Python::attach(|py| hooks::master(py, name));
