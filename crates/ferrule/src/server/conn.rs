@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Buf;
 use bytes::BytesMut;
-use ferrule_proto::http1::{parse_request, response as enc, RequestHead};
-use ferrule_proto::{parse_proxy_header, ParseError};
+use ferrule_proto::http1::{response as enc, RequestHead};
+use ferrule_proto::parse_proxy_header;
 use socket2::Socket;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::body::BodyReader;
 use super::exchange::{on_pool, start, until_done, Turn};
+use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::listener::Listener;
 use super::sink::{StreamSink, Wire};
 use super::statics::{self, Answered};
@@ -30,8 +31,6 @@ pub(super) const READ_BUF: usize = 8 * 1024;
 /// How long a closing connection reads (and discards) what the client still sends, so that
 /// our last response is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(1);
-/// How long an idle keep-alive connection waits for one more request once the worker stops.
-const STOP_IDLE: Duration = Duration::from_millis(500);
 
 pub(super) enum Stream {
     Tcp(TcpStream),
@@ -282,140 +281,6 @@ async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
     linger(stream).await;
 }
 
-enum HeadRead {
-    Head(RequestHead),
-    Closed,
-    Refused(ParseError),
-}
-
-/// A connection's one timer, re-armed lazily: a later deadline leaves it where it is (when it
-/// fires early, the wait goes on to the real deadline), so that a busy keep-alive connection
-/// does not register and cancel a timer for every request.
-struct Timer {
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Timer {
-    fn new(deadline: tokio::time::Instant) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-        }
-    }
-
-    /// Waits for `read` until `deadline`; None on timeout.
-    async fn within<F: std::future::Future>(
-        &mut self,
-        deadline: tokio::time::Instant,
-        read: F,
-    ) -> Option<F::Output> {
-        if self.sleep.deadline() > deadline {
-            self.sleep.as_mut().reset(deadline);
-        }
-        let mut read = std::pin::pin!(read);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut read => return Some(r),
-                () = &mut self.sleep => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return None;
-                    }
-                    self.sleep.as_mut().reset(deadline);
-                }
-            }
-        }
-    }
-}
-
-/// The worker's stop as seen by one connection: one wait registered for the connection's life,
-/// not one per request.
-struct StopWatch {
-    rx: watch::Receiver<bool>,
-    wait: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-}
-
-impl StopWatch {
-    fn new(rx: watch::Receiver<bool>) -> Self {
-        let mut waiter = rx.clone();
-        let wait = Box::pin(async move {
-            while !*waiter.borrow_and_update() {
-                if waiter.changed().await.is_err() {
-                    // The worker's end dropped the sender: it stops with the runtime.
-                    std::future::pending::<()>().await;
-                }
-            }
-        });
-        Self {
-            rx,
-            wait: Some(wait),
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        *self.rx.borrow()
-    }
-
-    /// Completes when the worker stops; pending forever after it completed once.
-    async fn stopped(&mut self) {
-        match self.wait.as_mut() {
-            Some(w) => {
-                w.await;
-                self.wait = None;
-            }
-            None => std::future::pending().await,
-        }
-    }
-}
-
-async fn read_head(
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    worker: &Worker,
-    idle: Duration,
-    stop: &mut StopWatch,
-    timer: &mut Timer,
-) -> HeadRead {
-    let mut deadline = tokio::time::Instant::now() + idle;
-    let mut stopping = stop.stopping();
-    loop {
-        if !rbuf.is_empty() {
-            match parse_request(rbuf, &worker.app.limits) {
-                Ok(Some(head)) => return HeadRead::Head(head),
-                Ok(None) => {}
-                Err(e) => return HeadRead::Refused(e),
-            }
-        }
-        let waiting = rbuf.is_empty();
-        if !waiting {
-            deadline = tokio::time::Instant::now() + worker.client_timeout;
-        }
-        if waiting && stopping {
-            // The worker is stopping: an idle connection gets a moment for a request already
-            // on its way (answered with `Connection: close`), then closes.
-            deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
-        }
-        let fd = stream.fd();
-        let read = timer.within(deadline, stream.read_buf(rbuf));
-        let mut unstick = false;
-        // The read first: no random pick of a branch per poll, and the stop is polled only
-        // while the read waits (a stop that came meanwhile is seen by `stopping` above).
-        tokio::select! {
-            biased;
-            r = read => match r {
-                Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
-                Some(Ok(_)) => {}
-            },
-            // The last response did not all fit in the socket: the rest goes as the client
-            // reads, while the next request is awaited.
-            () = outbox::stuck(fd) => unstick = true,
-            () = stop.stopped(), if waiting && !stopping => stopping = true,
-        }
-        if unstick && !stream.write_own(worker.client_timeout).await {
-            return HeadRead::Closed;
-        }
-    }
-}
-
 /// `--proxy-protocol`: reads the PROXY header (v1 or v2) the load balancer sends first; its
 /// source address becomes the client's. False: the connection must be closed.
 pub(super) async fn read_proxy_header(
@@ -543,6 +408,15 @@ async fn serve_requests(
         let mut head = match read {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return,
+            HeadRead::TimedOut => {
+                debug!(
+                    "{} did not send a whole request head in time (--client-timeout, \
+                     --header-timeout); 408",
+                    info.peer_label()
+                );
+                refuse(worker, stream, 408).await;
+                return;
+            }
             HeadRead::Refused(e) => {
                 debug!("refused request from {:?}: {e}", info.peer);
                 refuse(worker, stream, e.status()).await;

@@ -18,6 +18,7 @@ pub mod fcgi_out;
 pub mod flush;
 pub mod gateway;
 mod h2;
+mod head;
 pub mod listener;
 pub mod outbox;
 pub mod sink;
@@ -29,6 +30,9 @@ pub struct Worker {
     pub app: App,
     pub keep_alive: Duration,
     pub client_timeout: Duration,
+    /// `--header-timeout`: the longest a request head may take from its first byte; None:
+    /// no limit beyond `client_timeout` between reads.
+    pub header_timeout: Option<Duration>,
     /// App threads, when `--threads` > 1; None runs the app on the I/O thread.
     pub pool: Option<async_channel::Sender<Job>>,
     active: AtomicUsize,
@@ -186,6 +190,8 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         app,
         keep_alive: cfg.keep_alive,
         client_timeout: cfg.client_timeout,
+        header_timeout: (cfg.cli.header_timeout > 0)
+            .then(|| Duration::from_secs(cfg.cli.header_timeout)),
         pool,
         active: AtomicUsize::new(0),
         idle: Notify::new(),
