@@ -18,11 +18,12 @@ use super::body::BodyReader;
 use super::exchange::{on_pool, start, until_done, Turn};
 use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::listener::Listener;
+use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
 use super::statics::{self, Answered};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
-use crate::log::{debug, error, warning};
+use crate::log::{debug, warning};
 use crate::net::{date, io as sio, ConnInfo};
 use crate::wsgi;
 
@@ -227,6 +228,11 @@ pub fn spawn_acceptor(
     };
     tokio::spawn(async move {
         loop {
+            // At --worker-connections: make room first (new connections wait in the backlog).
+            tokio::select! {
+                () = worker.conns.before_accept(|| worker.open_connections()) => {}
+                _ = stop.changed() => return,
+            }
             tokio::select! {
                 r = listener.accept(scheme, local) => match r {
                     Ok((stream, info)) => {
@@ -251,11 +257,11 @@ pub fn spawn_acceptor(
                     }
                     // The master shut the listening socket down: the server is stopping.
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        error!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    // EMFILE and friends: make room, or back off instead of spinning.
+                    Err(e) => tokio::select! {
+                        () = worker.conns.accept_failed(&e, worker.open_connections()) => {}
+                        _ = stop.changed() => return,
+                    },
                 },
                 // Dropping the listener closes this worker's copy of the socket.
                 _ = stop.changed() => return,
@@ -331,15 +337,29 @@ async fn serve_connection(
     mut info: ConnInfo,
     stop: watch::Receiver<bool>,
 ) {
+    // In the table from the start: a connection that sends nothing may be closed to make
+    // room (--worker-connections), here as in `read_head`.
+    let reg = worker.conns.register();
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
-    if worker.proxy_protocol.is_some()
-        && !read_proxy_header(worker, &mut stream, &mut rbuf, &mut info).await
-    {
-        return;
+    if worker.proxy_protocol.is_some() {
+        let read = tokio::select! {
+            biased;
+            ok = read_proxy_header(worker, &mut stream, &mut rbuf, &mut info) => ok,
+            () = reg.slot.evicted() => false,
+        };
+        if !read {
+            return;
+        }
     }
     if worker.http2.is_some() {
-        match super::h2::sniff_preface(worker, &mut stream, &mut rbuf).await {
+        let sniffed = tokio::select! {
+            biased;
+            s = super::h2::sniff_preface(worker, &mut stream, &mut rbuf) => s,
+            () = reg.slot.evicted() => super::h2::Sniffed::Closed,
+        };
+        match sniffed {
             super::h2::Sniffed::Http2 => {
+                drop(reg);
                 super::h2::serve_plain(worker, stream, info, stop, rbuf.freeze()).await;
                 return;
             }
@@ -355,23 +375,35 @@ async fn serve_connection(
             super::h2::Sniffed::Http1 => {}
         }
     }
-    serve_http1(worker, stream, info, stop, rbuf).await;
+    serve_http1_on(worker, stream, info, stop, rbuf, &reg.slot).await;
 }
 
 /// Serves HTTP/1 on a connection whose PROXY header (if any) was read; `rbuf` holds what was
 /// read beyond it.
 pub(super) async fn serve_http1(
     worker: &Arc<Worker>,
+    stream: Stream,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    rbuf: BytesMut,
+) {
+    let reg = worker.conns.register();
+    serve_http1_on(worker, stream, info, stop, rbuf, &reg.slot).await;
+}
+
+async fn serve_http1_on(
+    worker: &Arc<Worker>,
     mut stream: Stream,
     info: ConnInfo,
     stop: watch::Receiver<bool>,
     rbuf: BytesMut,
+    slot: &ConnSlot,
 ) {
     let mut stop = StopWatch::new(stop);
     // This connection's bytes in the outbox leave before its socket closes (see below; the
     // guard, if the task is dropped).
     let _outbox = outbox::Guard(stream.fd());
-    serve_requests(worker, &mut stream, info, &mut stop, rbuf).await;
+    serve_requests(worker, &mut stream, info, &mut stop, rbuf, slot).await;
     let _ = stream.write_own(worker.client_timeout).await;
 }
 
@@ -382,6 +414,7 @@ async fn serve_requests(
     info: ConnInfo,
     stop: &mut StopWatch,
     mut rbuf: BytesMut,
+    slot: &ConnSlot,
 ) {
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
@@ -397,7 +430,7 @@ async fn serve_requests(
         true,
     )));
     loop {
-        let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer).await;
+        let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer, slot).await;
         // The last response leaves before anything else is written (a pipelined request
         // can be read before the loop writes the outbox).
         if queued.take().is_some_and(|t| outbox::waiting(fd, t))
@@ -433,6 +466,7 @@ async fn serve_requests(
                 Answered::Pass => {}
                 Answered::KeepAlive => {
                     idle = worker.keep_alive;
+                    slot.idle();
                     continue;
                 }
                 Answered::Close => {
@@ -507,6 +541,7 @@ async fn serve_requests(
             return;
         }
         idle = worker.keep_alive;
+        slot.idle();
     }
 }
 

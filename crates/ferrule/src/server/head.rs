@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::conn::Stream;
+use super::pressure::ConnSlot;
 use super::{outbox, Worker};
 
 /// How long an idle keep-alive connection waits for one more request once the worker stops.
@@ -106,7 +107,9 @@ impl StopWatch {
 
 /// Reads the next request head into `rbuf`. Until its first byte the client has `idle` (the
 /// client timeout for a connection's first request, the keep-alive time after); from then on
-/// `--client-timeout` between reads and `--header-timeout` for the whole head.
+/// `--client-timeout` between reads and `--header-timeout` for the whole head. `slot` is told
+/// when the head begins and when it is whole; the connection closes when the worker picks it
+/// to make room (`--worker-connections`).
 pub(super) async fn read_head(
     stream: &mut Stream,
     rbuf: &mut BytesMut,
@@ -114,16 +117,20 @@ pub(super) async fn read_head(
     idle: Duration,
     stop: &mut StopWatch,
     timer: &mut Timer,
+    slot: &ConnSlot,
 ) -> HeadRead {
     let mut deadline = Instant::now() + idle;
-    // When the head must be complete: set by its first byte (pipelined bytes already read
-    // count from now).
-    let mut head_by: Option<Instant> = None;
+    // When the head must be complete (None inside: no --header-timeout): set by its first
+    // byte (pipelined bytes already read count from now); None outside until then.
+    let mut head_by: Option<Option<Instant>> = None;
     let mut stopping = stop.stopping();
     loop {
         if !rbuf.is_empty() {
             match parse_request(rbuf, &worker.app.limits) {
-                Ok(Some(head)) => return HeadRead::Head(head),
+                Ok(Some(head)) => {
+                    slot.busy();
+                    return HeadRead::Head(head);
+                }
                 Ok(None) => {}
                 Err(e) => return HeadRead::Refused(e),
             }
@@ -132,8 +139,14 @@ pub(super) async fn read_head(
         if !waiting {
             let now = Instant::now();
             deadline = now + worker.client_timeout;
-            if let Some(limit) = worker.header_timeout {
-                deadline = deadline.min(*head_by.get_or_insert(now + limit));
+            let by = *head_by.get_or_insert_with(|| {
+                slot.head();
+                worker
+                    .header_timeout
+                    .and_then(|limit| now.checked_add(limit))
+            });
+            if let Some(by) = by {
+                deadline = deadline.min(by);
             }
         }
         if waiting && stopping {
@@ -157,6 +170,7 @@ pub(super) async fn read_head(
             // reads, while the next request is awaited.
             () = outbox::stuck(fd) => unstick = true,
             () = stop.stopped(), if waiting && !stopping => stopping = true,
+            () = slot.evicted() => return HeadRead::Closed,
         }
         if unstick && !stream.write_own(worker.client_timeout).await {
             return HeadRead::Closed;

@@ -21,6 +21,7 @@ mod h2;
 mod head;
 pub mod listener;
 pub mod outbox;
+mod pressure;
 pub mod sink;
 pub mod statics;
 pub mod tls;
@@ -57,6 +58,9 @@ pub struct Worker {
     h2_inline: h2::Inline,
     /// `--static` mounts, answered before the app on HTTP connections.
     pub statics: Option<Arc<crate::statics::Statics>>,
+    /// `--worker-connections`: the cap, and the HTTP/1 connections that may be closed to
+    /// make room.
+    conns: pressure::Connections,
 }
 
 /// Counts a connection as active while it lives.
@@ -67,6 +71,7 @@ impl Drop for ActiveGuard {
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
         }
+        self.0.conns.closed();
     }
 }
 
@@ -101,6 +106,11 @@ impl Worker {
             timeout: self.client_timeout,
             inline: self.pool.is_none(),
         }
+    }
+
+    /// Connections open now (all protocols).
+    fn open_connections(&self) -> usize {
+        self.active.load(Ordering::Acquire)
     }
 
     fn enter(self: &Arc<Self>) -> ActiveGuard {
@@ -205,6 +215,9 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         edge: edge::Edge::default(),
         h2_inline: h2::Inline::new(),
         statics: cfg.statics.clone(),
+        conns: pressure::Connections::new(
+            usize::try_from(cfg.cli.worker_connections).unwrap_or(usize::MAX),
+        ),
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);
