@@ -266,7 +266,7 @@ MALFORMED = {
     "gzip_chunked": (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip,chunked\r\n\r\n0\r\n\r\n", 501),
     "expect_other": (b"POST / HTTP/1.1\r\n" + H + b"Expect: 200-ok\r\nContent-Length: 0\r\n\r\n", 417),
     "http_2_0": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
-    "http_1_2": (b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
+    "http_3_0": (b"GET / HTTP/3.0\r\n" + H + b"\r\n", 505),
     "connect": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
     "asterisk_for_get": (b"GET * HTTP/1.1\r\n" + H + b"\r\n", 400),
 }
@@ -318,6 +318,19 @@ def test_absolute_form_and_asterisk_options_are_served(wire):
         assert read_response(s, buf)[2] == b"/abs"
         assert read_response(s, buf)[0] == b"HTTP/1.1 200 OK"
     assert calls() == ["GET http://example.com/abs?q", "OPTIONS *"]
+
+
+def test_a_higher_http1_minor_version_is_served_as_http11(wire):
+    srv, calls = wire()
+    with srv.connect() as s:
+        s.sendall(get("/one", version=b"HTTP/1.2") + get("/two", version=b"HTTP/1.9"))
+        buf = bytearray()
+        for path in (b"/one", b"/two"):
+            status, headers, body = read_response(s, buf)
+            assert status == b"HTTP/1.1 200 OK"
+            assert body == path
+            assert headers.get("connection") != "close"
+    assert calls() == ["GET /one", "GET /two"]
 
 
 # --- limits ---

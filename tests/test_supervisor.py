@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import APPS, Server
+from conftest import APPS, Server, read_all
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -250,6 +250,24 @@ def test_term_lets_the_in_flight_request_finish_and_refuses_new_connections(serv
     t.join()
     assert result and result[0].status_code == 200
     assert srv.wait(10) == 0
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_request_passing_the_timeout_during_a_graceful_stop_gets_its_504(serve, appdir, threads):
+    # Debug logging: the timing under which the stop used to end before the 504 was written.
+    args = ("--timeout", "2", "--threads", threads, "--log-level", "debug")
+    srv = serve("supervised:app", *args, cwd=appdir)
+    with srv.connect() as s:
+        s.sendall(b"GET /sleep?s=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        srv.signal(signal.SIGTERM)
+        s.settimeout(15)
+        started = time.monotonic()
+        data = read_all(s)
+    assert data.startswith(b"HTTP/1.1 504 "), data
+    assert b"Connection: close" in data
+    assert time.monotonic() - started < 8
+    assert srv.wait(15) == 0
 
 
 def test_max_requests_recycles_workers_without_failing_a_request(serve, appdir):

@@ -157,6 +157,23 @@ def test_absolute_form_authority_wins_over_host(serve):
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("abs.example", "8081")
     assert (env["PATH_INFO"], env["QUERY_STRING"]) == ("/p/q", "r=1")
     assert env["RAW_URI"] == "http://abs.example:8081/p/q?r=1"
+    assert env["HTTP_HOST"] == "abs.example:8081"
+    assert env["wsgi.url_scheme"] == "http"
+
+
+def test_absolute_form_https_target_sets_the_scheme_and_its_default_port(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("HTTPS://abs.example/p", b"Host: other.example:9999\r\n"))
+    assert env["wsgi.url_scheme"] == "https"
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("abs.example", "443")
+    assert env["HTTP_HOST"] == "abs.example"
+
+
+def test_absolute_form_on_http10_without_host_names_the_host(serve):
+    srv = serve("pep:app")
+    env = environ_of(srv, get("http://abs.example:8081/p", b"", "HTTP/1.0"))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("abs.example", "8081")
+    assert env["HTTP_HOST"] == "abs.example:8081"
 
 
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])

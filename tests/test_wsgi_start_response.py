@@ -93,7 +93,7 @@ def test_hop_by_hop_headers_are_dropped_with_a_warning_naming_them(srv):
     with srv.connect() as s:
         s.sendall(get("/hop_by_hop") + get("/hop_by_hop"))
         buf = bytearray()
-        for _ in range(2):  # Connection: close from the app did not close the connection
+        for _ in range(2):  # Connection: upgrade from the app did not reach the client
             status, headers, body = read_response(s, buf)
             assert (status, body) == (b"HTTP/1.1 200 OK", b"hop")
             assert headers["x-kept"] == "yes"
@@ -103,6 +103,23 @@ def test_hop_by_hop_headers_are_dropped_with_a_warning_naming_them(srv):
             assert "connection" not in headers
     line = srv.wait_for_log("hop-by-hop").string
     assert "Connection" in line and "Keep-Alive" in line and "Transfer-Encoding" in line
+
+
+@pytest.mark.parametrize("query", ["", "?gen"])
+def test_connection_close_from_the_app_closes_after_its_response(serve_both, query):
+    srv = serve_both("pep:app")
+    with srv.connect() as s:
+        s.sendall(get(f"/connection_close{query}") + get("/connection_close"))
+        s.settimeout(10)
+        data = read_all(s)
+    # One response, its head saying `Connection: close` once (the server's own line), then
+    # the connection closed: the pipelined request was not answered.
+    assert data.count(b"HTTP/1.1 ") == 1, data
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.lower().count(b"connection:") == 1
+    assert b"\r\nConnection: close" in head
+    assert body in (b"close", b"3\r\nclo\r\n2\r\nse\r\n0\r\n\r\n")
+    assert "hop-by-hop" not in srv.text
 
 
 def test_second_call_without_exc_info_raises(srv):

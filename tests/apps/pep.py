@@ -196,7 +196,7 @@ def hop_by_hop(environ, start_response):
         "200 OK",
         [
             ("Content-Type", "text/plain"),
-            ("Connection", "close"),
+            ("Connection", "upgrade"),
             ("Keep-Alive", "timeout=5"),
             ("Transfer-Encoding", "chunked"),
             ("X-Kept", "yes"),
@@ -204,6 +204,16 @@ def hop_by_hop(environ, start_response):
         ],
     )
     return [body]
+
+
+def connection_close(environ, start_response):
+    """`Connection: close` from the app, with a body of each framing (`?gen`: chunked)."""
+    headers = [("Content-Type", "text/plain"), ("connection", "Keep-Alive, CLOSE")]
+    if environ["QUERY_STRING"] == "gen":
+        start_response("200 OK", headers)
+        return (part for part in (b"clo", b"se"))
+    start_response("200 OK", [*headers, ("Content-Length", "5")])
+    return [b"close"]
 
 
 def same_content_length(environ, start_response):
@@ -518,6 +528,7 @@ ROUTES = {
     "/memory": memory,
     "/slow_read": slow_read,
     "/hop_by_hop": hop_by_hop,
+    "/connection_close": connection_close,
     "/same_content_length": same_content_length,
     "/second_call": second_call,
     "/reentrant_start_response": reentrant_start_response,

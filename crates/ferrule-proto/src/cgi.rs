@@ -42,6 +42,20 @@ pub fn split_target(target: &[u8]) -> Target<'_> {
     }
 }
 
+/// The scheme of an absolute-form target, `"http"` or `"https"` (RFC 9112 section 3.2.2: it
+/// says how the request came, as the authority says to whom); None for other forms.
+#[must_use]
+pub fn target_scheme(target: &[u8]) -> Option<&'static str> {
+    let (head, _) = target.split_at_checked(8)?;
+    if head.eq_ignore_ascii_case(b"https://") {
+        Some("https")
+    } else if head.get(..7)?.eq_ignore_ascii_case(b"http://") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
     for scheme in [&b"http://"[..], b"https://"] {
         if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
@@ -223,6 +237,10 @@ mod tests {
             (Some(&b"h"[..]), &b""[..], &b"q"[..])
         );
         assert_eq!(split_target(b"*").path, b"*");
+        assert_eq!(target_scheme(b"HTTPS://h/"), Some("https"));
+        assert_eq!(target_scheme(b"http://h/"), Some("http"));
+        assert_eq!(target_scheme(b"http://"), None);
+        assert_eq!(target_scheme(b"/http://h"), None);
     }
 
     #[test]

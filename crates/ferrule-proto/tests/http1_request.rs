@@ -576,13 +576,36 @@ fn other_expectation_is_417() {
 
 #[test]
 fn unsupported_versions_are_505() {
-    for v in [&b"HTTP/2.0"[..], b"HTTP/1.2", b"HTTP/3", b"HTTP/0.9"] {
+    for v in [&b"HTTP/2.0"[..], b"HTTP/3", b"HTTP/0.9", b"HTTP/2.1"] {
         let mut raw = b"GET / ".to_vec();
         raw.extend_from_slice(v);
         raw.extend_from_slice(b"\r\nHost: h\r\n\r\n");
         assert_eq!(err(&raw), ParseError::Version, "{}", v.escape_ascii());
         assert_eq!(ParseError::Version.status(), 505);
     }
+}
+
+#[test]
+fn higher_minor_versions_of_http1_are_served_as_http11() {
+    for v in [&b"HTTP/1.2"[..], b"HTTP/1.9"] {
+        let mut raw = b"GET /p ".to_vec();
+        raw.extend_from_slice(v);
+        raw.extend_from_slice(b"\r\nHost: h\r\n\r\nrest");
+        let mut buf = BytesMut::from(&raw[..]);
+        let head = parse_request(&mut buf, &Limits::default())
+            .expect("served")
+            .expect("complete");
+        assert_eq!(head.version, Version::Http11, "{}", v.escape_ascii());
+        assert!(head.keep_alive);
+        assert_eq!(head.target(), b"/p");
+        assert_eq!(head.host(), Some(&b"h"[..]));
+        assert_eq!(&buf[..], b"rest");
+    }
+    // Bare LF, and the line still arriving.
+    assert_eq!(ok(b"GET / HTTP/1.2\nHost: h\n\n").version, Version::Http11);
+    assert!(parse(b"GET / HTTP/1.2").unwrap().is_none());
+    // Not one digit: still junk.
+    assert_eq!(status(b"GET / HTTP/1.22\r\nHost: h\r\n\r\n"), 400);
 }
 
 #[test]
@@ -636,6 +659,22 @@ fn absolute_form_target_is_accepted() {
     assert_eq!(head.target(), b"http://example.com:8080/a?b");
     let head = ok(b"GET https://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!(head.target(), b"https://example.com");
+}
+
+#[test]
+fn absolute_form_authority_replaces_the_host_field() {
+    let head = ok(b"GET http://abs.example:8081/p HTTP/1.1\r\nHost: other:9\r\nX: y\r\n\r\n");
+    assert_eq!(head.host(), Some(&b"abs.example:8081"[..]));
+    assert_eq!(field(&head, "host"), Some(&b"abs.example:8081"[..]));
+    assert_eq!(field(&head, "x"), Some(&b"y"[..]));
+    let head = ok(b"GET https://[::1]?q HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(head.host(), Some(&b"[::1]"[..]));
+    // Origin-form keeps the Host field; HTTP/1.0 without one has none to replace.
+    assert_eq!(
+        ok(b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n").host(),
+        Some(&b"h"[..])
+    );
+    assert_eq!(ok(b"GET http://a/p HTTP/1.0\r\n\r\n").host(), None);
 }
 
 #[test]

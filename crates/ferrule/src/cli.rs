@@ -377,7 +377,27 @@ pub struct Cli {
     #[arg(long = "http2-keep-alive-timeout", value_name = "SECONDS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub http2_keep_alive_timeout: u64,
+
+    /// Seconds a client may take to send a whole request head, counted from its first byte
+    /// however steadily it sends (Apache mod_reqtimeout's `header=20`); past it the
+    /// connection gets 408 and closes. 0: no limit but --client-timeout between reads.
+    #[arg(long = "header-timeout", value_name = "SECONDS", default_value_t = DEFAULT_HEADER_TIMEOUT)]
+    pub header_timeout: u64,
+
+    /// Most connections a worker keeps open (gunicorn's name). At the cap, or when the
+    /// worker runs out of file descriptors, it stops accepting and closes idle keep-alive
+    /// connections, then the oldest still sending a request head, then accepts again.
+    #[arg(long = "worker-connections", value_name = "N", default_value_t = DEFAULT_WORKER_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_connections: u64,
 }
+
+/// `--worker-connections`' default: gunicorn's. Change it with the option.
+pub const DEFAULT_WORKER_CONNECTIONS: u64 = 10_000;
+
+/// `--header-timeout`'s default, in seconds: Apache mod_reqtimeout's. Change it with the
+/// option; 0 disables it.
+pub const DEFAULT_HEADER_TIMEOUT: u64 = 20;
 
 /// `--http`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

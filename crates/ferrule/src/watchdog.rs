@@ -206,7 +206,14 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
 const EDGE_ANSWER: Duration = Duration::from_millis(500);
 
 fn take_over(s: &Slot, settings: &Settings, ran_ms: u64) {
+    answer(s, settings, ran_ms);
+    // Counted only once the client has its answer: a graceful stop waits for every request
+    // not counted here, and ends (closing their connections) as soon as all are.
     STUCK.fetch_add(1, Ordering::AcqRel);
+}
+
+/// Logs the timeout, dumps the stacks, and answers the request with a 504 (or cuts it).
+fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
     let fd = s.fd.load(Ordering::Acquire);
     error!(
         "WORKER TIMEOUT (pid:{}): a call into the app has run for {}.{:03} s, over --timeout {} s; \

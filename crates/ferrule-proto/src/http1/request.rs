@@ -45,15 +45,11 @@ pub fn parse_request(
     if line_len > limits.request_line {
         return Err(ParseError::RequestLineTooLong);
     }
-    // Left uninitialised: httparse writes the slots it fills (initialising 128 slots was a
-    // quarter of the connection task's own time on small requests).
-    let parsed = if limits.request_fields < STACK_HEADERS {
-        let mut headers = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        parse_with(buf, limits, &mut headers[..=limits.request_fields])?
-    } else {
-        let mut headers = Vec::new();
-        headers.resize_with(limits.request_fields + 1, MaybeUninit::uninit);
-        parse_with(buf, limits, &mut headers)?
+    let parsed = match parse_sized(buf, limits) {
+        // `HTTP/1.2` and later minor versions are served as HTTP/1.1 (RFC 9110 section 2.5):
+        // the digit is rewritten in place (only this error path pays for it).
+        Err(ParseError::Version) if to_http11(buf) => parse_sized(buf, limits)?,
+        other => other?,
     };
     let Some((mut head, len)) = parsed else {
         if buf.len() > limits.max_head() {
@@ -71,6 +67,50 @@ pub fn parse_request(
     };
     head.buf = buf.split_to(len).freeze();
     Ok(Some(head))
+}
+
+/// [`parse_with`] with a header array sized by the field limit.
+fn parse_sized(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    // Left uninitialised: httparse writes the slots it fills (initialising 128 slots was a
+    // quarter of the connection task's own time on small requests).
+    if limits.request_fields < STACK_HEADERS {
+        let mut headers = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        parse_with(buf, limits, &mut headers[..=limits.request_fields])
+    } else {
+        let mut headers = Vec::new();
+        headers.resize_with(limits.request_fields + 1, MaybeUninit::uninit);
+        parse_with(buf, limits, &mut headers)
+    }
+}
+
+/// When the request line's version is `HTTP/1.x` with a minor digit above 1, rewrites the
+/// digit to `1` in `buf` and returns true: the request is served as HTTP/1.1, the highest
+/// minor version of major version 1 we speak (RFC 9110 section 2.5). Other majors stay 505.
+fn to_http11(buf: &mut BytesMut) -> bool {
+    let end = memchr::memchr(b'\n', buf).unwrap_or(buf.len());
+    let line_end = match end.checked_sub(1) {
+        Some(cr) if buf.get(cr) == Some(&b'\r') => cr,
+        _ => end,
+    };
+    let Some(line) = buf.get(..line_end) else {
+        return false;
+    };
+    let Some(space) = memchr::memrchr(b' ', line) else {
+        return false;
+    };
+    let version_at = space + 1;
+    match line.get(version_at..) {
+        Some([b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor])
+            if (b'2'..=b'9').contains(minor) =>
+        {
+            if let Some(digit) = buf.get_mut(version_at + 7) {
+                *digit = b'1';
+                return true;
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 fn span(base: &[u8], part: &[u8]) -> Range<usize> {
@@ -181,6 +221,13 @@ fn parse_with<'b>(
     if version == Version::Http11 && host.is_none() {
         return Err(ParseError::Host);
     }
+    // Absolute-form: the target's authority is the host, the Host field is ignored (RFC 9112
+    // section 3.2.2); the field's value span is pointed at the authority.
+    if let (Some(i), Some(authority)) = (host, absolute_authority(target.as_bytes())) {
+        if let Some((_, value)) = fields.get_mut(i) {
+            *value = span(buf, authority);
+        }
+    }
     if te_seen && !chunked {
         return Err(ParseError::TransferEncoding);
     }
@@ -254,6 +301,15 @@ fn is_other_version(buf: &[u8]) -> bool {
         [major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
         _ => false,
     }
+}
+
+/// The authority of an absolute-form target (`http://host:port/p`), checked already by
+/// [`check_target`]; None for other forms.
+fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
+    if target.first() == Some(&b'/') {
+        return None;
+    }
+    crate::cgi::split_target(target).authority
 }
 
 /// The request target forms of RFC 9112 section 3.2 that an origin server serves.

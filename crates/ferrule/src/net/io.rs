@@ -313,6 +313,41 @@ pub fn sendfile(
     Ok(sent)
 }
 
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit, so that a worker's connections
+/// are bounded by `--worker-connections` rather than by a soft limit left low (often 1024).
+/// Returns the limit before and after (equal when it was already at the hard limit or could
+/// not be raised); None if it cannot be read. A hard limit of "unlimited" is taken as the
+/// kernel's ceiling, [`NOFILE_CEILING`], when the kernel refuses it as it stands.
+pub fn raise_nofile() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
+        return None;
+    }
+    let before = lim.rlim_cur;
+    if before >= lim.rlim_max {
+        return Some((before, before));
+    }
+    for want in [lim.rlim_max, NOFILE_CEILING.min(lim.rlim_max)] {
+        let new = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass; it changes only this process's limit.
+        if want > before && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const new) } == 0 {
+            return Some((before, want));
+        }
+    }
+    Some((before, before))
+}
+
+/// The soft descriptor limit tried when the hard limit is "unlimited" and the kernel refuses
+/// that (Linux caps it at `fs.nr_open`, 1,048,576 by default).
+const NOFILE_CEILING: u64 = 1 << 20;
+
 /// Most descriptors [`reserve_fd_table`] makes room for.
 const FD_TABLE_RESERVE: u64 = 1 << 16;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Buf;
 use bytes::BytesMut;
 use ferrule_proto::h2c;
-use ferrule_proto::http1::{parse_request, response as enc, RequestHead};
-use ferrule_proto::{parse_proxy_header, ParseError};
+use ferrule_proto::http1::{response as enc, RequestHead};
+use ferrule_proto::parse_proxy_header;
 use socket2::Socket;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -17,12 +17,14 @@ use tokio::sync::watch;
 
 use super::body::BodyReader;
 use super::exchange::{on_pool, start, until_done, Turn};
+use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::listener::Listener;
+use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
 use super::statics::{self, Answered};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
-use crate::log::{debug, error, warning};
+use crate::log::{debug, warning};
 use crate::net::{date, io as sio, ConnInfo};
 use crate::wsgi;
 
@@ -31,8 +33,6 @@ pub(super) const READ_BUF: usize = 8 * 1024;
 /// How long a closing connection reads (and discards) what the client still sends, so that
 /// our last response is not lost to a reset.
 const LINGER: Duration = Duration::from_secs(1);
-/// How long an idle keep-alive connection waits for one more request once the worker stops.
-const STOP_IDLE: Duration = Duration::from_millis(500);
 
 pub(super) enum Stream {
     Tcp(TcpStream),
@@ -229,6 +229,11 @@ pub fn spawn_acceptor(
     };
     tokio::spawn(async move {
         loop {
+            // At --worker-connections: make room first (new connections wait in the backlog).
+            tokio::select! {
+                () = worker.conns.before_accept(|| worker.open_connections()) => {}
+                _ = stop.changed() => return,
+            }
             tokio::select! {
                 r = listener.accept(scheme, local) => match r {
                     Ok((stream, info)) => {
@@ -253,11 +258,11 @@ pub fn spawn_acceptor(
                     }
                     // The master shut the listening socket down: the server is stopping.
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        error!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    // EMFILE and friends: make room, or back off instead of spinning.
+                    Err(e) => tokio::select! {
+                        () = worker.conns.accept_failed(&e, worker.open_connections()) => {}
+                        _ = stop.changed() => return,
+                    },
                 },
                 // Dropping the listener closes this worker's copy of the socket.
                 _ = stop.changed() => return,
@@ -281,144 +286,6 @@ async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
     });
     let _ = stream.write_all(&resp, worker.client_timeout).await;
     linger(stream).await;
-}
-
-enum HeadRead {
-    Head(RequestHead),
-    Closed,
-    Refused(ParseError),
-}
-
-/// A connection's one timer, re-armed lazily: a later deadline leaves it where it is (when it
-/// fires early, the wait goes on to the real deadline), so that a busy keep-alive connection
-/// does not register and cancel a timer for every request.
-struct Timer {
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Timer {
-    fn new(deadline: tokio::time::Instant) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-        }
-    }
-
-    /// Waits for `read` until `deadline`; None on timeout.
-    async fn within<F: std::future::Future>(
-        &mut self,
-        deadline: tokio::time::Instant,
-        read: F,
-    ) -> Option<F::Output> {
-        if self.sleep.deadline() > deadline {
-            self.sleep.as_mut().reset(deadline);
-        }
-        let mut read = std::pin::pin!(read);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut read => return Some(r),
-                () = &mut self.sleep => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return None;
-                    }
-                    self.sleep.as_mut().reset(deadline);
-                }
-            }
-        }
-    }
-}
-
-/// The worker's stop as seen by one connection: one wait registered for the connection's life,
-/// not one per request.
-struct StopWatch {
-    rx: watch::Receiver<bool>,
-    wait: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-}
-
-impl StopWatch {
-    fn into_inner(self) -> watch::Receiver<bool> {
-        self.rx
-    }
-
-    fn new(rx: watch::Receiver<bool>) -> Self {
-        let mut waiter = rx.clone();
-        let wait = Box::pin(async move {
-            while !*waiter.borrow_and_update() {
-                if waiter.changed().await.is_err() {
-                    // The worker's end dropped the sender: it stops with the runtime.
-                    std::future::pending::<()>().await;
-                }
-            }
-        });
-        Self {
-            rx,
-            wait: Some(wait),
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        *self.rx.borrow()
-    }
-
-    /// Completes when the worker stops; pending forever after it completed once.
-    async fn stopped(&mut self) {
-        match self.wait.as_mut() {
-            Some(w) => {
-                w.await;
-                self.wait = None;
-            }
-            None => std::future::pending().await,
-        }
-    }
-}
-
-async fn read_head(
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    worker: &Worker,
-    idle: Duration,
-    stop: &mut StopWatch,
-    timer: &mut Timer,
-) -> HeadRead {
-    let mut deadline = tokio::time::Instant::now() + idle;
-    let mut stopping = stop.stopping();
-    loop {
-        if !rbuf.is_empty() {
-            match parse_request(rbuf, &worker.app.limits) {
-                Ok(Some(head)) => return HeadRead::Head(head),
-                Ok(None) => {}
-                Err(e) => return HeadRead::Refused(e),
-            }
-        }
-        let waiting = rbuf.is_empty();
-        if !waiting {
-            deadline = tokio::time::Instant::now() + worker.client_timeout;
-        }
-        if waiting && stopping {
-            // The worker is stopping: an idle connection gets a moment for a request already
-            // on its way (answered with `Connection: close`), then closes.
-            deadline = deadline.min(tokio::time::Instant::now() + STOP_IDLE);
-        }
-        let fd = stream.fd();
-        let read = timer.within(deadline, stream.read_buf(rbuf));
-        let mut unstick = false;
-        // The read first: no random pick of a branch per poll, and the stop is polled only
-        // while the read waits (a stop that came meanwhile is seen by `stopping` above).
-        tokio::select! {
-            biased;
-            r = read => match r {
-                Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
-                Some(Ok(_)) => {}
-            },
-            // The last response did not all fit in the socket: the rest goes as the client
-            // reads, while the next request is awaited.
-            () = outbox::stuck(fd) => unstick = true,
-            () = stop.stopped(), if waiting && !stopping => stopping = true,
-        }
-        if unstick && !stream.write_own(worker.client_timeout).await {
-            return HeadRead::Closed;
-        }
-    }
 }
 
 /// `--proxy-protocol`: reads the PROXY header (v1 or v2) the load balancer sends first; its
@@ -471,15 +338,29 @@ async fn serve_connection(
     mut info: ConnInfo,
     stop: watch::Receiver<bool>,
 ) {
+    // In the table from the start: a connection that sends nothing may be closed to make
+    // room (--worker-connections), here as in `read_head`.
+    let reg = worker.conns.register();
     let mut rbuf = BytesMut::with_capacity(READ_BUF);
-    if worker.proxy_protocol.is_some()
-        && !read_proxy_header(worker, &mut stream, &mut rbuf, &mut info).await
-    {
-        return;
+    if worker.proxy_protocol.is_some() {
+        let read = tokio::select! {
+            biased;
+            ok = read_proxy_header(worker, &mut stream, &mut rbuf, &mut info) => ok,
+            () = reg.slot.evicted() => false,
+        };
+        if !read {
+            return;
+        }
     }
     if worker.http2.is_some() {
-        match super::h2::sniff_preface(worker, &mut stream, &mut rbuf).await {
+        let sniffed = tokio::select! {
+            biased;
+            s = super::h2::sniff_preface(worker, &mut stream, &mut rbuf) => s,
+            () = reg.slot.evicted() => super::h2::Sniffed::Closed,
+        };
+        match sniffed {
             super::h2::Sniffed::Http2 => {
+                drop(reg);
                 super::h2::serve_plain(worker, stream, info, stop, rbuf.freeze()).await;
                 return;
             }
@@ -495,23 +376,35 @@ async fn serve_connection(
             super::h2::Sniffed::Http1 => {}
         }
     }
-    serve_http1(worker, stream, info, stop, rbuf).await;
+    serve_http1_on(worker, stream, info, stop, rbuf, &reg.slot).await;
 }
 
 /// Serves HTTP/1 on a connection whose PROXY header (if any) was read; `rbuf` holds what was
 /// read beyond it.
 pub(super) async fn serve_http1(
     worker: &Arc<Worker>,
+    stream: Stream,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    rbuf: BytesMut,
+) {
+    let reg = worker.conns.register();
+    serve_http1_on(worker, stream, info, stop, rbuf, &reg.slot).await;
+}
+
+async fn serve_http1_on(
+    worker: &Arc<Worker>,
     mut stream: Stream,
     info: ConnInfo,
     stop: watch::Receiver<bool>,
     rbuf: BytesMut,
+    slot: &ConnSlot,
 ) {
     let mut stop = StopWatch::new(stop);
     // This connection's bytes in the outbox leave before its socket closes (see below; the
     // guard, if the task is dropped).
     let outbox_guard = outbox::Guard(stream.fd());
-    let upgrade = serve_requests(worker, &mut stream, info.clone(), &mut stop, rbuf).await;
+    let upgrade = serve_requests(worker, &mut stream, info.clone(), &mut stop, rbuf, slot).await;
     if !stream.write_own(worker.client_timeout).await {
         return;
     }
@@ -541,6 +434,7 @@ async fn serve_requests(
     info: ConnInfo,
     stop: &mut StopWatch,
     mut rbuf: BytesMut,
+    slot: &ConnSlot,
 ) -> Option<Upgrade> {
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
@@ -556,7 +450,7 @@ async fn serve_requests(
         true,
     )));
     loop {
-        let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer).await;
+        let read = read_head(stream, &mut rbuf, worker, idle, stop, &mut timer, slot).await;
         // The last response leaves before anything else is written (a pipelined request
         // can be read before the loop writes the outbox).
         if queued.take().is_some_and(|t| outbox::waiting(fd, t))
@@ -567,6 +461,15 @@ async fn serve_requests(
         let mut head = match read {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return None,
+            HeadRead::TimedOut => {
+                debug!(
+                    "{} did not send a whole request head in time (--client-timeout, \
+                     --header-timeout); 408",
+                    info.peer_label()
+                );
+                refuse(worker, stream, 408).await;
+                return None;
+            }
             HeadRead::Refused(e) => {
                 debug!("refused request from {:?}: {e}", info.peer);
                 refuse(worker, stream, e.status()).await;
@@ -595,6 +498,7 @@ async fn serve_requests(
                 Answered::Pass => {}
                 Answered::KeepAlive => {
                     idle = worker.keep_alive;
+                    slot.idle();
                     continue;
                 }
                 Answered::Close => {
@@ -667,6 +571,7 @@ async fn serve_requests(
             return None;
         }
         idle = worker.keep_alive;
+        slot.idle();
     }
 }
 

@@ -19,8 +19,10 @@ pub mod fcgi_out;
 pub mod flush;
 pub mod gateway;
 mod h2;
+mod head;
 pub mod listener;
 pub mod outbox;
+mod pressure;
 pub mod sink;
 pub mod statics;
 pub mod tls;
@@ -30,6 +32,9 @@ pub struct Worker {
     pub app: App,
     pub keep_alive: Duration,
     pub client_timeout: Duration,
+    /// `--header-timeout`: the longest a request head may take from its first byte; None:
+    /// no limit beyond `client_timeout` between reads.
+    pub header_timeout: Option<Duration>,
     /// App threads, when `--threads` > 1; None runs the app on the I/O thread.
     pub pool: Option<async_channel::Sender<Job>>,
     active: AtomicUsize,
@@ -58,6 +63,9 @@ pub struct Worker {
     h2_inline: h2::Inline,
     /// `--static` mounts, answered before the app on HTTP connections.
     pub statics: Option<Arc<crate::statics::Statics>>,
+    /// `--worker-connections`: the cap, and the HTTP/1 connections that may be closed to
+    /// make room.
+    conns: pressure::Connections,
 }
 
 /// Counts a connection as active while it lives.
@@ -68,6 +76,7 @@ impl Drop for ActiveGuard {
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
         }
+        self.0.conns.closed();
     }
 }
 
@@ -102,6 +111,11 @@ impl Worker {
             timeout: self.client_timeout,
             inline: self.pool.is_none(),
         }
+    }
+
+    /// Connections open now (all protocols).
+    fn open_connections(&self) -> usize {
+        self.active.load(Ordering::Acquire)
     }
 
     fn enter(self: &Arc<Self>) -> ActiveGuard {
@@ -191,6 +205,8 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         app,
         keep_alive: cfg.keep_alive,
         client_timeout: cfg.client_timeout,
+        header_timeout: (cfg.cli.header_timeout > 0)
+            .then(|| Duration::from_secs(cfg.cli.header_timeout)),
         pool,
         active: AtomicUsize::new(0),
         idle: Notify::new(),
@@ -206,6 +222,9 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         edge: edge::Edge::default(),
         h2_inline: h2::Inline::new(),
         statics: cfg.statics.clone(),
+        conns: pressure::Connections::new(
+            usize::try_from(cfg.cli.worker_connections).unwrap_or(usize::MAX),
+        ),
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);

@@ -92,6 +92,7 @@ pub(super) fn worker_main(
     if u32::try_from(unsafe { libc::getppid() }).ok() != Some(master) {
         return 0; // the master died before we could set the death signal
     }
+    let nofile = crate::net::io::raise_nofile();
     crate::net::io::reserve_fd_table();
     let mut own = Vec::with_capacity(listeners.len());
     for l in listeners {
@@ -124,6 +125,13 @@ pub(super) fn worker_main(
         }
     }
     info!("Booting worker with pid: {}", std::process::id());
+    match nofile {
+        Some((before, after)) if after > before => {
+            info!("File descriptor limit: {after} (raised from {before})");
+        }
+        Some((_, limit)) => info!("File descriptor limit: {limit}"),
+        None => {}
+    }
     // The worker holds the GIL here (the master's, across the fork). Inline, the event loop
     // keeps it except while it waits (see server::run); with app threads it runs without.
     let code = if cfg.threads == 1 {

@@ -66,6 +66,18 @@ pub struct StartResponse {
     pub(super) sink: Option<Box<dyn Sink>>,
 }
 
+/// Whether a response header's name is `Connection`.
+fn asks_close(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"connection")
+}
+
+/// Whether a `Connection` value lists the `close` option.
+fn has_close_token(value: &[u8]) -> bool {
+    value
+        .split(|&c| c == b',')
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(b"close"))
+}
+
 fn invalid(msg: String) -> PyErr {
     PyValueError::new_err(msg)
 }
@@ -319,6 +331,15 @@ impl StartResponse {
             .filter(|v| is_field_value(v))
             .ok_or_else(|| invalid(format!("invalid value for header {name_s}: {value}")))?;
         let Some(kind) = kind else {
+            // `Connection: close` is the app asking for the connection to close after this
+            // response: honoured on a raw HTTP/1 connection (the head then says so itself),
+            // meaningless over FastCGI and HTTP/2. Any other hop-by-hop field is refused.
+            if fresh.as_deref().is_some_and(asks_close) && has_close_token(&value_b) {
+                if self.sink.as_ref().is_some_and(|s| s.raw_http()) {
+                    self.close = true;
+                }
+                return Ok(());
+            }
             dropped.push(name_s.to_string());
             return Ok(());
         };

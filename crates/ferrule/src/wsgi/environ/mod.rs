@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::{Mutex, TryLockError};
 
-use ferrule_proto::cgi::{split_host_port, Target};
+use ferrule_proto::cgi::{split_host_port, target_scheme, Target};
 use ferrule_proto::http1::{BodyKind, RequestHead};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -503,6 +503,8 @@ fn entries<'py>(
     sink: &mut impl Sink<'py>,
 ) -> PyResult<bool> {
     let target = head.target();
+    // An absolute-form target says how the request came (RFC 9112 section 3.2.2).
+    let url_scheme = target_scheme(target).unwrap_or(conn.scheme);
     let version = match head.version {
         ferrule_proto::http1::Version::Http10 => intern!(py, "HTTP/1.0"),
         ferrule_proto::http1::Version::Http11 => intern!(py, "HTTP/1.1"),
@@ -523,7 +525,7 @@ fn entries<'py>(
         ),
         (
             intern!(py, "wsgi.url_scheme"),
-            Val::Obj(scheme(py, conn.scheme).into_any()),
+            Val::Obj(scheme(py, url_scheme).into_any()),
         ),
     ];
     for (k, v) in fixed {
@@ -540,12 +542,9 @@ fn entries<'py>(
         return Ok(false);
     }
 
-    // SERVER_NAME / SERVER_PORT: absolute-form authority, else Host, else the bound address.
-    let default_port: &[u8] = if conn.scheme == "https" {
-        b"443"
-    } else {
-        b"80"
-    };
+    // SERVER_NAME / SERVER_PORT: absolute-form authority (which the parser also made the
+    // Host field's value), else Host, else the bound address.
+    let default_port: &[u8] = if url_scheme == "https" { b"443" } else { b"80" };
     let (name, port) = match parts
         .authority
         .or_else(|| head.host())
@@ -619,6 +618,12 @@ fn entries<'py>(
         };
         if !put {
             return Ok(false);
+        }
+    }
+    // HTTP/1.0 in absolute-form without a Host field: the target names the host.
+    if head.host.is_none() {
+        if let Some(authority) = parts.authority.filter(|a| !a.is_empty()) {
+            return sink.put(memo, intern!(py, "HTTP_HOST"), Val::Str(authority));
         }
     }
     Ok(true)
