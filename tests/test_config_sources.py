@@ -226,7 +226,6 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
         wait_until(lambda: "GET / HTTP/1.1" in (tmp_path / "access.log").read_text())
         for name in (
             "worker_class gthread",
-            "worker_connections",
             "reload_engine",
             "spew",
             "sendfile",
