@@ -11,6 +11,7 @@ use crate::server::listener::Listener;
 use crate::wsgi::config_file::LoadError;
 use crate::wsgi::process as python;
 
+mod notify;
 mod reexec;
 mod reloader;
 mod sockets;
@@ -126,6 +127,8 @@ struct Master {
     retry_at: Option<Instant>,
     /// The wait before the next try, doubled at each failure (up to 30 s).
     backoff: Duration,
+    /// systemd's notifications (`NOTIFY_SOCKET`).
+    notify: notify::Notifier,
 }
 
 /// How long a new worker may take to import the app and start accepting.
@@ -222,6 +225,7 @@ pub fn run(cfg: Config) -> i32 {
         table,
         retry_at: None,
         backoff: Duration::from_secs(1),
+        notify: notify::Notifier::from_env(),
     };
     let code = master.serve();
     if matches!(code, Forked::Master(_)) {
@@ -341,6 +345,7 @@ impl Master {
             }
             self.reap();
             self.check();
+            self.notify.tick();
         }
     }
 
@@ -363,6 +368,7 @@ impl Master {
                     self.drain_old();
                 }
                 python::master_hook("when_ready");
+                self.notify.ready();
                 return None;
             }
             Err(f) if has_old => {
@@ -407,6 +413,7 @@ impl Master {
     /// HUP (or a source change with --reload): re-reads the configuration, then reloads the
     /// workers, or with `--preload` re-executes the master. Some(code) in a new worker.
     fn restart(&mut self, why: &str) -> Option<i32> {
+        self.notify.reloading();
         match configure(&self.cfg.argv) {
             Ok(cfg) => {
                 if cfg.binds != self.cfg.binds {
@@ -441,7 +448,12 @@ impl Master {
         }
         self.dormant = false;
         info!("{why}; starting new workers");
-        self.reload()
+        let r = self.reload();
+        if r.is_none() {
+            // The master serves again, with the new workers or (when they failed) the old ones.
+            self.notify.ready();
+        }
+        r
     }
 
     /// `--reload`: notes source changes; once they settle (300 ms), restarts.
@@ -699,6 +711,7 @@ impl Master {
 
     /// Stops every worker with `sig`, waits up to `grace` (then SIGKILL). Returns exit code 0.
     fn stop(&mut self, sig: libc::c_int, grace: Duration) -> i32 {
+        self.notify.stopping();
         info!(
             "Shutting down: {}",
             if sig == libc::SIGTERM {
