@@ -8,6 +8,10 @@ Run it as ``ferrule [OPTIONS] APP`` (see ``ferrule --help``), or from Python::
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -44,4 +48,14 @@ def serve(app: str | Callable[..., Any] | None = None, **options: Any) -> int:
         argv.append(_loader.PRELOADED_SPEC)
     elif app is not None:
         argv.append(app)
-    return main(argv)
+    master = os.getpid()
+    code = main(argv)
+    if os.getpid() != master:
+        # A forked worker: it ends here, after the atexit handlers, and never returns into
+        # the caller's code (which belongs to the master).
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    return code
