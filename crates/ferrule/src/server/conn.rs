@@ -471,7 +471,7 @@ async fn serve_requests(
                 return None;
             }
             HeadRead::Refused(e) => {
-                debug!("refused request from {:?}: {e}", info.peer);
+                debug!("refused request from {}: {e}", info.peer_label());
                 refuse(worker, stream, e.status()).await;
                 return None;
             }
