@@ -554,8 +554,8 @@ def test_100_continue_is_sent_once_when_the_app_reads_the_body(wire):
 
 
 @pytest.mark.parametrize("args", [(), ("--threads", "4")], ids=["inline", "threads"])
-def test_100_continue_is_not_sent_when_the_app_ignores_the_body(wire, args):
-    srv, _ = wire(*args)
+def test_100_continue_is_not_sent_when_the_app_ignores_a_streaming_body(wire, args):
+    srv, _ = wire(*args, "--no-request-buffering")  # the body streams to the app
     with srv.connect() as s:
         s.sendall(b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         status, headers, body = read_response(s)
@@ -567,10 +567,10 @@ def test_100_continue_is_not_sent_when_the_app_ignores_the_body(wire, args):
 
 
 @pytest.mark.parametrize("args", [(), ("--threads", "4")], ids=["inline", "threads"])
-def test_a_large_body_the_app_leaves_unread_closes_the_connection_and_the_response_says_so(wire, args):
+def test_a_large_streaming_body_the_app_leaves_unread_closes_the_connection_and_says_so(wire, args):
     """Past what the server drains (1 MiB), an unread body closes the connection: the
     response says `Connection: close`, so the client does not send another request on it."""
-    srv, _ = wire(*args)
+    srv, _ = wire(*args, "--no-request-buffering")  # the body streams to the app
     with srv.connect() as s:
         s.sendall(b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % (4 << 20) + b"x" * 65536)
         status, headers, body = read_response(s)
@@ -589,7 +589,7 @@ def test_no_100_continue_follows_a_response_that_started_before_the_app_read_the
     """The app write()s part of its response, then reads the body the client has not sent
     (it waits for 100 Continue): no 100 goes out in the middle of the response; the client,
     seeing the final response, sends the body; the connection closes after it."""
-    srv, _ = wire(*args)
+    srv, _ = wire(*args, "--no-request-buffering")  # the body streams to the app
     with srv.connect() as s:
         s.sendall(
             b"POST /write_then_read HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"

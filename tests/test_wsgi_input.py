@@ -146,8 +146,8 @@ def wait_readable(s, seconds: float) -> bool:
     return bool(select.select([s], [], [], seconds)[0])
 
 
-def test_100_continue_waits_until_the_app_reads(serve_both):
-    srv = serve_both("pep:app")
+def test_100_continue_waits_until_the_app_reads_when_the_body_streams(serve_both):
+    srv = serve_both("pep:app", "--no-request-buffering")
     with srv.connect() as s:
         start = time.monotonic()
         s.sendall(b"POST /slow_read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")

@@ -390,7 +390,32 @@ pub struct Cli {
     #[arg(long = "worker-connections", value_name = "N", default_value_t = DEFAULT_WORKER_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_connections: u64,
+
+    /// Request bodies (HTTP/1) kept in memory up to this many bytes while the event loop reads
+    /// them before calling the app; a larger body is spooled to an unlinked temporary file in
+    /// --body-spool-dir (up to --limit-request-body).
+    #[arg(long = "body-buffer-size", value_name = "BYTES", default_value_t = DEFAULT_BODY_BUFFER_SIZE)]
+    pub body_buffer_size: u64,
+
+    /// Directory for the temporary files of request bodies over --body-buffer-size (created
+    /// unlinked, never visible). Default: the system temp dir ($TMPDIR, else /tmp).
+    #[arg(long = "body-spool-dir", value_name = "DIR")]
+    pub body_spool_dir: Option<std::path::PathBuf>,
+
+    /// Do not buffer request bodies: the app reads `wsgi.input` as the client sends it
+    /// (a slow client then holds an app thread). Default: off (bodies are buffered).
+    #[arg(long = "no-request-buffering")]
+    pub no_request_buffering: bool,
+
+    /// Requests whose path is PREFIX or beneath it stream their body to the app as it arrives,
+    /// unbuffered (repeatable). Default: none.
+    #[arg(long = "stream-uploads", value_name = "PREFIX")]
+    pub stream_uploads: Vec<String>,
 }
+
+/// `--body-buffer-size`' default: 64 KiB in memory, beyond it a spool file. Change it with
+/// the option; 0 spools every body.
+pub const DEFAULT_BODY_BUFFER_SIZE: u64 = 64 * 1024;
 
 /// `--worker-connections`' default: gunicorn's. Change it with the option.
 pub const DEFAULT_WORKER_CONNECTIONS: u64 = 10_000;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Buf;
 use bytes::BytesMut;
 use ferrule_proto::h2c;
-use ferrule_proto::http1::{response as enc, RequestHead};
+use ferrule_proto::http1::response as enc;
 use ferrule_proto::parse_proxy_header;
 use socket2::Socket;
 use tokio::io::AsyncReadExt;
@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use super::body::BodyReader;
+use super::buffer::{self, Prepared};
 use super::exchange::{on_pool, start, until_done, Turn};
 use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::listener::Listener;
@@ -508,26 +509,28 @@ async fn serve_requests(
                 Answered::Failed => return None,
             }
         }
-        let received = worker.pool.is_some()
-            || match read_ahead(&head, rbuf.len()) {
-                Ahead::Nothing => true,
-                Ahead::Length(left) => {
-                    read_small_body(worker, stream, left, &mut rbuf, &mut timer).await
+        let (expect, spooled) =
+            match buffer::prepare(worker, stream, &head, &mut rbuf, &mut timer).await {
+                Prepared::InBuffer { expect } => (expect, None),
+                Prepared::Spooled(body) => (false, Some(body)),
+                Prepared::Refused(e) => {
+                    debug!("refused request body from {}: {e}", info.peer_label());
+                    refuse(worker, stream, e.status()).await;
+                    return None;
                 }
-                Ahead::Chunked => read_small_chunked(worker, stream, &mut rbuf, &mut timer).await,
+                Prepared::Closed => {
+                    debug!(
+                        "{} stopped sending its request body; closing",
+                        info.peer_label()
+                    );
+                    return None;
+                }
             };
-        if !received {
-            debug!(
-                "{} stopped sending its request body; closing",
-                info.peer_label()
-            );
-            return None;
-        }
         let reader = BodyReader::new(
             fd,
             std::mem::take(&mut rbuf),
             head.body,
-            head.expect_continue,
+            expect,
             &worker.app.limits,
             worker.client_timeout,
         );
@@ -535,9 +538,9 @@ async fn serve_requests(
         let request = wsgi::Request::Fields(head);
         let turn = if worker.pool.is_none() {
             // Inline: no closure, no hand-off.
-            start(worker, &info, request, sink, reader)
+            start(worker, &info, request, sink, reader, spooled)
         } else {
-            let turn = on_pool(worker, info.clone(), request, sink, reader).await?;
+            let turn = on_pool(worker, info.clone(), request, sink, reader, spooled).await?;
             turn
         };
         let mut finished = match turn {
@@ -572,113 +575,6 @@ async fn serve_requests(
         }
         idle = worker.keep_alive;
         slot.idle();
-    }
-}
-
-/// Largest request body (by its Content-Length, or as sent when chunked) the inline worker
-/// (`--threads 1`) reads in the event loop before it calls the app. The app runs on the
-/// loop's thread, so a body it reads from a slow client would hold up every other connection
-/// meanwhile; a body this small is there, whole, when the app asks for it. Larger bodies and
-/// those sent after `Expect: 100-continue` (answered only when the app reads) stream to the
-/// app as it reads them, waiting for the client on the loop's thread. Not configurable: with
-/// `--threads N` the app threads wait instead, and a buffering proxy (nginx) sends whole
-/// bodies.
-pub const PREREAD_BODY: u64 = 64 * 1024;
-
-/// What of a request's body the inline worker reads before the app runs (see
-/// [`PREREAD_BODY`]).
-enum Ahead {
-    /// No body, one already received, or one the app reads as it comes.
-    Nothing,
-    /// This many bytes still to come of a small body of known length.
-    Length(usize),
-    /// A chunked body, read while it stays small.
-    Chunked,
-}
-
-/// What of `head`'s body is read ahead, `buffered` bytes of it being already read.
-fn read_ahead(head: &RequestHead, buffered: usize) -> Ahead {
-    if head.expect_continue {
-        // The client waits for `100 Continue`, sent only when the app reads.
-        return Ahead::Nothing;
-    }
-    match head.body {
-        ferrule_proto::http1::BodyKind::Length(n) if n <= PREREAD_BODY => {
-            // At most PREREAD_BODY: fits.
-            match (n as usize).saturating_sub(buffered) {
-                0 => Ahead::Nothing,
-                left => Ahead::Length(left),
-            }
-        }
-        ferrule_proto::http1::BodyKind::Chunked => Ahead::Chunked,
-        _ => Ahead::Nothing,
-    }
-}
-
-/// One more read into `rbuf` within the client timeout, on the connection's timer. False
-/// when the client closed, failed or sent nothing in time.
-async fn read_more(
-    worker: &Worker,
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + worker.client_timeout;
-    matches!(
-        timer.within(deadline, stream.read_buf(rbuf)).await,
-        Some(Ok(n)) if n > 0
-    )
-}
-
-/// Inline worker: reads the `left` bytes still to come of a small body into `rbuf` before the
-/// app runs. False if the client stopped sending it (closed, failed, or sent nothing within
-/// the client timeout): the connection is to close, the app is not called.
-async fn read_small_body(
-    worker: &Worker,
-    stream: &mut Stream,
-    left: usize,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> bool {
-    let want = rbuf.len() + left;
-    // With the room each read asks for: the buffer is not grown (copied) on the last one.
-    rbuf.reserve(left + READ_BUF);
-    while rbuf.len() < want {
-        if !read_more(worker, stream, rbuf, timer).await {
-            return false;
-        }
-    }
-    true
-}
-
-/// Inline worker: reads a chunked body into `rbuf` before the app runs, while it stays within
-/// [`PREREAD_BODY`] bytes as sent (a larger one streams to the app as it reads). Malformed
-/// framing is left for the app's reader to refuse. False as for [`read_small_body`].
-async fn read_small_chunked(
-    worker: &Worker,
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> bool {
-    let limits = &worker.app.limits;
-    // A scan of the framing only: the app's reader decodes the body from the start.
-    let mut scan =
-        ferrule_proto::http1::ChunkedDecoder::new(limits.max_head(), limits.request_body);
-    let mut scanned = 0;
-    loop {
-        while let Some(rest) = rbuf.get(scanned..).filter(|r| !r.is_empty()) {
-            match scan.decode(rest, usize::MAX) {
-                Ok((0, _)) => break,
-                Ok((used, _)) => scanned += used,
-                Err(_) => return true,
-            }
-        }
-        if scan.is_done() || rbuf.len() >= PREREAD_BODY as usize {
-            return true;
-        }
-        if !read_more(worker, stream, rbuf, timer).await {
-            return false;
-        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::body::{BodyReader, DRAIN_LIMIT};
+use super::buffer::SpooledBody;
 use super::conn::Stream;
 use super::fcgi_out;
 use super::sink::StreamSink;
@@ -37,10 +38,14 @@ pub(super) fn start(
     request: wsgi::Request,
     sink: Box<StreamSink>,
     mut reader: BodyReader,
+    spooled: Option<SpooledBody>,
 ) -> Turn {
-    // A request without a body gets the shared empty `wsgi.input`; its read buffer (what
-    // followed the head) stays here.
-    let (body, rbuf): (Option<Box<dyn BodySource>>, _) = if reader.is_done() {
+    // A request without a body gets the shared empty `wsgi.input`, a spooled one reads its
+    // file; the read buffer (what followed the head, or the spooled body) stays here.
+    let (body, rbuf): (Option<Box<dyn BodySource>>, _) = if let Some(s) = spooled {
+        let body: Option<Box<dyn BodySource>> = (!s.is_done()).then(|| Box::new(s) as _);
+        (body, Some(std::mem::take(&mut reader.rbuf)))
+    } else if reader.is_done() {
         (None, Some(std::mem::take(&mut reader.rbuf)))
     } else {
         (Some(Box::new(reader)), None)
@@ -129,10 +134,11 @@ pub(super) async fn on_pool(
     request: wsgi::Request,
     sink: Box<StreamSink>,
     reader: BodyReader,
+    spooled: Option<SpooledBody>,
 ) -> Option<Turn> {
     let w = Arc::clone(worker);
     worker
-        .run_app(move || start(&w, &info, request, sink, reader))
+        .run_app(move || start(&w, &info, request, sink, reader, spooled))
         .await
 }
 

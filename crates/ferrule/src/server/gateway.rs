@@ -254,9 +254,9 @@ async fn exchange(
     reader: BodyReader,
 ) -> Option<Finished> {
     let turn = if worker.pool.is_none() {
-        start(worker, info, request, sink, reader)
+        start(worker, info, request, sink, reader, None)
     } else {
-        on_pool(worker, info.clone(), request, sink, reader).await?
+        on_pool(worker, info.clone(), request, sink, reader, None).await?
     };
     until_done(worker, stream, info, turn).await
 }

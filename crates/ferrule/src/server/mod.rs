@@ -11,6 +11,7 @@ use crate::wsgi::threads::{self, Job};
 use crate::wsgi::App;
 
 pub mod body;
+mod buffer;
 mod compress;
 pub mod conn;
 mod edge;
@@ -66,6 +67,9 @@ pub struct Worker {
     /// `--worker-connections`: the cap, and the HTTP/1 connections that may be closed to
     /// make room.
     conns: pressure::Connections,
+    /// Request body buffering on HTTP/1 (`--no-request-buffering`, `--stream-uploads`,
+    /// `--body-buffer-size`, `--body-spool-dir`).
+    buffering: buffer::Buffering,
 }
 
 /// Counts a connection as active while it lives.
@@ -225,6 +229,16 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         conns: pressure::Connections::new(
             usize::try_from(cfg.cli.worker_connections).unwrap_or(usize::MAX),
         ),
+        buffering: buffer::Buffering {
+            enabled: !cfg.cli.no_request_buffering,
+            memory: usize::try_from(cfg.cli.body_buffer_size).unwrap_or(usize::MAX),
+            spool_dir: cfg
+                .cli
+                .body_spool_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+            stream_prefixes: cfg.cli.stream_uploads.clone(),
+        },
     });
     if !cfg.timeout.is_zero() {
         let w = Arc::clone(&worker);
