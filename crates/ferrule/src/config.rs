@@ -73,6 +73,8 @@ impl Bind {
 pub enum AppSource {
     /// APP (`module:attr`, ...); None: the built-in demo page.
     Spec(Option<String>),
+    /// `--paste INI[#NAME]`.
+    Paste(String),
 }
 
 /// A `--mount`: an app at a URL prefix.
@@ -85,7 +87,7 @@ pub struct Mount {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The app (APP); with `--mount`s it is the mount at `/` among them.
+    /// The app (APP or --paste); with `--mount`s it is the mount at `/` among them.
     pub app: AppSource,
     /// `--mount`s, the longest prefix first; empty without `--mount` (one app serves all).
     pub mounts: Vec<Mount>,
@@ -461,10 +463,18 @@ impl Config {
     }
 }
 
-/// The app and the `--mount`s: each prefix starting with `/`, none twice; APP beside mounts
-/// becomes the mount at `/`.
+/// The app and the `--mount`s: each prefix starting with `/`, none twice; APP or --paste
+/// beside mounts becomes the mount at `/`.
 fn mounts(cli: &Cli) -> Result<(AppSource, Vec<Mount>), ConfigError> {
-    let app = AppSource::Spec(cli.app.clone());
+    let app = match (&cli.app, &cli.paste) {
+        (Some(_), Some(p)) => {
+            return Err(ConfigError::Mount(format!(
+                "/: APP and --paste {p} both name the app; give one"
+            )))
+        }
+        (_, Some(p)) => AppSource::Paste(p.clone()),
+        (a, None) => AppSource::Spec(a.clone()),
+    };
     let mut mounts = Vec::with_capacity(cli.mounts.len() + 1);
     for m in &cli.mounts {
         let Some((prefix, spec)) = m.split_once('=').filter(|(_, s)| !s.is_empty()) else {
@@ -492,11 +502,11 @@ fn mounts(cli: &Cli) -> Result<(AppSource, Vec<Mount>), ConfigError> {
     if mounts.is_empty() {
         return Ok((app, mounts));
     }
-    let root_given = matches!(&app, AppSource::Spec(Some(_)));
+    let root_given = matches!(&app, AppSource::Paste(_) | AppSource::Spec(Some(_)));
     if root_given {
         if mounts.iter().any(|m| m.prefix.is_empty()) {
             return Err(ConfigError::Mount(
-                "/=...: APP is already the app at /; give one".to_owned(),
+                "/=...: APP (or --paste) is already the app at /; give one".to_owned(),
             ));
         }
         mounts.push(Mount {

@@ -74,6 +74,7 @@ fn check_config(cfg: &config::Config) -> i32 {
             let app = match &cfg.app {
                 _ if !cfg.mounts.is_empty() => "each mounted app",
                 config::AppSource::Spec(Some(spec)) => spec,
+                config::AppSource::Paste(uri) => uri,
                 config::AppSource::Spec(None) => "the built-in demo app",
             };
             println!("Configuration OK; {app} loads.");

@@ -179,6 +179,7 @@ pub fn import_app(py: Python<'_>, cfg: &Config) -> Result<Loaded, AppError> {
 fn import_one(py: Python<'_>, cfg: &Config, source: &AppSource) -> Result<Py<PyAny>, AppError> {
     let loaded = py.import("ferrule._loader").and_then(|m| match source {
         AppSource::Spec(spec) => m.call_method1("load", (spec.as_deref(), cfg.pythonpath.clone())),
+        AppSource::Paste(uri) => m.call_method1("load_paste", (uri, cfg.pythonpath.clone())),
     });
     let callable = match loaded {
         Ok(c) => c.unbind(),
@@ -226,10 +227,12 @@ pub fn build_app(py: Python<'_>, cfg: &Config, loaded: Loaded) -> Result<App, Ap
 
 /// `--reload`: the directory holding the app's source (its top-level package's, or the
 /// module's own), found without importing the app.
-/// With `--mount`s: the app at `/`'s, else the first mount's.
+/// With `--mount`s: the app at `/`'s, else the first mount's; none for `--paste`.
 pub fn source_dir(py: Python<'_>, cfg: &Config) -> Option<std::path::PathBuf> {
     let source = cfg.mounts.last().map_or(&cfg.app, |m| &m.source);
-    let AppSource::Spec(spec) = source;
+    let AppSource::Spec(spec) = source else {
+        return None;
+    };
     py.import("ferrule._loader")
         .and_then(|m| m.call_method1("source_dir", (spec.as_deref(), cfg.pythonpath.clone())))
         .and_then(|d| d.extract::<Option<String>>())
