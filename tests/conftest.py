@@ -32,6 +32,7 @@ class Server:
         timeout: float = 30.0,
         pass_fds: tuple[int, ...] = (),
         prefix: list[str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.args = args
         self.log: list[str] = []
@@ -41,7 +42,7 @@ class Server:
         if env:
             full_env.update(env)
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "ferrule", *args],
+            [*(prefix or []), *(command or [sys.executable, "-m", "ferrule"]), *args],
             pass_fds=pass_fds,
             cwd=cwd,
             env=full_env,

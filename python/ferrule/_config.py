@@ -13,6 +13,7 @@ can name them.
 from __future__ import annotations
 
 import ast
+import configparser
 import os
 import runpy
 import traceback
@@ -105,6 +106,14 @@ def _typed(value: Any) -> tuple[str, list[str]] | None:
 
 def read(path: str) -> tuple[list[tuple[str, str, list[str], int | None]], dict[str, Callable[..., Any]]]:
     """The settings (name, kind, values, line; None values left out) and hooks in ``path``."""
+    if path.lower().endswith(".ini"):
+        # A PasteDeploy file (--paste): its [server:main] options, no hooks.
+        from ferrule import _paste
+
+        try:
+            return _paste.server_settings(path), {}
+        except (OSError, configparser.Error) as e:
+            raise ConfigError(f"--paste {path!r}: {e}") from None
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r}: no such file")
     try:

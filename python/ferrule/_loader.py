@@ -105,6 +105,14 @@ def source_dir(spec: str | None, pythonpath: list[str]) -> str | None:
     return None
 
 
+def load_paste(uri: str, pythonpath: list[str]) -> Callable[..., Any]:
+    """``--paste INI[#NAME]``: the app PasteDeploy builds from the file (see ``_paste``)."""
+    from ferrule import _paste
+
+    _set_path(pythonpath)
+    return _paste.load(uri)
+
+
 def load(spec: str | None, pythonpath: list[str]) -> Callable[..., Any]:
     """Returns the WSGI callable named by ``spec``; raises AppLoadError saying what is wrong."""
     _set_path(pythonpath)

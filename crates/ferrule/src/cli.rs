@@ -116,6 +116,23 @@ pub struct Cli {
     #[arg(long = "root-path", value_name = "PREFIX", default_value = "")]
     pub root_path: String,
 
+    /// Serve APP at the URL prefix PREFIX (`/api=api.wsgi:app`); repeatable. Each app is
+    /// imported once per worker; the longest prefix matching the path on a segment boundary
+    /// wins: SCRIPT_NAME gets the prefix (after --root-path), PATH_INFO the rest (`/api` alone
+    /// reaches the `/api` app with an empty PATH_INFO). APP (or --paste) given beside mounts is
+    /// the same as `--mount /=APP`; a path no mount matches gets 404. [default: none: APP
+    /// serves every path]
+    #[arg(long = "mount", value_name = "PREFIX=APP")]
+    pub mounts: Vec<String>,
+
+    /// Load the app from a PasteDeploy ini file (`app.ini`, or `app.ini#name` for another
+    /// app section) through `paste.deploy.loadapp`, as gunicorn's --paste does; the file's
+    /// `[server:main]` options count when it says `use = egg:ferrule` (below every other
+    /// source), and its logging sections are applied when it has `[loggers]`. Needs the
+    /// `pastedeploy` package. [default: none]
+    #[arg(long = "paste", value_name = "INI[#NAME]")]
+    pub paste: Option<String>,
+
     /// Pending-connection queue length of each listening socket.
     #[arg(long, default_value_t = 2048)]
     pub backlog: u32,

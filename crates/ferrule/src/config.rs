@@ -68,9 +68,29 @@ impl Bind {
     }
 }
 
+/// Where an app is loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    /// APP (`module:attr`, ...); None: the built-in demo page.
+    Spec(Option<String>),
+    /// `--paste INI[#NAME]`.
+    Paste(String),
+}
+
+/// A `--mount`: an app at a URL prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The prefix without a trailing `/`: empty for `/`.
+    pub prefix: String,
+    pub source: AppSource,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub app: Option<String>,
+    /// The app (APP or --paste); with `--mount`s it is the mount at `/` among them.
+    pub app: AppSource,
+    /// `--mount`s, the longest prefix first; empty without `--mount` (one app serves all).
+    pub mounts: Vec<Mount>,
     pub binds: Vec<Bind>,
     pub workers: u32,
     pub threads: u32,
@@ -231,6 +251,8 @@ pub enum ConfigError {
     Static(StaticError),
     /// `--env` without `KEY=`.
     Env(String),
+    /// A `--mount` value that cannot be used; the message says why.
+    Mount(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -286,6 +308,7 @@ impl fmt::Display for ConfigError {
             Self::Tls(e) => write!(f, "{e}"),
             Self::Static(e) => write!(f, "{e}"),
             Self::Env(e) => write!(f, "--env {e:?}: give KEY=VALUE, as in DJANGO_DEBUG=0"),
+            Self::Mount(e) => write!(f, "--mount {e}"),
         }
     }
 }
@@ -372,8 +395,10 @@ impl Config {
                 _ => Err(ConfigError::Env(kv.clone())),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (app, mounts) = mounts(&cli)?;
         Ok(Self {
-            app: cli.app.clone(),
+            app,
+            mounts,
             binds,
             workers: cli.workers,
             threads: cli.threads,
@@ -436,6 +461,61 @@ impl Config {
             cli,
         })
     }
+}
+
+/// The app and the `--mount`s: each prefix starting with `/`, none twice; APP or --paste
+/// beside mounts becomes the mount at `/`.
+fn mounts(cli: &Cli) -> Result<(AppSource, Vec<Mount>), ConfigError> {
+    let app = match (&cli.app, &cli.paste) {
+        (Some(_), Some(p)) => {
+            return Err(ConfigError::Mount(format!(
+                "/: APP and --paste {p} both name the app; give one"
+            )))
+        }
+        (_, Some(p)) => AppSource::Paste(p.clone()),
+        (a, None) => AppSource::Spec(a.clone()),
+    };
+    let mut mounts = Vec::with_capacity(cli.mounts.len() + 1);
+    for m in &cli.mounts {
+        let Some((prefix, spec)) = m.split_once('=').filter(|(_, s)| !s.is_empty()) else {
+            return Err(ConfigError::Mount(format!(
+                "{m:?}: give PREFIX=APP, as in /api=api.wsgi:app"
+            )));
+        };
+        if !prefix.starts_with('/') {
+            return Err(ConfigError::Mount(format!(
+                "{m:?}: a prefix must start with '/', as in /api"
+            )));
+        }
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        if mounts.iter().any(|o: &Mount| o.prefix == prefix) {
+            return Err(ConfigError::Mount(format!(
+                "{m:?}: two apps at {:?}",
+                if prefix.is_empty() { "/" } else { &prefix }
+            )));
+        }
+        mounts.push(Mount {
+            prefix,
+            source: AppSource::Spec(Some(spec.to_owned())),
+        });
+    }
+    if mounts.is_empty() {
+        return Ok((app, mounts));
+    }
+    let root_given = matches!(&app, AppSource::Paste(_) | AppSource::Spec(Some(_)));
+    if root_given {
+        if mounts.iter().any(|m| m.prefix.is_empty()) {
+            return Err(ConfigError::Mount(
+                "/=...: APP (or --paste) is already the app at /; give one".to_owned(),
+            ));
+        }
+        mounts.push(Mount {
+            prefix: String::new(),
+            source: app.clone(),
+        });
+    }
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
+    Ok((app, mounts))
 }
 
 /// Decides which binds speak TLS (the `https://` ones; every HTTP bind when `--certfile` is

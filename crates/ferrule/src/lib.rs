@@ -71,7 +71,12 @@ fn check_config(cfg: &config::Config) -> i32 {
     wsgi::process::prepare();
     match wsgi::process::preload(cfg) {
         Ok(_) => {
-            let app = cfg.app.as_deref().unwrap_or("the built-in demo app");
+            let app = match &cfg.app {
+                _ if !cfg.mounts.is_empty() => "each mounted app",
+                config::AppSource::Spec(Some(spec)) => spec,
+                config::AppSource::Paste(uri) => uri,
+                config::AppSource::Spec(None) => "the built-in demo app",
+            };
             println!("Configuration OK; {app} loads.");
             0
         }

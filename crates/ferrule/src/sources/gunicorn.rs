@@ -38,8 +38,6 @@ pub enum Kind {
     /// `secure_scheme_headers`: what Ferrule reads anyway is accepted; other headers are
     /// warned about.
     SecureSchemeHeaders,
-    /// Refused, for the reason given.
-    Refused(&'static str),
 }
 
 /// gunicorn's command-line flag for a setting Ferrule has no option for.
@@ -140,10 +138,9 @@ pub const TABLE: &[Entry] = &[
     Entry { name: "secure_scheme_headers", flag: Flag::None, kind: Kind::SecureSchemeHeaders },
     same("forwarded_allow_ips", "forwarded-allow-ips"),
     same("pythonpath", "pythonpath"),
-    Entry { name: "paste", flag: Flag::Value(None, "paste"), kind: Kind::Refused(
-            "Ferrule does not read PasteDeploy files; give the app as module:attr") },
+    same("paste", "paste"),
     ignored("raw_paste_global_conf", Flag::Value(None, "paste-global"), Expect::List,
-            "Ferrule does not read PasteDeploy files"),
+            "Ferrule's --paste passes no global_conf to the ini file"),
     same("proxy_protocol", "proxy-protocol"),
     same("proxy_allow_ips", "proxy-allow-from"),
     ignored("permit_obsolete_folding", Flag::Switch(None, "permit-obsolete-folding"), Expect::Bool, STRICT_HTTP),
@@ -265,7 +262,6 @@ pub fn apply(entry: &Entry, value: &Value) -> Result<Apply, String> {
             None => Err(format!("must be true or false, not {}", value.kind())),
         },
         Kind::SecureSchemeHeaders => secure_scheme_headers(value),
-        Kind::Refused(why) => Err(why.to_owned()),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Where the options come from, and which source wins. Lowest to highest:
 //!
 //! 1. PORT (`--bind 0.0.0.0:$PORT`) and WEB_CONCURRENCY (`--workers`), as gunicorn reads them;
-//! 2. `[tool.ferrule]` in ./pyproject.toml;
-//! 3. the config file: `-c FILE` (TOML or Python), else ./ferrule.conf.py or ./gunicorn.conf.py;
-//! 4. `FERRULE_<OPTION>` variables (`FERRULE_WORKERS=4`);
-//! 5. GUNICORN_CMD_ARGS, then FERRULE_CMD_ARGS, read as command lines;
-//! 6. the command line.
+//! 2. `[server:main]` of the `--paste` ini file, when it says `use = egg:ferrule`;
+//! 3. `[tool.ferrule]` in ./pyproject.toml;
+//! 4. the config file: `-c FILE` (TOML or Python), else ./ferrule.conf.py or ./gunicorn.conf.py;
+//! 5. `FERRULE_<OPTION>` variables (`FERRULE_WORKERS=4`);
+//! 6. GUNICORN_CMD_ARGS, then FERRULE_CMD_ARGS, read as command lines;
+//! 7. the command line.
 //!
 //! Each source gives settings (a key as written, a value, where it came from). A key is a long
 //! option with `_` or `-`, or a gunicorn setting name ([`gunicorn`]). Every setting is checked
@@ -136,7 +137,8 @@ pub fn command() -> Command {
 }
 
 /// Reads every source. `args` is the command line (program name first); `read_python` runs a
-/// Python config file and returns its settings (its hooks are the caller's business).
+/// Python config file and returns its settings (its hooks are the caller's business), or, for
+/// a path ending `.ini` (`--paste`), returns the PasteDeploy file's `[server:main]` settings.
 pub fn resolve(
     args: &[String],
     env: &Env,
@@ -211,6 +213,29 @@ pub fn resolve(
             read_python(path)
         };
         layers.push(settings.map_err(LoadError::Msg)?);
+    }
+    // The --paste file's server section: named by the highest source that names one.
+    let paste = layers
+        .iter()
+        .chain(&high)
+        .flatten()
+        .rfind(|s| words::normalize(&s.key) == "paste")
+        .and_then(|s| match &s.value {
+            Value::Str(uri) => Some(uri.clone()),
+            _ => None,
+        });
+    if let Some(uri) = paste {
+        let path = uri.split('#').next().unwrap_or_default();
+        let path = path.strip_prefix("config:").unwrap_or(path);
+        let path = Path::new(path);
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ini"))
+            && path.is_file()
+        {
+            let server = read_python(path).map_err(LoadError::Msg)?;
+            layers.insert(1, server);
+        }
     }
     layers.extend(high);
     let merged = words::merge(&cmd, &layers)?;

@@ -186,3 +186,44 @@ fn gunicorn_values_convert() {
     assert_eq!(r.cli.env, ["A=1"]);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
 }
+
+#[test]
+fn a_paste_files_server_section_is_below_every_other_source() {
+    let dir = std::env::temp_dir().join(format!("ferrule-paste-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ini = dir.join("app.ini");
+    std::fs::write(&ini, "[server:main]\nuse = egg:ferrule\n").expect("ini");
+    let mut read = |p: &Path| {
+        assert!(p.ends_with("app.ini"), "{}", p.display());
+        Ok(vec![
+            Setting {
+                key: "workers".into(),
+                value: Value::Str("3".into()),
+                origin: Origin::File {
+                    path: p.to_path_buf(),
+                    line: None,
+                },
+            },
+            Setting {
+                key: "threads".into(),
+                value: Value::Str("4".into()),
+                origin: Origin::File {
+                    path: p.to_path_buf(),
+                    line: None,
+                },
+            },
+        ])
+    };
+    let uri = format!("{}#main", ini.display());
+    let r = resolve(
+        &args(&["--paste", &uri, "--threads", "2"]),
+        &env(&[("WEB_CONCURRENCY", "5")]),
+        &mut read,
+    )
+    .ok()
+    .expect("ok");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(r.cli.paste.as_deref(), Some(uri.as_str()));
+    assert_eq!(r.cli.workers, 3, "the ini beats WEB_CONCURRENCY");
+    assert_eq!(r.cli.threads, 2, "the command line beats the ini");
+}

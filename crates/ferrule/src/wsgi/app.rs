@@ -7,15 +7,20 @@ use ferrule_proto::Limits;
 use pyo3::prelude::*;
 
 use super::input::Input;
+use super::mounts::Mounts;
 use super::response::StartResponse;
 use super::sink::Sink;
 use super::{environ, hooks};
+use crate::config::{AppSource, Config};
 use crate::log;
 use crate::watchdog;
 
 /// A loaded application and what each request needs from the worker.
 pub struct App {
+    /// The app's WSGI callable (None with `--mount`s: `mounts` holds the apps).
     pub callable: Py<PyAny>,
+    /// `--mount`s; None (the usual case) costs nothing.
+    pub mounts: Option<Box<Mounts>>,
     pub environ: environ::EnvironBase,
     pub root_path: String,
     pub limits: Limits,
@@ -126,16 +131,56 @@ impl std::error::Error for AppError {}
 
 /// Imports the app named on the command line (in the worker, after the fork) and builds what
 /// every request shares.
-pub fn load(py: Python<'_>, cfg: &crate::config::Config) -> Result<App, AppError> {
-    let callable = import_app(py, cfg)?;
-    build_app(py, cfg, callable)
+pub fn load(py: Python<'_>, cfg: &Config) -> Result<App, AppError> {
+    let loaded = import_app(py, cfg)?;
+    build_app(py, cfg, loaded)
 }
 
-/// Imports the app (in a worker, or with `--preload` in the master): its WSGI callable.
-pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAny>, AppError> {
-    let loaded = py
-        .import("ferrule._loader")
-        .and_then(|m| m.call_method1("load", (cfg.app.as_deref(), cfg.pythonpath.clone())));
+/// What importing gave: the app's callable, and each `--mount`'s prefix and callable.
+pub struct Loaded {
+    pub callable: Py<PyAny>,
+    pub mounts: Vec<(String, Py<PyAny>)>,
+}
+
+impl From<Py<PyAny>> for Loaded {
+    fn from(callable: Py<PyAny>) -> Self {
+        Self {
+            callable,
+            mounts: Vec::new(),
+        }
+    }
+}
+
+/// Imports the app, or each mounted app once (in a worker, or with `--preload` in the
+/// master): their WSGI callables.
+pub fn import_app(py: Python<'_>, cfg: &Config) -> Result<Loaded, AppError> {
+    if cfg.mounts.is_empty() {
+        return import_one(py, cfg, &cfg.app).map(Loaded::from);
+    }
+    let mut done: Vec<(&AppSource, Py<PyAny>)> = Vec::new();
+    let mut mounts = Vec::with_capacity(cfg.mounts.len());
+    for m in &cfg.mounts {
+        let callable = if let Some((_, c)) = done.iter().find(|(s, _)| *s == &m.source) {
+            c.clone_ref(py)
+        } else {
+            let c = import_one(py, cfg, &m.source)?;
+            done.push((&m.source, c.clone_ref(py)));
+            c
+        };
+        mounts.push((m.prefix.clone(), callable));
+    }
+    Ok(Loaded {
+        callable: py.None(),
+        mounts,
+    })
+}
+
+/// Imports one app through `ferrule._loader`.
+fn import_one(py: Python<'_>, cfg: &Config, source: &AppSource) -> Result<Py<PyAny>, AppError> {
+    let loaded = py.import("ferrule._loader").and_then(|m| match source {
+        AppSource::Spec(spec) => m.call_method1("load", (spec.as_deref(), cfg.pythonpath.clone())),
+        AppSource::Paste(uri) => m.call_method1("load_paste", (uri, cfg.pythonpath.clone())),
+    });
     let callable = match loaded {
         Ok(c) => c.unbind(),
         Err(e) => {
@@ -154,11 +199,9 @@ pub fn import_app(py: Python<'_>, cfg: &crate::config::Config) -> Result<Py<PyAn
 }
 
 /// What every request of a worker shares, around the app's callable.
-pub fn build_app(
-    py: Python<'_>,
-    cfg: &crate::config::Config,
-    callable: Py<PyAny>,
-) -> Result<App, AppError> {
+pub fn build_app(py: Python<'_>, cfg: &Config, loaded: Loaded) -> Result<App, AppError> {
+    let Loaded { callable, mounts } = loaded;
+    let mounts = (!mounts.is_empty()).then(|| Box::new(Mounts::new(py, &cfg.root_path, mounts)));
     let settings = environ::BaseSettings {
         root_path: &cfg.root_path,
         multithread: cfg.threads > 1,
@@ -168,6 +211,7 @@ pub fn build_app(
     let empty_input = Py::new(py, Input::empty()).map_err(|e| AppError::raised(py, &e))?;
     Ok(App {
         callable,
+        mounts,
         environ,
         root_path: cfg.root_path.clone(),
         limits: cfg.limits,
@@ -183,9 +227,14 @@ pub fn build_app(
 
 /// `--reload`: the directory holding the app's source (its top-level package's, or the
 /// module's own), found without importing the app.
-pub fn source_dir(py: Python<'_>, cfg: &crate::config::Config) -> Option<std::path::PathBuf> {
+/// With `--mount`s: the app at `/`'s, else the first mount's; none for `--paste`.
+pub fn source_dir(py: Python<'_>, cfg: &Config) -> Option<std::path::PathBuf> {
+    let source = cfg.mounts.last().map_or(&cfg.app, |m| &m.source);
+    let AppSource::Spec(spec) = source else {
+        return None;
+    };
     py.import("ferrule._loader")
-        .and_then(|m| m.call_method1("source_dir", (cfg.app.as_deref(), cfg.pythonpath.clone())))
+        .and_then(|m| m.call_method1("source_dir", (spec.as_deref(), cfg.pythonpath.clone())))
         .and_then(|d| d.extract::<Option<String>>())
         .map_err(|e| log::warning!("--reload: cannot find the app's directory: {e}"))
         .ok()

@@ -25,7 +25,13 @@ pub fn load(py: Python<'_>, args: &[String]) -> Result<Config, LoadError> {
     let mut file_hooks = None;
     let mut read_python = |path: &Path| -> Result<Vec<Setting>, String> {
         let (settings, found) = hooks::read_config(py, path)?;
-        file_hooks = Some(found);
+        // A --paste ini file has no hooks; the config file's (read first) stay.
+        if path
+            .extension()
+            .is_none_or(|e| !e.eq_ignore_ascii_case("ini"))
+        {
+            file_hooks = Some(found);
+        }
         Ok(settings.into_iter().map(|raw| typed(path, raw)).collect())
     };
     let resolved = sources::resolve(args, &env, &mut read_python)?;

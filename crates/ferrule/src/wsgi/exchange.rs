@@ -341,7 +341,7 @@ fn run_app(
 ) -> Option<Iterating> {
     #[cfg(feature = "test-hooks")]
     test_panic_hook(request);
-    let env = match request.environ(py, app, conn, input.bind(py).clone().into_any()) {
+    let (env, callable) = match request.environ(py, app, conn, input.bind(py).clone().into_any()) {
         Ok(Some(e)) => e,
         Ok(None) => {
             respond_simple(py, response, 404);
@@ -358,7 +358,7 @@ fn run_app(
             error!("pre_request hook: {}", format_exception(py, &e));
         }
     }
-    let iterating = call_app(py, app, &env, input, response);
+    let iterating = call_app(py, callable, &env, input, response);
     if iterating.is_none() {
         post_hook(py, app, &env, response);
     }
@@ -392,14 +392,14 @@ fn post_hook(py: Python<'_>, app: &App, env: &Bound<'_, PyDict>, response: &Py<S
 /// when its response stopped midway to wait for the client.
 fn call_app(
     py: Python<'_>,
-    app: &App,
+    callable: &Py<PyAny>,
     env: &Bound<'_, PyDict>,
     input: &Py<Input>,
     response: &Py<StartResponse>,
 ) -> Option<Iterating> {
     let called = {
         let _in_app = watchdog::enter();
-        app.callable.bind(py).call1((env, response.bind(py)))
+        callable.bind(py).call1((env, response.bind(py)))
     };
     let result = match called {
         Ok(r) => r,

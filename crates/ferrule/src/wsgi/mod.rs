@@ -19,6 +19,7 @@ pub mod forwarded;
 pub mod hooks;
 pub mod input;
 mod known_headers;
+pub mod mounts;
 pub mod process;
 pub mod response;
 pub mod sink;
@@ -29,6 +30,7 @@ mod writer;
 
 pub use app::{
     build_app, format_exception, import_app, load, prepare, register_stack_dump, source_dir, App,
+    Loaded,
 };
 use cgi::CgiRequest;
 pub use exchange::{resume, serve, Exchange, Outcome, Served};
@@ -115,41 +117,53 @@ impl Request {
 }
 
 impl Request {
-    /// Builds the environ; Ok(None) when the path lies outside `--root-path` (a 404).
-    fn environ<'py>(
+    /// Builds the environ and picks the app (the one, or the `--mount` the path falls under);
+    /// Ok(None) when the path lies outside `--root-path` or every mount (a 404).
+    fn environ<'py, 'a>(
         &self,
         py: Python<'py>,
-        app: &App,
+        app: &'a App,
         conn: &ConnInfo,
         input: Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
-        match self {
+    ) -> PyResult<Option<(Bound<'py, pyo3::types::PyDict>, &'a Py<PyAny>)>> {
+        let (env, mounted) = match self {
             Self::Fields(head) => {
                 let target = split_target(head.target());
                 let decoded = percent_decode(target.path);
-                let Some(path) = strip_root_path(app.root_path.as_bytes(), &decoded) else {
+                let Some((path, mounted)) = strip_root_path(app.root_path.as_bytes(), &decoded)
+                    .and_then(|p| mounts::route(app.mounts.as_deref(), p))
+                else {
                     return Ok(None);
                 };
                 let shared = input.is(app.empty_input.bind(py));
                 let env =
                     environ::build(py, &app.environ, head, target, conn, path, input, shared)?;
+                if let Some(m) = mounted {
+                    env.set_item(pyo3::intern!(py, "SCRIPT_NAME"), m.script_name.bind(py))?;
+                }
                 if let Some(tls) = &conn.tls {
                     environ::put_tls(py, &env, tls)?;
                 }
                 if forwarded::any_in_head(head) {
                     forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
                 }
-                Ok(Some(env))
+                (env, mounted)
             }
             Self::Cgi(req) => {
                 let full = req.path();
-                let Some(path) = strip_root_path(app.root_path.as_bytes(), &full) else {
+                let Some((path, mounted)) = strip_root_path(app.root_path.as_bytes(), &full)
+                    .and_then(|p| mounts::route(app.mounts.as_deref(), p))
+                else {
                     return Ok(None);
                 };
                 let env = cgi::build(py, &app.environ, req, conn, path, input)?;
+                if let Some(m) = mounted {
+                    env.set_item(pyo3::intern!(py, "SCRIPT_NAME"), m.script_name.bind(py))?;
+                }
                 forwarded::apply(py, &env, &app.forwarded_allow, conn.peer.map(|p| p.ip()))?;
-                Ok(Some(env))
+                (env, mounted)
             }
-        }
+        };
+        Ok(Some((env, mounted.map_or(&app.callable, |m| &m.callable))))
     }
 }

@@ -34,7 +34,7 @@ impl From<PyErr> for PythonError {
 }
 
 /// The app's callable, imported in the master (`--preload`) for the workers it forks.
-pub struct Preloaded(Py<PyAny>);
+pub struct Preloaded(app::Loaded);
 
 /// Parses `args` (program name first) and the config file they name (run in Python); installs
 /// the file's hooks.
@@ -97,7 +97,7 @@ pub fn preload(cfg: &Config) -> Result<Preloaded, AppError> {
 /// In a worker: the app, built around the callable the master preloaded, or imported here.
 pub fn load_app(cfg: &Config, preloaded: Option<Preloaded>) -> Result<App, AppError> {
     Python::attach(|py| match preloaded {
-        Some(Preloaded(callable)) => app::build_app(py, cfg, callable),
+        Some(Preloaded(loaded)) => app::build_app(py, cfg, loaded),
         None => app::load(py, cfg),
     })
 }

@@ -122,7 +122,7 @@ fn app_from(code: &str, name: &str, args: &[&str]) -> (App, Config) {
         let module = PyModule::from_code(py, &code, c"sink_test_app.py", c"sink_test_app")
             .expect("the test app compiles");
         let callable = module.getattr(name).expect("app defined").unbind();
-        build_app(py, &cfg, callable)
+        build_app(py, &cfg, callable.into())
             .map_err(|_| "build_app")
             .expect("app")
     });
