@@ -12,6 +12,7 @@ use super::input::Input;
 use super::response::StartResponse;
 use super::sink::{Block, BodySource, Sink};
 use super::{format_exception, App, Request};
+use crate::access;
 use crate::log::{self, error};
 use crate::net::ConnInfo;
 use crate::watchdog;
@@ -286,20 +287,18 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         });
     };
     let keep_alive = r.keep_alive();
-    let (code, sent) = (r.code, r.body_sent);
     let sink = r.sink.take();
     r.input = None;
-    drop(r);
-    app.recycle(py, response);
     if let Some(started) = started {
         let target = request.target();
-        log::access(&log::access_line(
-            &request.access_entry(&conn, &target),
-            code,
-            sent,
-            started.elapsed(),
-        ));
+        let mut record = request.access_record(&conn, &target, &r.headers);
+        record.status = r.code;
+        record.sent = r.body_sent;
+        record.elapsed = started.elapsed();
+        access::write(&record);
     }
+    drop(r);
+    app.recycle(py, response);
     Served::Done(Outcome {
         keep_alive,
         sink,
