@@ -245,6 +245,13 @@ pub struct Cli {
     #[arg(long = "access-log-json")]
     pub access_log_json: bool,
 
+    /// A path (`/healthz`) the worker answers itself, without calling the app, on HTTP/1 and
+    /// HTTP/2 (GET and HEAD, any query): `200 ok` while serving, `503 draining` once the
+    /// worker is leaving (TERM, a reload, --max-requests), for readiness probes. [default:
+    /// none: every path goes to the app]
+    #[arg(long = "health-path", value_name = "PATH")]
+    pub health_path: Option<String>,
+
     /// Serve the files under DIR at the URL prefix PREFIX (`/static=./staticfiles`), from the
     /// worker's event loop without calling the app: GET and HEAD (other methods get 405),
     /// ETag and Last-Modified with 304, one byte range (206, 416), precompressed `.br`, `.zst`

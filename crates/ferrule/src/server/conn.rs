@@ -18,10 +18,11 @@ use tokio::sync::watch;
 use super::body::BodyReader;
 use super::exchange::{on_pool, start, until_done, Turn};
 use super::head::{read_head, HeadRead, StopWatch, Timer};
+use super::health;
 use super::listener::Listener;
 use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
-use super::statics::{self, Answered};
+use super::statics::Answered;
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, warning};
@@ -493,8 +494,8 @@ async fn serve_requests(
                 });
             }
         }
-        if let Some(statics) = &worker.statics {
-            match statics::answer(worker, statics, stream, &info, &head).await {
+        {
+            match health::answer_first(worker, stream, &info, &head, stop.stopping()).await {
                 Answered::Pass => {}
                 Answered::KeepAlive => {
                     idle = worker.keep_alive;

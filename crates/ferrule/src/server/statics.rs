@@ -63,7 +63,7 @@ pub(super) async fn answer(
 }
 
 /// Encodes and sends `resp`. False if the connection failed or the file ended early.
-async fn send(
+pub(super) async fn send(
     worker: &Worker,
     stream: &Stream,
     version: Version,
