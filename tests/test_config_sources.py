@@ -230,7 +230,6 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
         )
         for name in (
             "worker_class gthread",
-            "worker_connections",
             "reload_engine",
             "spew",
             "sendfile",

@@ -117,7 +117,8 @@ fn gunicorn_flags_parse_and_warn_once() {
     )
     .expect("ok");
     assert!(r.cli.preload);
-    assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert_eq!(r.cli.worker_connections, 10);
     assert!(r.warnings[0].contains("worker_class"), "{:?}", r.warnings);
     let e = resolved(&["-k", "uvicorn.workers.UvicornWorker"], &[])
         .err()
