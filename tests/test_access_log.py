@@ -110,3 +110,46 @@ def test_json_lines_survive_a_rename_and_usr1(serve, tmp_path):
         for line in lines(log) + lines(tmp_path / "access.log.1")
     )
     assert json.loads(lines(tmp_path / "access.log.1")[0])["path"] == "/before"
+
+
+def test_request_id_is_kept_from_a_trusted_client_and_echoed(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve(
+        "basic:echo_environ",
+        "--request-id-header",
+        "X-Request-ID",
+        "--access-logfile",
+        str(log),
+        "--access-logformat",
+        "%(r)s id=%({request_id})s",
+    )
+    r = requests.get(srv.url + "/kept", headers={"X-Request-ID": "req-123"})
+    assert r.headers["X-Request-ID"] == "req-123"
+    env = r.json()
+    assert env["HTTP_X_REQUEST_ID"] == env["ferrule.request_id"] == "req-123"
+    r = requests.get(srv.url + "/made")
+    made = r.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert r.json()["ferrule.request_id"] == made
+    assert requests.get(srv.url + "/made").headers["X-Request-ID"] != made
+    wait_until(lambda: len(lines(log)) == 3)
+    assert lines(log)[:2] == ["GET /kept HTTP/1.1 id=req-123", f"GET /made HTTP/1.1 id={made}"]
+
+
+def test_request_id_from_an_untrusted_client_is_replaced(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve(
+        "basic:echo_environ",
+        "--request-id-header",
+        "X-Request-ID",
+        "--forwarded-allow-ips",
+        "10.9.8.7",
+        "--access-logfile",
+        str(log),
+        "--access-log-json",
+    )
+    r = requests.get(srv.url, headers={"X-Request-ID": "forged"})
+    made = r.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    assert r.json()["HTTP_X_REQUEST_ID"] == made
+    assert json.loads(one_line(log))["request_id"] == made

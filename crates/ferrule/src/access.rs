@@ -184,8 +184,8 @@ fn atom(name: &str) -> Part {
     }
 }
 
-/// The value of the response header `name` (lower case) among encoded lines.
-fn response_header<'a>(lines: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+/// The value of the response header `name` (any case) among encoded lines.
+pub(crate) fn response_header<'a>(lines: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     lines.split(|&c| c == b'\n').find_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let colon = line.iter().position(|&c| c == b':')?;

@@ -252,6 +252,14 @@ pub struct Cli {
     #[arg(long = "health-path", value_name = "PATH")]
     pub health_path: Option<String>,
 
+    /// A request id header (`X-Request-ID`): the client's value is kept when the peer is
+    /// trusted by --forwarded-allow-ips (visible ASCII, up to 200 bytes), else the id is 128
+    /// random bits in hex; the app sees it as `HTTP_X_REQUEST_ID` and `ferrule.request_id`,
+    /// the response echoes it, and the access log has it (`%({request_id})s`, JSON
+    /// `request_id`). [default: none: no request ids]
+    #[arg(long = "request-id-header", value_name = "NAME")]
+    pub request_id_header: Option<String>,
+
     /// Serve the files under DIR at the URL prefix PREFIX (`/static=./staticfiles`), from the
     /// worker's event loop without calling the app: GET and HEAD (other methods get 405),
     /// ETag and Last-Modified with 304, one byte range (206, 416), precompressed `.br`, `.zst`

@@ -42,6 +42,8 @@ pub struct Exchange {
     request: Request,
     /// For the access log.
     started: Option<Instant>,
+    /// `--request-id-header`: the request's id.
+    request_id: Option<Vec<u8>>,
     input: Py<Input>,
     response: Py<StartResponse>,
     /// The app's iterable, when it stopped before its end.
@@ -130,18 +132,33 @@ pub fn serve(
                 });
             }
         };
+        let request_id = super::request_id::resolve(app, conn, &request);
+        if let (Some(id), Some(h)) = (&request_id, &app.request_id) {
+            if let Ok(mut r) = response.try_borrow_mut(py) {
+                r.echo = Some((h.name.clone(), id.clone()));
+            }
+        }
         if has_body {
             if let Ok(mut r) = response.try_borrow_mut(py) {
                 r.input = Some(input.clone_ref(py));
             }
         }
         let iterating = guarded(py, &response, || {
-            run_app(py, app, conn, &request, &input, &response)
+            run_app(
+                py,
+                app,
+                conn,
+                &request,
+                request_id.as_deref(),
+                &input,
+                &response,
+            )
         });
         let exchange = Exchange {
             conn: conn.clone(),
             request,
             started,
+            request_id,
             input,
             response,
             iterating,
@@ -271,6 +288,7 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         conn,
         request,
         started,
+        request_id,
         input,
         response,
         iterating: _,
@@ -295,6 +313,7 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         record.status = r.code;
         record.sent = r.body_sent;
         record.elapsed = started.elapsed();
+        record.request_id = request_id.as_deref();
         access::write(&record);
     }
     drop(r);
@@ -335,6 +354,7 @@ fn run_app(
     app: &App,
     conn: &ConnInfo,
     request: &Request,
+    request_id: Option<&[u8]>,
     input: &Py<Input>,
     response: &Py<StartResponse>,
 ) -> Option<Iterating> {
@@ -352,6 +372,14 @@ fn run_app(
             return None;
         }
     };
+    if let Some(id) = request_id {
+        if let Err(e) = super::request_id::put(py, app, &env, id) {
+            error!(
+                "cannot put the request id in the environ: {}",
+                format_exception(py, &e)
+            );
+        }
+    }
     if let Some(pre) = app.hooks.as_ref().and_then(|h| h.pre.as_ref()) {
         if let Err(e) = pre.bind(py).call1((&env,)) {
             error!("pre_request hook: {}", format_exception(py, &e));

@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod input;
 mod known_headers;
 pub mod process;
+pub mod request_id;
 pub mod response;
 pub mod sink;
 #[cfg(test)]
