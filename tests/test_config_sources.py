@@ -265,7 +265,7 @@ def test_misspelt_settings_and_wrong_types_name_the_key_file_and_line(tmp_path):
     r = ferrule("-c", str(toml), "basic:hello")
     assert r.returncode == 2
     assert f"{toml}:2: keepalive: invalid value 'long' for '--keep-alive" in r.stderr
-    assert f"{toml}:3: worker_connections: must be an integer, not a string" in r.stderr
+    assert f"{toml}:3: worker_connections: invalid value 'lots' for '--worker-connections" in r.stderr
 
 
 def test_an_asgi_worker_class_is_refused():
