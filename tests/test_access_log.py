@@ -153,3 +153,12 @@ def test_request_id_from_an_untrusted_client_is_replaced(serve, tmp_path):
     assert re.fullmatch(r"[0-9a-f]{32}", made)
     assert r.json()["HTTP_X_REQUEST_ID"] == made
     assert json.loads(one_line(log))["request_id"] == made
+
+
+def test_requests_the_server_refuses_get_a_line(serve, tmp_path):
+    log = tmp_path / "access.log"
+    srv = serve("basic:hello", "--access-logfile", str(log), "--limit-request-line", "100")
+    assert srv.raw(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+    assert srv.raw(b"BAD REQUEST\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    wait_until(lambda: len(lines(log)) == 2)
+    assert [line.split('"- - -" ')[1] for line in lines(log)] == ['414 - "-" "-" 0us', '400 - "-" "-" 0us']

@@ -22,7 +22,7 @@ use super::health;
 use super::listener::Listener;
 use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
-use super::statics::Answered;
+use super::statics::{self, Answered};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, warning};
@@ -371,6 +371,7 @@ async fn serve_connection(
                     "HTTP/1 request from {} refused: --http 2",
                     info.peer_label()
                 );
+                statics::log_refused(&info, 505);
                 refuse(worker, &mut stream, 505).await;
                 return;
             }
@@ -468,11 +469,13 @@ async fn serve_requests(
                      --header-timeout); 408",
                     info.peer_label()
                 );
+                statics::log_refused(&info, 408);
                 refuse(worker, stream, 408).await;
                 return None;
             }
             HeadRead::Refused(e) => {
                 debug!("refused request from {:?}: {e}", info.peer);
+                statics::log_refused(&info, e.status());
                 refuse(worker, stream, e.status()).await;
                 return None;
             }

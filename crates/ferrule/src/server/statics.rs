@@ -174,3 +174,22 @@ pub(super) fn log_access(
         request_id: None,
     });
 }
+
+/// The access log's line for a request the server refused before the app saw it (a head that
+/// did not parse, was too large or came too slowly): no request line is known.
+pub(super) fn log_refused(info: &ConnInfo, code: u16) {
+    access::write(&access::Record {
+        remote: info
+            .peer
+            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        method: b"-",
+        target: b"-",
+        version: b"-",
+        fields: &access::NoFields,
+        response_headers: b"",
+        status: code,
+        sent: 0,
+        elapsed: std::time::Duration::ZERO,
+        request_id: None,
+    });
+}
