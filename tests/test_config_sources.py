@@ -188,7 +188,7 @@ forwarded_allow_ips = ["127.0.0.1", "::1"]
 proxy_protocol = False
 proxy_allow_ips = "127.0.0.1"
 accesslog = str(_here / "access.log")
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" took=%(M)sms'
 errorlog = "-"
 loglevel = "info"
 capture_output = False
@@ -224,6 +224,10 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
         wait_until(lambda: len(workers(srv)) == 2)
         assert (tmp_path / "gunicorn.pid").read_text().strip() == str(srv.proc.pid)
         wait_until(lambda: "GET / HTTP/1.1" in (tmp_path / "access.log").read_text())
+        # gunicorn's access_log_format is --access-logformat.
+        assert re.search(
+            r'"GET / HTTP/1.1" 200 \d+ "-" "[^"]*" took=\d+ms\n', (tmp_path / "access.log").read_text()
+        )
         for name in (
             "worker_class gthread",
             "reload_engine",
@@ -232,7 +236,6 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
             "daemon",
             "worker_tmp_dir",
             "initgroups",
-            "access_log_format",
             "logger_class",
             "logconfig_dict",
             "syslog",

@@ -244,6 +244,39 @@ pub struct Cli {
     #[arg(long = "access-logfile", value_name = "FILE")]
     pub access_logfile: Option<String>,
 
+    /// The access log's line, in gunicorn's atoms: `%(h)s` client address, `%(l)s` `-`,
+    /// `%(u)s` Basic auth user, `%(t)s` `[time]`, `%(r)s` request line, `%(m)s` method,
+    /// `%(U)s` path, `%(q)s` query, `%(H)s` protocol, `%(s)s` status, `%(B)s` body bytes,
+    /// `%(b)s` body bytes or `-`, `%(f)s` referer, `%(a)s` user agent, `%(T)s` seconds,
+    /// `%(D)s` microseconds, `%(M)s` milliseconds, `%(L)s` decimal seconds, `%(p)s` `<pid>`,
+    /// `%({Name}i)s` a request header, `%({Name}o)s` a response header, `%({VAR}e)s` an
+    /// environ variable, `%({request_id})s` the request id; `%%` for `%`. [default: Apache
+    /// combined and the duration: `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s"
+    /// "%(a)s" %(D)sus`]
+    #[arg(long = "access-logformat", value_name = "FORMAT")]
+    pub access_logformat: Option<String>,
+
+    /// Write the access log as one JSON object a line (time, method, path, query, protocol,
+    /// status, bytes, duration_ms, remote, user_agent, referer, request_id, pid) instead of
+    /// --access-logformat. [default: off]
+    #[arg(long = "access-log-json")]
+    pub access_log_json: bool,
+
+    /// A path (`/healthz`) the worker answers itself, without calling the app, on HTTP/1 and
+    /// HTTP/2 (GET and HEAD, any query): `200 ok` while serving, `503 draining` once the
+    /// worker is leaving (TERM, a reload, --max-requests), for readiness probes. [default:
+    /// none: every path goes to the app]
+    #[arg(long = "health-path", value_name = "PATH")]
+    pub health_path: Option<String>,
+
+    /// A request id header (`X-Request-ID`): the client's value is kept when the peer is
+    /// trusted by --forwarded-allow-ips (visible ASCII, up to 200 bytes), else the id is 128
+    /// random bits in hex; the app sees it as `HTTP_X_REQUEST_ID` and `ferrule.request_id`,
+    /// the response echoes it, and the access log has it (`%({request_id})s`, JSON
+    /// `request_id`). [default: none: no request ids]
+    #[arg(long = "request-id-header", value_name = "NAME")]
+    pub request_id_header: Option<String>,
+
     /// Serve the files under DIR at the URL prefix PREFIX (`/static=./staticfiles`), from the
     /// worker's event loop without calling the app: GET and HEAD (other methods get 405),
     /// ETag and Last-Modified with 304, one byte range (206, 416), precompressed `.br`, `.zst`

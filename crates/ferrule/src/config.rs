@@ -136,6 +136,8 @@ pub struct Config {
     pub statics: Option<Arc<Statics>>,
     /// `--compress`: the settings, when on.
     pub compress: Option<Arc<Compress>>,
+    /// `--access-logformat` parsed, or `--access-log-json`.
+    pub access_style: crate::access::Style,
     /// `--env KEY=VALUE`: set in `os.environ` of the master, so of the workers it forks.
     pub env: Vec<(String, String)>,
     /// The command line as given (program name first), to re-read the config file on HUP.
@@ -253,6 +255,8 @@ pub enum ConfigError {
     Env(String),
     /// A `--mount` value that cannot be used; the message says why.
     Mount(String),
+    /// `--access-logformat` that is not a gunicorn format.
+    AccessLogFormat(crate::access::FormatError),
 }
 
 impl fmt::Display for ConfigError {
@@ -309,6 +313,10 @@ impl fmt::Display for ConfigError {
             Self::Static(e) => write!(f, "{e}"),
             Self::Env(e) => write!(f, "--env {e:?}: give KEY=VALUE, as in DJANGO_DEBUG=0"),
             Self::Mount(e) => write!(f, "--mount {e}"),
+            Self::AccessLogFormat(e) => write!(
+                f,
+                "--access-logformat: {e}; write atoms as %(h)s and a percent sign as %%"
+            ),
         }
     }
 }
@@ -396,6 +404,18 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (app, mounts) = mounts(&cli)?;
+        let access_style = if cli.access_log_json {
+            crate::access::Style::Json
+        } else {
+            crate::access::Style::Text(
+                crate::access::Format::parse(
+                    cli.access_logformat
+                        .as_deref()
+                        .unwrap_or(crate::access::DEFAULT_FORMAT),
+                )
+                .map_err(ConfigError::AccessLogFormat)?,
+            )
+        };
         Ok(Self {
             app,
             mounts,
@@ -443,6 +463,7 @@ impl Config {
             http1: cli.http != HttpArg::Two,
             http2: (cli.http != HttpArg::One).then(|| Http2Settings::from_cli(&cli)),
             statics,
+            access_style,
             compress: cli.compress.then(|| {
                 Arc::new(Compress {
                     min_size: cli.compress_min_size,

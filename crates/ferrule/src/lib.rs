@@ -4,6 +4,7 @@
 //! `server` is a worker's I/O (listeners, connections, the event loop); `wsgi` is the bridge to
 //! the Python app, the only module that touches Python objects.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod log;
@@ -54,6 +55,7 @@ fn main(argv: Vec<String>) -> i32 {
         eprintln!("Error: cannot open a log file (--error-logfile / --access-logfile): {e}");
         return 2;
     }
+    access::configure(cfg.access_style.clone());
     if cfg.cli.capture_output {
         log::capture_output();
     }

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 #[repr(u8)]
@@ -228,47 +228,6 @@ pub fn access(line: &str) {
     }
 }
 
-/// What the access log says of a request (Apache's combined format).
-pub struct AccessEntry<'a> {
-    /// The client's address (without the port), `-` when unknown.
-    pub remote: String,
-    pub method: &'a [u8],
-    /// The target as the client sent it.
-    pub target: &'a [u8],
-    /// `HTTP/1.1`, or `SERVER_PROTOCOL` as a front server sent it.
-    pub version: &'a [u8],
-    pub referer: Option<&'a [u8]>,
-    pub agent: Option<&'a [u8]>,
-}
-
-/// One access-log line: `REMOTE - - [TIME] "METHOD TARGET VERSION" CODE BYTES "REFERER"
-/// "AGENT" MICROSECONDSus` (BYTES is `-` for an empty body).
-#[must_use]
-pub fn access_line(e: &AccessEntry<'_>, code: u16, sent: u64, elapsed: Duration) -> String {
-    let quote = |v: Option<&[u8]>| {
-        v.map_or_else(
-            || "-".to_owned(),
-            |v| String::from_utf8_lossy(v).replace('"', "\\\""),
-        )
-    };
-    format!(
-        "{} - - [{}] \"{} {} {}\" {code} {} \"{}\" \"{}\" {}us",
-        e.remote,
-        timestamp(true),
-        String::from_utf8_lossy(e.method),
-        String::from_utf8_lossy(e.target).replace('"', "%22"),
-        String::from_utf8_lossy(e.version),
-        if sent == 0 {
-            "-".to_owned()
-        } else {
-            sent.to_string()
-        },
-        quote(e.referer),
-        quote(e.agent),
-        elapsed.as_micros(),
-    )
-}
-
 macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, &format!($($t)*)) } }
 macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, &format!($($t)*)) } }
 macro_rules! error { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Error, &format!($($t)*)) } }
@@ -279,12 +238,7 @@ pub(crate) use {debug, error, info, warning};
 /// access log (Apache's `%t` without brackets).
 #[must_use]
 pub fn timestamp(apache: bool) -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, mo, d) = civil_from_days((secs / 86400) as i64);
-    let rem = secs % 86400;
-    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let (y, mo, d, h, mi, s) = now_parts();
     if apache {
         const MONTHS: [&str; 12] = [
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -294,6 +248,23 @@ pub fn timestamp(apache: bool) -> String {
     } else {
         format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000")
     }
+}
+
+/// `2026-11-22T09:15:07Z` (RFC 3339, UTC), for JSON lines.
+#[must_use]
+pub fn iso_timestamp() -> String {
+    let (y, mo, d, h, mi, s) = now_parts();
+    format!("{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// The current UTC time: year, month, day, hour, minute, second.
+fn now_parts() -> (i64, u32, u32, u64, u64, u64) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, mo, d) = civil_from_days((secs / 86400) as i64);
+    let rem = secs % 86400;
+    (y, mo, d, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.

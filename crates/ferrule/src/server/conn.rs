@@ -19,6 +19,7 @@ use super::body::BodyReader;
 use super::buffer::{self, Prepared};
 use super::exchange::{on_pool, start, until_done, Turn};
 use super::head::{read_head, HeadRead, StopWatch, Timer};
+use super::health;
 use super::listener::Listener;
 use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
@@ -371,6 +372,7 @@ async fn serve_connection(
                     "HTTP/1 request from {} refused: --http 2",
                     info.peer_label()
                 );
+                statics::log_refused(&info, 505);
                 refuse(worker, &mut stream, 505).await;
                 return;
             }
@@ -468,11 +470,13 @@ async fn serve_requests(
                      --header-timeout); 408",
                     info.peer_label()
                 );
+                statics::log_refused(&info, 408);
                 refuse(worker, stream, 408).await;
                 return None;
             }
             HeadRead::Refused(e) => {
                 debug!("refused request from {}: {e}", info.peer_label());
+                statics::log_refused(&info, e.status());
                 refuse(worker, stream, e.status()).await;
                 return None;
             }
@@ -494,8 +498,8 @@ async fn serve_requests(
                 });
             }
         }
-        if let Some(statics) = &worker.statics {
-            match statics::answer(worker, statics, stream, &info, &head).await {
+        {
+            match health::answer_first(worker, stream, &info, &head, stop.stopping()).await {
                 Answered::Pass => {}
                 Answered::KeepAlive => {
                     idle = worker.keep_alive;

@@ -21,6 +21,7 @@ pub mod flush;
 pub mod gateway;
 mod h2;
 mod head;
+pub mod health;
 pub mod listener;
 pub mod outbox;
 mod pressure;
@@ -64,6 +65,8 @@ pub struct Worker {
     h2_inline: h2::Inline,
     /// `--static` mounts, answered before the app on HTTP connections.
     pub statics: Option<Arc<crate::statics::Statics>>,
+    /// `--health-path`, answered by the worker itself.
+    pub health_path: Option<String>,
     /// `--worker-connections`: the cap, and the HTTP/1 connections that may be closed to
     /// make room.
     conns: pressure::Connections,
@@ -97,6 +100,7 @@ impl Worker {
     /// Stops accepting and leaves once in-flight requests are done; the master replaces it.
     pub fn retire(&self) {
         crate::slots::leaving();
+        health::drain();
         self.retire.notify_one();
     }
 
@@ -226,6 +230,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         edge: edge::Edge::default(),
         h2_inline: h2::Inline::new(),
         statics: cfg.statics.clone(),
+        health_path: cfg.cli.health_path.clone(),
         conns: pressure::Connections::new(
             usize::try_from(cfg.cli.worker_connections).unwrap_or(usize::MAX),
         ),
@@ -277,6 +282,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             () = worker.retire.notified() => Stop::Graceful,
         };
         crate::slots::leaving();
+        health::drain();
         let _ = stop_tx.send(true);
         if stop == Stop::Graceful {
             // Requests the watchdog gave up on never finish: do not wait for them.

@@ -9,9 +9,9 @@ use ferrule_proto::http1::{response as enc, BodyKind, RequestHead, Version};
 
 use super::conn::Stream;
 use super::Worker;
-use crate::log;
 use crate::net::{date, io as sio, ConnInfo};
 use crate::statics::{Body, Decision, Request, Response, Statics};
+use crate::{access, log};
 
 /// Largest file range read into the response head's buffer and sent with it in one write;
 /// larger ones go with sendfile(2) after the head. Not configurable.
@@ -63,7 +63,7 @@ pub(super) async fn answer(
 }
 
 /// Encodes and sends `resp`. False if the connection failed or the file ended early.
-async fn send(
+pub(super) async fn send(
     worker: &Worker,
     stream: &Stream,
     version: Version,
@@ -150,7 +150,8 @@ async fn finish_write(stream: &Stream, out: Vec<u8>, timeout: std::time::Duratio
     written
 }
 
-/// The access log's line for a static answer, as for the app's responses.
+/// The access log's line for an answer the server made itself (a static file, the health
+/// path), as for the app's responses.
 pub(super) fn log_access(
     info: &ConnInfo,
     head: &RequestHead,
@@ -158,20 +159,37 @@ pub(super) fn log_access(
     sent: u64,
     started: Instant,
 ) {
-    let field = |name: &[u8]| {
-        head.fields()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
-    let entry = log::AccessEntry {
+    access::write(&access::Record {
         remote: info
             .peer
             .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
         method: head.method(),
         target: head.target(),
         version: head.version.as_str().as_bytes(),
-        referer: field(b"referer"),
-        agent: field(b"user-agent"),
-    };
-    log::access(&log::access_line(&entry, code, sent, started.elapsed()));
+        fields: head,
+        response_headers: b"",
+        status: code,
+        sent,
+        elapsed: started.elapsed(),
+        request_id: None,
+    });
+}
+
+/// The access log's line for a request the server refused before the app saw it (a head that
+/// did not parse, was too large or came too slowly): no request line is known.
+pub(super) fn log_refused(info: &ConnInfo, code: u16) {
+    access::write(&access::Record {
+        remote: info
+            .peer
+            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        method: b"-",
+        target: b"-",
+        version: b"-",
+        fields: &access::NoFields,
+        response_headers: b"",
+        status: code,
+        sent: 0,
+        elapsed: std::time::Duration::ZERO,
+        request_id: None,
+    });
 }

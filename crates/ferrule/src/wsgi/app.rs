@@ -28,6 +28,8 @@ pub struct App {
     pub server_header: bool,
     /// `--forwarded-allow-ips`.
     pub forwarded_allow: ferrule_proto::forwarded::TrustList,
+    /// `--request-id-header`, when on.
+    pub request_id: Option<super::request_id::RequestIdHeader>,
     /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
     pub inline: bool,
     /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
@@ -218,6 +220,11 @@ pub fn build_app(py: Python<'_>, cfg: &Config, loaded: Loaded) -> Result<App, Ap
         client_timeout: cfg.client_timeout,
         server_header: cfg.server_header,
         forwarded_allow: cfg.forwarded_allow.clone(),
+        request_id: cfg
+            .cli
+            .request_id_header
+            .as_deref()
+            .map(super::request_id::RequestIdHeader::new),
         inline: cfg.threads == 1,
         hooks: hooks::RequestHooks::load(py),
         empty_input,

@@ -12,6 +12,7 @@ use super::input::Input;
 use super::response::StartResponse;
 use super::sink::{Block, BodySource, Sink};
 use super::{format_exception, App, Request};
+use crate::access;
 use crate::log::{self, error};
 use crate::net::ConnInfo;
 use crate::watchdog;
@@ -41,6 +42,8 @@ pub struct Exchange {
     request: Request,
     /// For the access log.
     started: Option<Instant>,
+    /// `--request-id-header`: the request's id.
+    request_id: Option<Vec<u8>>,
     input: Py<Input>,
     response: Py<StartResponse>,
     /// The app's iterable, when it stopped before its end.
@@ -129,18 +132,33 @@ pub fn serve(
                 });
             }
         };
+        let request_id = super::request_id::resolve(app, conn, &request);
+        if let (Some(id), Some(h)) = (&request_id, &app.request_id) {
+            if let Ok(mut r) = response.try_borrow_mut(py) {
+                r.echo = Some((h.name.clone(), id.clone()));
+            }
+        }
         if has_body {
             if let Ok(mut r) = response.try_borrow_mut(py) {
                 r.input = Some(input.clone_ref(py));
             }
         }
         let iterating = guarded(py, &response, || {
-            run_app(py, app, conn, &request, &input, &response)
+            run_app(
+                py,
+                app,
+                conn,
+                &request,
+                request_id.as_deref(),
+                &input,
+                &response,
+            )
         });
         let exchange = Exchange {
             conn: conn.clone(),
             request,
             started,
+            request_id,
             input,
             response,
             iterating,
@@ -270,6 +288,7 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         conn,
         request,
         started,
+        request_id,
         input,
         response,
         iterating: _,
@@ -286,20 +305,19 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         });
     };
     let keep_alive = r.keep_alive();
-    let (code, sent) = (r.code, r.body_sent);
     let sink = r.sink.take();
     r.input = None;
-    drop(r);
-    app.recycle(py, response);
     if let Some(started) = started {
         let target = request.target();
-        log::access(&log::access_line(
-            &request.access_entry(&conn, &target),
-            code,
-            sent,
-            started.elapsed(),
-        ));
+        let mut record = request.access_record(&conn, &target, &r.headers);
+        record.status = r.code;
+        record.sent = r.body_sent;
+        record.elapsed = started.elapsed();
+        record.request_id = request_id.as_deref();
+        access::write(&record);
     }
+    drop(r);
+    app.recycle(py, response);
     Served::Done(Outcome {
         keep_alive,
         sink,
@@ -336,6 +354,7 @@ fn run_app(
     app: &App,
     conn: &ConnInfo,
     request: &Request,
+    request_id: Option<&[u8]>,
     input: &Py<Input>,
     response: &Py<StartResponse>,
 ) -> Option<Iterating> {
@@ -353,6 +372,14 @@ fn run_app(
             return None;
         }
     };
+    if let Some(id) = request_id {
+        if let Err(e) = super::request_id::put(py, app, &env, id) {
+            error!(
+                "cannot put the request id in the environ: {}",
+                format_exception(py, &e)
+            );
+        }
+    }
     if let Some(pre) = app.hooks.as_ref().and_then(|h| h.pre.as_ref()) {
         if let Err(e) = pre.bind(py).call1((&env,)) {
             error!("pre_request hook: {}", format_exception(py, &e));

@@ -6,7 +6,7 @@ use ferrule_proto::cgi::{percent_decode, split_target, strip_root_path};
 use ferrule_proto::http1::RequestHead;
 use pyo3::prelude::*;
 
-use crate::log::AccessEntry;
+use crate::access::{Fields, Record};
 use crate::net::ConnInfo;
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod input;
 mod known_headers;
 pub mod mounts;
 pub mod process;
+pub mod request_id;
 pub mod response;
 pub mod sink;
 #[cfg(test)]
@@ -81,37 +82,36 @@ impl Request {
     }
 
     /// What the access log says of the request; `target` holds the target.
-    fn access_entry<'a>(&'a self, conn: &ConnInfo, target: &'a [u8]) -> AccessEntry<'a> {
+    fn access_record<'a>(
+        &'a self,
+        conn: &ConnInfo,
+        target: &'a [u8],
+        response_headers: &'a [u8],
+    ) -> Record<'a> {
         let peer = || {
             conn.peer
                 .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
         };
-        match self {
-            Self::Fields(head) => {
-                let field = |name: &[u8]| {
-                    head.fields()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v)
-                };
-                AccessEntry {
-                    remote: peer(),
-                    method: head.method(),
-                    target,
-                    version: head.version.as_str().as_bytes(),
-                    referer: field(b"referer"),
-                    agent: field(b"user-agent"),
-                }
-            }
-            Self::Cgi(req) => AccessEntry {
-                remote: req
-                    .header(b"REMOTE_ADDR")
+        let (remote, version, fields): (String, &[u8], &dyn Fields) = match self {
+            Self::Fields(head) => (peer(), head.version.as_str().as_bytes(), head),
+            Self::Cgi(req) => (
+                req.header(b"REMOTE_ADDR")
                     .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned()),
-                method: req.method(),
-                target,
-                version: req.protocol(),
-                referer: req.header(b"HTTP_REFERER"),
-                agent: req.header(b"HTTP_USER_AGENT"),
-            },
+                req.protocol(),
+                req,
+            ),
+        };
+        Record {
+            remote,
+            method: self.method(),
+            target,
+            version,
+            fields,
+            response_headers,
+            status: 0,
+            sent: 0,
+            elapsed: std::time::Duration::ZERO,
+            request_id: None,
         }
     }
 }

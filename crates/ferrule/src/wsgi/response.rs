@@ -64,6 +64,8 @@ pub struct StartResponse {
     write_fn: Option<Py<PyAny>>,
     /// Where the response goes; taken back by the transport when the request is over.
     pub(super) sink: Option<Box<dyn Sink>>,
+    /// `--request-id-header`: the header's name and the request's id, echoed in the response.
+    pub(super) echo: Option<(String, Vec<u8>)>,
 }
 
 /// Whether a response header's name is `Connection`.
@@ -119,6 +121,7 @@ impl StartResponse {
             input: None,
             write_fn: None,
             sink: Some(sink),
+            echo: None,
         }
     }
 
@@ -167,7 +170,9 @@ impl StartResponse {
             input,
             write_fn: _,
             sink: this_sink,
+            echo,
         } = self;
+        *echo = None;
         status.clear();
         *started = false;
         *code = 0;
@@ -285,7 +290,17 @@ impl StartResponse {
                 dropped.join(", ")
             );
         }
+        self.push_echo();
         Ok(())
+    }
+
+    /// Adds the request id's header, unless the app set it.
+    fn push_echo(&mut self) {
+        if let Some((name, id)) = &self.echo {
+            if crate::access::response_header(&self.headers, name.as_bytes()).is_none() {
+                enc::push_header(&mut self.headers, name.as_bytes(), id);
+            }
+        }
     }
 
     /// One `(name, value)` of the app's headers: checked, then encoded (hop-by-hop ones are

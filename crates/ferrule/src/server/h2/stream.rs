@@ -49,6 +49,16 @@ pub async fn serve(
     let has_body = !recv.is_end_stream();
     let head = request_head(&parts, has_body, length);
     let timeout = worker.client_timeout;
+    if let Some(resp) = crate::server::health::response(&worker, &head, false) {
+        let started = crate::log::access_enabled().then(std::time::Instant::now);
+        let (status, len) = (resp.status, resp.body_len());
+        let sent = send_static(respond, resp, worker.app.server_header, timeout).await;
+        if let Some(started) = started {
+            let sent = if sent { len } else { 0 };
+            crate::server::statics::log_access(&info, &head, status, sent, started);
+        }
+        return;
+    }
     if let Some(statics) = worker.statics.as_deref() {
         let mut req = crate::statics::Request::new(head.method(), head.target());
         for (name, value) in head.fields() {
