@@ -75,9 +75,43 @@ pub(super) async fn sniff_preface(
 pub(super) async fn serve_plain(
     worker: &Arc<Worker>,
     stream: Stream,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    first: Bytes,
+) {
+    to_edge(worker, stream, info, stop, first, None).await;
+}
+
+/// Serves a connection upgraded from HTTP/1.1 (`Upgrade: h2c`, after `101 Switching
+/// Protocols`): on the edge thread, the client's preface and SETTINGS are read, the upgrading
+/// request goes in behind them as stream 1, and the connection is served as HTTP/2.
+pub(super) async fn serve_upgraded(
+    worker: &Arc<Worker>,
+    stream: Stream,
+    info: ConnInfo,
+    stop: watch::Receiver<bool>,
+    up: Upgrade,
+) {
+    to_edge(
+        worker,
+        stream,
+        info,
+        stop,
+        up.rest.freeze(),
+        Some(up.stream_one),
+    )
+    .await;
+}
+
+/// Moves a plain connection to the edge thread and serves it there as HTTP/2 (`stream_one`:
+/// an upgrade's request, spliced in behind the client's preface); waits for its end.
+async fn to_edge(
+    worker: &Arc<Worker>,
+    stream: Stream,
     mut info: ConnInfo,
     stop: watch::Receiver<bool>,
     first: Bytes,
+    stream_one: Option<Vec<u8>>,
 ) {
     let Some(edge) = worker.edge.handle() else {
         return;
@@ -94,54 +128,33 @@ pub(super) async fn serve_plain(
     let w = Arc::clone(worker);
     let served = edge.spawn(async move {
         match Arrived::new(conn, first) {
-            Ok(Arrived::Tcp(io)) => serve(w, io, info, stop).await,
-            Ok(Arrived::Unix(io)) => serve(w, io, info, stop).await,
+            Ok(Arrived::Tcp(io)) => spliced(w, io, info, stop, stream_one).await,
+            Ok(Arrived::Unix(io)) => spliced(w, io, info, stop, stream_one).await,
             Err(e) => debug!("cannot serve {} over HTTP/2: {e}", info.peer_label()),
         }
     });
     let _ = served.await;
 }
 
-/// Serves a connection upgraded from HTTP/1.1 (`Upgrade: h2c`, after `101 Switching
-/// Protocols`): on the edge thread, the client's preface and SETTINGS are read, the upgrading
-/// request goes in behind them as stream 1, and the connection is served as HTTP/2.
-pub(super) async fn serve_upgraded(
-    worker: &Arc<Worker>,
-    stream: Stream,
-    mut info: ConnInfo,
+/// Serves `io` on the edge thread, after splicing in an upgrade's stream 1 if there is one.
+async fn spliced<S: AsyncRead + AsyncWrite + Unpin>(
+    worker: Arc<Worker>,
+    io: Prefixed<S>,
+    info: ConnInfo,
     stop: watch::Receiver<bool>,
-    up: Upgrade,
+    stream_one: Option<Vec<u8>>,
 ) {
-    let Some(edge) = worker.edge.handle() else {
-        return;
-    };
-    let conn = match Handoff::take(stream) {
-        Ok(c) => c,
-        Err(e) => {
-            debug!("cannot serve {} over HTTP/2: {e}", info.peer_label());
-            return;
+    let io = match stream_one {
+        None => io,
+        Some(frame) => {
+            let max_frame = worker.http2.map_or(16_384, |s| s.max_frame_size as usize);
+            match splice(io, &frame, max_frame, worker.client_timeout).await {
+                Some(io) => io,
+                None => return,
+            }
         }
     };
-    info.fd = -1;
-    let w = Arc::clone(worker);
-    let served = edge.spawn(async move {
-        let timeout = w.client_timeout;
-        let max_frame = w.http2.map_or(16_384, |s| s.max_frame_size as usize);
-        match Arrived::new(conn, up.rest.freeze()) {
-            Ok(Arrived::Tcp(io)) => {
-                if let Some(io) = splice(io, &up.stream_one, max_frame, timeout).await {
-                    serve(w, io, info, stop).await;
-                }
-            }
-            Ok(Arrived::Unix(io)) => {
-                if let Some(io) = splice(io, &up.stream_one, max_frame, timeout).await {
-                    serve(w, io, info, stop).await;
-                }
-            }
-            Err(e) => debug!("cannot serve {} over HTTP/2: {e}", info.peer_label()),
-        }
-    });
-    let _ = served.await;
+    serve(worker, io, info, stop).await;
 }
 
 /// Reads the client's preface and first SETTINGS frame, and puts stream 1's HEADERS after

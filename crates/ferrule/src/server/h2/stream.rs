@@ -50,13 +50,7 @@ pub async fn serve(
     let head = request_head(&parts, has_body, length);
     let timeout = worker.client_timeout;
     if let Some(resp) = crate::server::health::response(&worker, &head, false) {
-        let started = crate::log::access_enabled().then(std::time::Instant::now);
-        let (status, len) = (resp.status, resp.body_len());
-        let sent = send_static(respond, resp, worker.app.server_header, timeout).await;
-        if let Some(started) = started {
-            let sent = if sent { len } else { 0 };
-            crate::server::statics::log_access(&info, &head, status, sent, started);
-        }
+        answer_own(respond, resp, &worker, &info, &head).await;
         return;
     }
     if let Some(statics) = worker.statics.as_deref() {
@@ -65,13 +59,7 @@ pub async fn serve(
             req.field(name, value);
         }
         if let Decision::Respond(resp) = statics.decide(&req) {
-            let started = crate::log::access_enabled().then(std::time::Instant::now);
-            let (status, len) = (resp.status, resp.body_len());
-            let sent = send_static(respond, resp, worker.app.server_header, timeout).await;
-            if let Some(started) = started {
-                let sent = if sent { len } else { 0 };
-                crate::server::statics::log_access(&info, &head, status, sent, started);
-            }
+            answer_own(respond, resp, &worker, &info, &head).await;
             return;
         }
     }
@@ -178,6 +166,29 @@ fn over_limits(parts: &http::request::Parts, limits: &ferrule_proto::Limits) -> 
         return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     None
+}
+
+/// Sends an answer of the server's own (`--static`, `--health-path`) and its access line.
+async fn answer_own(
+    respond: SendResponse<Bytes>,
+    resp: crate::statics::Response,
+    worker: &Worker,
+    info: &ConnInfo,
+    head: &RequestHead,
+) {
+    let started = crate::log::access_enabled().then(std::time::Instant::now);
+    let (status, len) = (resp.status, resp.body_len());
+    let sent = send_static(
+        respond,
+        resp,
+        worker.app.server_header,
+        worker.client_timeout,
+    )
+    .await;
+    if let Some(started) = started {
+        let sent = if sent { len } else { 0 };
+        crate::server::statics::log_access(info, head, status, sent, started);
+    }
 }
 
 /// Sends a `--static` answer on the stream. False if the stream or the file failed.
