@@ -239,7 +239,6 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
             "logger_class",
             "logconfig_dict",
             "syslog",
-            "proc_name",
             "enable_stdio_inheritance",
             "ssl_version",
             "the on_reload hook",
@@ -248,6 +247,8 @@ def test_a_gunicorn_conf_py_in_the_current_directory_is_read_and_serves(tmp_path
         ):
             assert len(re.findall(rf"WARNING\] \S*gunicorn\.conf\.py:\d+: .*\b{name}\b", srv.text)) == 1, name
         assert "X-FORWARDED-SSL: on" in srv.text
+        # proc_name names the processes.
+        assert Path(f"/proc/{srv.proc.pid}/cmdline").read_bytes().rstrip(b"\0") == b"ferrule: master [myapp]"
     finally:
         srv.stop()
 

@@ -344,42 +344,9 @@ fn push_escaped(out: &mut String, v: &[u8]) {
     }
 }
 
-/// A JSON string of `v`: UTF-8 as it is, a value that is not UTF-8 read as latin-1 (each
-/// byte above 0x7f `\u00XX`); quotes, backslashes and control characters escaped.
-fn push_json_str(out: &mut String, v: &[u8]) {
-    out.push('"');
-    match std::str::from_utf8(v) {
-        Ok(text) => text.chars().for_each(|c| push_json_char(out, c)),
-        Err(_) => {
-            for &b in v {
-                if b.is_ascii() {
-                    push_json_char(out, char::from(b));
-                } else {
-                    let _ = write!(out, "\\u{b:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-fn push_json_char(out: &mut String, c: char) {
-    match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if c.is_control() => {
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
-        }
-        c => out.push(c),
-    }
-}
-
 fn push_json_opt(out: &mut String, v: Option<&[u8]>) {
     match v {
-        Some(v) => push_json_str(out, v),
+        Some(v) => log::push_json_str(out, v),
         None => out.push_str("null"),
     }
 }
@@ -392,13 +359,13 @@ pub fn json_line(r: &Record<'_>) -> String {
     out.push_str("{\"time\":\"");
     out.push_str(&log::iso_timestamp());
     out.push_str("\",\"method\":");
-    push_json_str(&mut out, r.method);
+    log::push_json_str(&mut out, r.method);
     out.push_str(",\"path\":");
-    push_json_str(&mut out, path);
+    log::push_json_str(&mut out, path);
     out.push_str(",\"query\":");
-    push_json_str(&mut out, query);
+    log::push_json_str(&mut out, query);
     out.push_str(",\"protocol\":");
-    push_json_str(&mut out, r.version);
+    log::push_json_str(&mut out, r.version);
     let _ = write!(
         out,
         ",\"status\":{},\"bytes\":{},\"duration_ms\":{:.3},\"remote\":",
@@ -406,7 +373,7 @@ pub fn json_line(r: &Record<'_>) -> String {
         r.sent,
         r.elapsed.as_secs_f64() * 1000.0
     );
-    push_json_str(&mut out, r.remote.as_bytes());
+    log::push_json_str(&mut out, r.remote.as_bytes());
     out.push_str(",\"user_agent\":");
     push_json_opt(&mut out, r.fields.field(b"user-agent"));
     out.push_str(",\"referer\":");

@@ -262,6 +262,18 @@ pub struct Cli {
     #[arg(long = "access-log-json")]
     pub access_log_json: bool,
 
+    /// Write the error log as one JSON object a line (time, level, pid, message; a traceback
+    /// stays in its message) instead of gunicorn's `[time] [pid] [LEVEL] message`. What the
+    /// app writes to `wsgi.errors` or, with --capture-output, to stdout and stderr is written
+    /// as it is. [default: off]
+    #[arg(long = "log-json")]
+    pub log_json: bool,
+
+    /// The name in the process titles, `ferrule: master [NAME]` and `ferrule: worker [NAME]`
+    /// as `ps` and `top` show them (gunicorn's `proc_name`). [default: the app, as given]
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub name: Option<String>,
+
     /// A path (`/healthz`) the worker answers itself, without calling the app, on HTTP/1 and
     /// HTTP/2 (GET and HEAD, any query): `200 ok` while serving, `503 draining` once the
     /// worker is leaving (TERM, a reload, --max-requests), for readiness probes. [default:

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod log;
 pub mod net;
+pub mod proctitle;
 pub mod server;
 pub mod slots;
 pub mod sources;
@@ -46,6 +47,7 @@ fn main(argv: Vec<String>) -> i32 {
         print!("{}", cfg.report.render());
         return 0;
     }
+    log::set_json(cfg.cli.log_json);
     let error_log = Some(cfg.cli.error_logfile.as_str());
     if let Err(e) = log::init(
         cfg.cli.log_level,

@@ -1,11 +1,12 @@
 //! The one logging module: the error log (stderr by default, `--error-logfile`) and the access
 //! log (`--access-logfile`, `-` for stdout), in gunicorn's formats.
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 #[repr(u8)]
@@ -39,6 +40,8 @@ struct Sinks {
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// `--log-json`: error-log records as JSON objects.
+static JSON: AtomicBool = AtomicBool::new(false);
 /// Whether an access log is open (read on every request, so not behind the mutex).
 static ACCESS_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static SINKS: OnceLock<Mutex<Sinks>> = OnceLock::new();
@@ -146,19 +149,132 @@ pub fn enabled(level: Level) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
-/// Writes one error-log record: `[time] [pid] [LEVEL] message`.
+/// `--log-json`: error-log records are written as JSON objects from now on (in this process
+/// and those it forks).
+pub fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+/// Writes one error-log record: `[time] [pid] [LEVEL] message`, or with `--log-json`
+/// `{"time":...,"level":...,"pid":...,"message":...}`.
 pub fn log(level: Level, msg: &str) {
     if !enabled(level) {
         return;
     }
-    let line = format!(
-        "[{}] [{}] [{}] {}\n",
-        timestamp(false),
-        std::process::id(),
-        level.label(),
-        msg.trim_end()
-    );
+    let line = if JSON.load(Ordering::Relaxed) {
+        let mut line = String::with_capacity(msg.len() + 80);
+        line.push_str("{\"time\":\"");
+        line.push_str(&iso_timestamp());
+        let _ = write!(
+            line,
+            "\",\"level\":\"{}\",\"pid\":{},\"message\":",
+            level.label(),
+            std::process::id()
+        );
+        push_json_str(&mut line, msg.trim_end().as_bytes());
+        line.push_str("}\n");
+        line
+    } else {
+        format!(
+            "[{}] [{}] [{}] {}\n",
+            timestamp(false),
+            std::process::id(),
+            level.label(),
+            msg.trim_end()
+        )
+    };
     write_error_raw(line.as_bytes());
+}
+
+/// How often a [`Repeated`] message is written at most.
+pub const REPEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// A message that may come many times a second (an accept that keeps failing, a full disk,
+/// an overloaded worker): written the first time, then at most once every
+/// [`REPEAT_EVERY`], saying how many times it came in between.
+pub struct Repeated {
+    /// When it was last written, and how many times it came since.
+    state: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Repeated {
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            state: Mutex::new(None),
+        }
+    }
+
+    /// Logs `msg()` at `level`, or counts it when it was written less than
+    /// [`REPEAT_EVERY`] ago.
+    pub fn log(&self, level: Level, msg: impl FnOnce() -> String) {
+        if !enabled(level) {
+            return;
+        }
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let since = match *state {
+            Some((at, count)) if now.duration_since(at) < REPEAT_EVERY => {
+                *state = Some((at, count + 1));
+                return;
+            }
+            Some((at, count)) => (count > 0).then(|| (count, now.duration_since(at))),
+            None => None,
+        };
+        *state = Some((now, 0));
+        drop(state);
+        let mut text = msg();
+        if let Some((count, over)) = since {
+            let _ = write!(
+                text,
+                " (and {count} more like it in the {} s before)",
+                over.as_secs()
+            );
+        }
+        log(level, &text);
+    }
+}
+
+impl Default for Repeated {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A JSON string of `v`: UTF-8 as it is, a value that is not UTF-8 read as latin-1 (each
+/// byte above 0x7f `\u00XX`); quotes, backslashes and control characters escaped.
+pub fn push_json_str(out: &mut String, v: &[u8]) {
+    out.push('"');
+    match std::str::from_utf8(v) {
+        Ok(text) => text.chars().for_each(|c| push_json_char(out, c)),
+        Err(_) => {
+            for &b in v {
+                if b.is_ascii() {
+                    push_json_char(out, char::from(b));
+                } else {
+                    let _ = write!(out, "\\u{b:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+fn push_json_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() => {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        }
+        c => out.push(c),
+    }
 }
 
 /// Writes bytes as they are to the error log (`wsgi.errors`).

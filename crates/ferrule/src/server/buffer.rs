@@ -22,6 +22,7 @@ use super::conn::{Stream, READ_BUF};
 use super::head::Timer;
 use super::rate::MinRate;
 use super::Worker;
+use crate::log::{Level, Repeated};
 use crate::wsgi::sink::{BodyError, BodySource};
 
 /// Largest request body (by its Content-Length, or as sent when chunked) the inline worker
@@ -107,15 +108,15 @@ pub(super) enum Prepared {
     Refused(ParseError),
     /// The body came slower than `--body-min-rate`: answer 408 and close.
     TooSlow,
-    /// The client stopped sending (closed, failed, or silent past `--client-timeout`), or the
-    /// spool file failed: close.
+    /// The body could not be kept (a spool file failed): answer 500 and close.
+    Failed,
+    /// The client stopped sending (closed, failed, or silent past `--client-timeout`): close.
     Closed,
 }
 
 /// Why reading a body ended before its end.
 enum Stop {
-    /// The client closed, failed or went silent past `--client-timeout` (or the spool file
-    /// failed).
+    /// The client closed, failed or went silent past `--client-timeout`.
     Closed,
     /// Below `--body-min-rate`.
     TooSlow,
@@ -211,7 +212,7 @@ impl BodyRead<'_> {
     /// Spools a body of `n` bytes (the first of them in `rbuf`) to a file.
     async fn spool_length(&mut self, n: u64, rbuf: &mut BytesMut) -> Prepared {
         let Some(mut file) = open_spool(self.worker) else {
-            return Prepared::Closed;
+            return Prepared::Failed;
         };
         let mut left = n;
         loop {
@@ -236,7 +237,7 @@ impl BodyRead<'_> {
     /// Spools a chunked body (from its start in `rbuf`) to a file, decoded.
     async fn spool_chunked(&mut self, rbuf: &mut BytesMut) -> Prepared {
         let Some(mut file) = open_spool(self.worker) else {
-            return Prepared::Closed;
+            return Prepared::Failed;
         };
         let limits = &self.worker.app.limits;
         let mut dec = ChunkedDecoder::new(limits.max_head(), limits.request_body);
@@ -394,11 +395,14 @@ enum Scanned {
 }
 
 fn spool_failed(worker: &Worker, e: &io::Error) -> Prepared {
-    crate::log::error!(
-        "cannot write a request body to a spool file in {} (--body-spool-dir): {e}",
-        worker.buffering.spool_dir.display()
-    );
-    Prepared::Closed
+    static FAILED: Repeated = Repeated::new();
+    FAILED.log(Level::Error, || {
+        format!(
+            "cannot write a request body to a spool file in {} (--body-spool-dir): {e}",
+            worker.buffering.spool_dir.display()
+        )
+    });
+    Prepared::Failed
 }
 
 fn open_spool(worker: &Worker) -> Option<File> {

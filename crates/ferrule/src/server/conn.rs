@@ -532,6 +532,11 @@ async fn serve_requests(
                     refuse(worker, stream, 408).await;
                     return None;
                 }
+                Prepared::Failed => {
+                    statics::log_refused(&info, 500);
+                    refuse(worker, stream, 500).await;
+                    return None;
+                }
                 Prepared::Closed => {
                     debug!(
                         "{} stopped sending its request body; closing",

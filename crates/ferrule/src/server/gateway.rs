@@ -94,6 +94,11 @@ pub(super) async fn serve_one(
                 refuse(worker, &mut stream, 408).await;
                 return;
             }
+            Prepared::Failed => {
+                super::statics::log_refused(&info, 500);
+                refuse(worker, &mut stream, 500).await;
+                return;
+            }
             Prepared::Closed => return,
         };
     let fd = stream.fd();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::log::{error, warning};
+use crate::log::{warning, Level, Repeated};
 use crate::slots::now_ms;
 
 /// Idle keep-alive connections closed at a time to make room (nginx frees 32 reusable
@@ -184,7 +184,8 @@ impl Connections {
         if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
             self.relieve(1, &Cause::Descriptors(e), open).await;
         } else {
-            error!("accept failed: {e}");
+            static FAILED: Repeated = Repeated::new();
+            FAILED.log(Level::Error, || format!("accept failed: {e}"));
             tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
         }
     }

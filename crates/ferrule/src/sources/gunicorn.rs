@@ -176,8 +176,8 @@ pub const TABLE: &[Entry] = &[
     ignored("dogstatsd_tags", Flag::Value(None, "dogstatsd-tags"), Expect::Str, NO_STATSD),
     ignored("statsd_prefix", Flag::Value(None, "statsd-prefix"), Expect::Str, NO_STATSD),
     // Process naming.
-    ignored("proc_name", Flag::Value(Some('n'), "name"), Expect::Str, "Ferrule does not set process titles"),
-    ignored("default_proc_name", Flag::None, Expect::Str, "Ferrule does not set process titles"),
+    same("proc_name", "name"),
+    ignored("default_proc_name", Flag::None, Expect::Str, "the titles name the app unless --name is given"),
     // SSL: rustls, configured by --certfile, --keyfile, --tls-min-version, --ciphers.
     same("keyfile", "keyfile"),
     same("certfile", "certfile"),

@@ -118,8 +118,9 @@ fn gunicorn_flags_parse_and_warn_once() {
     .expect("ok");
     assert!(r.cli.preload);
     assert_eq!(r.cli.worker_connections, 10);
-    // worker_class (once, though given twice) and proc_name; worker_connections is an option.
-    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    assert_eq!(r.cli.name.as_deref(), Some("x"));
+    // worker_class (once, though given twice); worker_connections and proc_name are options.
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(r.warnings[0].contains("worker_class"), "{:?}", r.warnings);
     let e = resolved(&["-k", "uvicorn.workers.UvicornWorker"], &[])
         .err()

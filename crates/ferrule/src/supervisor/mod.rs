@@ -170,6 +170,7 @@ pub fn run(cfg: Config) -> i32 {
     };
     let pid = std::process::id();
     info!("Starting ferrule {}", env!("CARGO_PKG_VERSION"));
+    crate::proctitle::set("master", &crate::proctitle::name(&cfg));
     for l in &listeners {
         info!("Listening at: {} ({pid})", l.display);
     }

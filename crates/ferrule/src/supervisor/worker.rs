@@ -110,6 +110,7 @@ pub(super) fn worker_main(
         crate::log::flush();
         return super::BOOT_ERROR;
     }
+    crate::proctitle::set("worker", &crate::proctitle::name(cfg));
     python::post_fork();
     let app = match python::load_app(cfg, preloaded) {
         Ok(app) => app,

@@ -13,7 +13,7 @@ use super::response::StartResponse;
 use super::sink::{Block, BodySource, Sink};
 use super::{format_exception, App, Request};
 use crate::access;
-use crate::log::{self, error, warning};
+use crate::log::{self, error};
 use crate::net::ConnInfo;
 use crate::watchdog;
 
@@ -657,32 +657,15 @@ fn app_failed(
 /// `--max-queue-wait`: one warning line every 10 s at most (overload comes in bursts), with
 /// the count of requests answered 503 since the last line.
 fn warn_overdue(waited: Duration, limit: Duration) {
-    static LAST: std::sync::Mutex<Option<(Instant, u64)>> = std::sync::Mutex::new(None);
-    let Ok(mut last) = LAST.lock() else {
-        return;
-    };
-    let now = Instant::now();
-    let since = match *last {
-        Some((at, count)) if now.duration_since(at) < Duration::from_secs(10) => {
-            *last = Some((at, count + 1));
-            return;
-        }
-        Some((_, count)) => count,
-        None => 0,
-    };
-    *last = Some((now, 0));
-    drop(last);
-    let more = if since > 0 {
-        format!(" ({since} more answered 503 since the last such line)")
-    } else {
-        String::new()
-    };
-    warning!(
-        "a request waited {} ms for an app thread, over --max-queue-wait ({} ms): answered \
-         503{more}",
-        waited.as_millis(),
-        limit.as_millis()
-    );
+    static OVERDUE: log::Repeated = log::Repeated::new();
+    OVERDUE.log(log::Level::Warning, || {
+        format!(
+            "a request waited {} ms for an app thread, over --max-queue-wait ({} ms): \
+             answered 503",
+            waited.as_millis(),
+            limit.as_millis()
+        )
+    });
 }
 
 /// `--max-queue-wait`: 503 with `Retry-After` (the limit, in whole seconds, at least 1), and
