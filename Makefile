@@ -9,7 +9,7 @@ SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
-.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz-smoke
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz-smoke docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ FUZZ_SECONDS ?= 20
 fuzz-smoke:
 	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+
+# The reference pages generated from the code (tests/test_docs.py fails when they are stale).
+docs: build
+	cd /tmp && $(abspath $(BIN))/python -m ferrule --print-reference options > $(CURDIR)/docs/options.md
+	cd /tmp && $(abspath $(BIN))/python -m ferrule --print-reference gunicorn > $(CURDIR)/docs/gunicorn.md
 
 fmt:
 	cargo fmt --all

@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long = "check-config")]
     pub check_config: bool,
 
+    /// Print a reference page, as docs/ holds them (`make docs`), and exit: `options`, every
+    /// option; `gunicorn`, every gunicorn setting and what Ferrule does with it.
+    #[arg(long = "print-reference", value_name = "PAGE")]
+    pub print_reference: Option<crate::sources::reference::Page>,
+
     /// Set an environment variable in the server and its workers (`os.environ`), as
     /// `KEY=VALUE`. Repeatable. [default: none]
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]

@@ -40,6 +40,10 @@ fn main(argv: Vec<String>) -> i32 {
             return 2;
         }
     };
+    if let Some(page) = cfg.cli.print_reference {
+        print!("{}", sources::reference::render(page));
+        return 0;
+    }
     if cfg.cli.print_config {
         for w in &cfg.warnings {
             eprintln!("Warning: {w}");

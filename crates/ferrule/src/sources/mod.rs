@@ -25,6 +25,7 @@ use crate::cli::Cli;
 mod env;
 pub mod gunicorn;
 mod print;
+pub mod reference;
 mod toml;
 mod words;
 

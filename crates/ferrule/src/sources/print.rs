@@ -10,7 +10,13 @@ use clap::{ArgAction, ArgMatches, Command};
 use super::Origin;
 
 /// Options never printed: the actions themselves.
-const SKIP: [&str; 4] = ["help", "version", "print_config", "check_config"];
+const SKIP: [&str; 5] = [
+    "help",
+    "version",
+    "print_config",
+    "check_config",
+    "print_reference",
+];
 /// Options printed masked.
 const SECRET: [&str; 1] = ["keyfile_password"];
 
