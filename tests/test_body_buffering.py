@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import read_response
+from conftest import read_all, read_response
+from test_gateway_wire import uwsgi_packet
 
 BLOCK = 65536
 HOST = b"Host: x\r\n"
@@ -195,3 +197,132 @@ def test_other_paths_are_buffered_beside_a_streaming_prefix(serve_both, tmp_path
         status, _, body = read_response(s)
     assert b" 200 " in status
     assert body.decode().split()[:2] == [hashlib.sha256(whole).hexdigest(), str(len(whole))]
+
+
+def drip(s, data: bytes, every: float) -> None:
+    """Sends `data` a byte at a time, `every` seconds apart, until the server closes."""
+    for b in data:
+        try:
+            s.sendall(bytes([b]))
+        except OSError:
+            return
+        time.sleep(every)
+
+
+def test_a_body_slower_than_the_minimum_rate_gets_408_and_the_app_is_not_called(serve_both, tmp_path):
+    """The default --body-min-rate (500 bytes/s over 5 s windows): a body dripped at a few
+    bytes a second is answered 408 with `Connection: close` once a window has passed, while
+    other clients are served meanwhile; the access log has its line, and none from the app."""
+    log = tmp_path / "access.log"
+    srv = serve_both("upload:app", "--access-logfile", str(log))
+    with srv.connect(timeout=30) as slow:
+        slow.sendall(post_head("/sha", 1000))
+        began = time.monotonic()
+        dripper = threading.Thread(target=drip, args=(slow, b"x" * 1000, 0.25), daemon=True)
+        dripper.start()
+        with srv.connect() as other:
+            other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(other)[2] == b"/other"
+        status, headers, _ = read_response(slow)
+        took = time.monotonic() - began
+    assert b" 408 " in status
+    assert headers.get("connection") == "close"
+    # One window of 5 s, give or take the drip's pace; well before the client timeout.
+    assert 4.5 <= took < 20, took
+    deadline = time.monotonic() + 10
+    while '"- - -" 408 ' not in (lines := log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
+    assert "POST /sha" not in lines, lines
+
+
+def test_a_body_at_the_minimum_rate_or_faster_is_served(serve_both):
+    """--body-min-rate 40: a body sent steadily at ~100 bytes/s for over a window is whole."""
+    srv = serve_both("upload:app", "--body-min-rate", "40")
+    body = b"y" * 700
+    with srv.connect(timeout=30) as s:
+        s.sendall(post_head("/sha", len(body)))
+        for i in range(0, len(body), 50):
+            s.sendall(body[i : i + 50])
+            time.sleep(0.5)
+        status, _, out = read_response(s)
+    assert b" 200 " in status
+    assert out.decode().split()[:2] == [hashlib.sha256(body).hexdigest(), str(len(body))]
+
+
+def test_a_streamed_body_has_no_minimum_rate_unless_given(serve_both, tmp_path):
+    """A streaming path (--stream-uploads) takes a dripped body when --body-min-rate is not
+    given; given, the app's read fails and the client gets 408."""
+    mark = tmp_path / "first"
+    body = b"z" * 4102
+    plain = serve_both("upload:app", "--stream-uploads", "/up")
+    with plain.connect(timeout=30) as s:
+        s.sendall(post_head(f"/up/x?{mark}", len(body)) + body[:4096])
+        drip(s, body[4096:], 1.0)  # 6 bytes over 6 s, past one window
+        status, _, out = read_response(s)
+    assert b" 200 " in status
+    assert out.decode().split() == [hashlib.sha256(body).hexdigest(), str(len(body))]
+
+    # 1000 bytes/s: the first block does not make up a window's 5000 bytes even if counted;
+    # 10 bytes a second apart: the body is still coming when the window ends.
+    paced = serve_both("upload:app", "--stream-uploads", "/up", "--body-min-rate", "1000")
+    body += b"z" * 4
+    with paced.connect(timeout=30) as s:
+        s.sendall(post_head(f"/up/y?{mark}", len(body)) + body[:4096])
+        dripper = threading.Thread(target=drip, args=(s, body[4096:], 1.0), daemon=True)
+        dripper.start()
+        status, headers, _ = read_response(s)
+    assert b" 408 " in status
+    assert headers.get("connection") == "close"
+
+
+def gateway_request(proto: str, path: str, body: bytes, length: int | None = None) -> bytes:
+    """A uwsgi or SCGI request for `path` whose head announces `length` (default: the body's)."""
+    n = str(len(body) if length is None else length)
+    vars = {
+        "CONTENT_LENGTH": n,
+        "REQUEST_METHOD": "POST",
+        "REQUEST_URI": path,
+        "PATH_INFO": path.split("?")[0],
+    }
+    if proto == "uwsgi":
+        return uwsgi_packet(vars, body)
+    block = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in {**vars, "SCGI": "1"}.items())
+    return str(len(block)).encode() + b":" + block + b"," + body
+
+
+@pytest.mark.parametrize("proto", ["uwsgi", "scgi"])
+def test_gateway_bodies_are_buffered_spooled_and_limited(serve_both, tmp_path, proto):
+    """Behind a front server too: a dripped body does not hold up another request, a body over
+    --body-buffer-size is spooled (and reaches the app whole), one over --limit-request-body
+    gets 413 before any of it is read."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    srv = serve_both(
+        None,
+        "-b",
+        f"{proto}://127.0.0.1:0",
+        "--body-spool-dir",
+        str(spool),
+        "--limit-request-body",
+        "1000000",
+        "upload:app",
+    )
+    host, port = srv.binds[-1][1].rsplit(":", 1)
+    addr = (host, int(port))
+    body = os.urandom(300_000)
+    with socket.create_connection(addr, timeout=30) as slow:
+        slow.sendall(gateway_request(proto, f"/sha?{spool}", body)[:-10])
+        with socket.create_connection(addr, timeout=10) as other:
+            other.sendall(gateway_request(proto, "/other", b"x"))
+            assert read_all(other).endswith(b"/other")
+        slow.sendall(gateway_request(proto, f"/sha?{spool}", body)[-10:])
+        out = read_all(slow)
+    assert out.startswith(b"HTTP/1.")
+    assert b" 200 " in out.split(b"\r\n", 1)[0]
+    # The app saw the spool directory empty: the file has no name.
+    assert out.rsplit(b"\r\n\r\n", 1)[1].decode().split() == [hashlib.sha256(body).hexdigest(), "300000", "0"]
+    with socket.create_connection(addr, timeout=10) as s:
+        s.sendall(gateway_request(proto, "/sha", b"", length=2_000_000))
+        out = read_all(s)
+    assert out.split(b"\r\n", 1)[0].endswith(b" 413 Content Too Large"), out

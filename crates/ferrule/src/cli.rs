@@ -461,7 +461,35 @@ pub struct Cli {
     /// unbuffered (repeatable). Default: none.
     #[arg(long = "stream-uploads", value_name = "PREFIX")]
     pub stream_uploads: Vec<String>,
+
+    /// The slowest a request body may arrive, in bytes per second over each 5 s window
+    /// (Apache mod_reqtimeout's MinRate); a slower one gets 408 and the connection closes.
+    /// Default: 500 on buffered bodies; on streaming paths (--no-request-buffering,
+    /// --stream-uploads) only when given. 0: no minimum.
+    #[arg(long = "body-min-rate", value_name = "BYTES_PER_S")]
+    pub body_min_rate: Option<u64>,
+
+    /// With app threads (--threads > 1): a request that waited longer than this for a free
+    /// app thread is answered 503 with Retry-After instead of being served late (the access
+    /// log's duration includes the wait). Decimals allowed (0.5). Default: 0, off.
+    #[arg(long = "max-queue-wait", value_name = "SECONDS", default_value_t = 0.0,
+          value_parser = non_negative_seconds)]
+    pub max_queue_wait: f64,
 }
+
+/// A number of seconds, 0 or more, decimals allowed.
+fn non_negative_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds (0 or more, such as 2 or 0.5)"
+        )),
+    }
+}
+
+/// `--body-min-rate`'s default on buffered bodies, in bytes per second: Apache's. Change it
+/// with the option; 0 disables it.
+pub const DEFAULT_BODY_MIN_RATE: u64 = 500;
 
 /// `--body-buffer-size`' default: 64 KiB in memory, beyond it a spool file. Change it with
 /// the option; 0 spools every body.

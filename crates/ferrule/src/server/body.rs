@@ -11,6 +11,7 @@ use ferrule_proto::fastcgi::{StdinDecoder, StdinEvent};
 use ferrule_proto::http1::{response::CONTINUE, BodyKind, ChunkedDecoder};
 use ferrule_proto::Limits;
 
+use super::rate::{self, MinRate};
 use crate::net::io as sio;
 use crate::wsgi::sink::{BodyError, BodySource};
 
@@ -37,6 +38,8 @@ pub struct BodyReader {
     /// `Expect: 100-continue` not yet answered.
     pub continue_pending: bool,
     timeout: Duration,
+    /// `--body-min-rate` on a streamed body, when set for it.
+    rate: Option<MinRate>,
     pub error: Option<BodyError>,
 }
 
@@ -64,8 +67,17 @@ impl BodyReader {
             framing,
             continue_pending,
             timeout,
+            rate: None,
             error: None,
         }
+    }
+
+    /// The body must arrive at `rate` bytes per second or faster (`--body-min-rate`; 0: no
+    /// minimum), counted over the time its reads wait for the client.
+    #[must_use]
+    pub fn with_min_rate(mut self, rate: u64) -> Self {
+        self.rate = MinRate::start(rate);
+        self
     }
 
     /// The body of FastCGI request `request_id`: its STDIN records, up to `max_body` (0: none).
@@ -83,6 +95,7 @@ impl BodyReader {
             framing: Framing::FastCgi(StdinDecoder::new(request_id, max_body)),
             continue_pending: false,
             timeout,
+            rate: None,
             error: None,
         }
     }
@@ -198,10 +211,13 @@ impl BodyReader {
             sio::write_all(self.fd, &[CONTINUE], 0, self.timeout)
                 .map_err(|e| BodyError::Io(e.kind()))?;
         }
-        match sio::read_some(self.fd, &mut self.rbuf, READ_BLOCK, self.timeout) {
+        let (fd, rbuf) = (self.fd, &mut self.rbuf);
+        match rate::paced(self.timeout, &mut self.rate, |t| {
+            sio::read_some(fd, rbuf, READ_BLOCK, t)
+        }) {
             Ok(0) => Err(BodyError::Io(io::ErrorKind::UnexpectedEof)),
             Ok(_) => Ok(()),
-            Err(e) => Err(BodyError::Io(e.kind())),
+            Err(e) => Err(e),
         }
     }
 
@@ -253,10 +269,11 @@ impl BodyReader {
                 sio::write_all(self.fd, &[CONTINUE], 0, self.timeout)
                     .map_err(|e| BodyError::Io(e.kind()))?;
             }
-            match sio::read_into(self.fd, &mut rest[done..], self.timeout) {
+            let (fd, dst) = (self.fd, &mut rest[done..]);
+            match rate::paced(self.timeout, &mut self.rate, |t| sio::read_into(fd, dst, t)) {
                 Ok(0) => return Err(BodyError::Io(io::ErrorKind::UnexpectedEof)),
                 Ok(n) => done += n,
-                Err(e) => return Err(BodyError::Io(e.kind())),
+                Err(e) => return Err(e),
             }
         }
         let left = left - dst.len() as u64;

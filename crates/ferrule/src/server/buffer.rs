@@ -1,4 +1,4 @@
-//! Request body buffering on HTTP/1: the event loop reads a request's body before the app is
+//! Request body buffering on HTTP/1, uwsgi and SCGI: the event loop reads a request's body before the app is
 //! called (as waitress and nginx's `proxy_request_buffering` do), so that a client sending
 //! slowly holds a connection task, never an app thread or the inline worker's loop. Up to
 //! `--body-buffer-size` stays in the connection's read buffer (the ordinary [`BodyReader`]
@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Buf, BytesMut};
 use ferrule_proto::http1::{response::CONTINUE, BodyKind, ChunkedDecoder, RequestHead};
 use ferrule_proto::ParseError;
+use tokio::time::Instant;
 
 use super::conn::{Stream, READ_BUF};
 use super::head::Timer;
+use super::rate::MinRate;
 use super::Worker;
 use crate::wsgi::sink::{BodyError, BodySource};
 
@@ -45,16 +47,26 @@ pub struct Buffering {
     pub spool_dir: PathBuf,
     /// Path prefixes whose requests stream their body to the app.
     pub stream_prefixes: Vec<String>,
+    /// `--body-min-rate` (bytes/s; 0: none) for buffered bodies.
+    pub min_rate: u64,
+    /// The same for streamed bodies: only when `--body-min-rate` is given.
+    pub stream_min_rate: u64,
 }
 
 impl Buffering {
     /// Whether `head`'s body is buffered before the app runs.
     fn buffers(&self, head: &RequestHead) -> bool {
+        self.buffers_path(head.target())
+    }
+
+    /// Whether the body of a request for `target` (a path, or an absolute-form target) is
+    /// buffered before the app runs.
+    fn buffers_path(&self, target: &[u8]) -> bool {
         self.enabled
             && !self
                 .stream_prefixes
                 .iter()
-                .any(|p| under(path_of(head.target()), p))
+                .any(|p| under(path_of(target), p))
     }
 }
 
@@ -93,9 +105,168 @@ pub(super) enum Prepared {
     /// The body is refused (malformed framing, over `--limit-request-body`): answer this
     /// status and close.
     Refused(ParseError),
+    /// The body came slower than `--body-min-rate`: answer 408 and close.
+    TooSlow,
     /// The client stopped sending (closed, failed, or silent past `--client-timeout`), or the
     /// spool file failed: close.
     Closed,
+}
+
+/// Why reading a body ended before its end.
+enum Stop {
+    /// The client closed, failed or went silent past `--client-timeout` (or the spool file
+    /// failed).
+    Closed,
+    /// Below `--body-min-rate`.
+    TooSlow,
+}
+
+impl From<Stop> for Prepared {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Closed => Self::Closed,
+            Stop::TooSlow => Self::TooSlow,
+        }
+    }
+}
+
+/// Reading one request body on the connection's task: its timer and its rate check.
+struct BodyRead<'a> {
+    worker: &'a Worker,
+    stream: &'a mut Stream,
+    timer: &'a mut Timer,
+    rate: Option<MinRate>,
+}
+
+impl BodyRead<'_> {
+    /// One more read into `rbuf` within the client timeout (and the rate window).
+    async fn more(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
+        let idle = self.worker.client_timeout;
+        loop {
+            let wait = self.rate.as_ref().map_or(idle, |r| r.wait(idle));
+            let began = Instant::now();
+            let read = self
+                .timer
+                .within(began + wait, self.stream.read_buf(rbuf))
+                .await;
+            let n = match read {
+                Some(Ok(n)) if n > 0 => n,
+                // The rate window ended before the client timeout: checked below, then wait on.
+                None if wait < idle => 0,
+                _ => return Err(Stop::Closed),
+            };
+            if self
+                .rate
+                .as_mut()
+                .is_some_and(|r| !r.record(n, began.elapsed()))
+            {
+                return Err(Stop::TooSlow);
+            }
+            if n > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads the `left` bytes still to come of a body into `rbuf`.
+    async fn len(&mut self, left: usize, rbuf: &mut BytesMut) -> Result<(), Stop> {
+        let want = rbuf.len() + left;
+        // With the room each read asks for: the buffer is not grown (copied) on the last one.
+        rbuf.reserve(left + READ_BUF);
+        while rbuf.len() < want {
+            self.more(rbuf).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads a chunked body into `rbuf` while it stays within `memory` bytes as sent. Only
+    /// the framing is scanned: the reader decodes the body from the start.
+    async fn scan_chunked(&mut self, rbuf: &mut BytesMut, memory: usize) -> Scanned {
+        let limits = &self.worker.app.limits;
+        let mut scan = ChunkedDecoder::new(limits.max_head(), limits.request_body);
+        let mut scanned = 0;
+        loop {
+            while let Some(rest) = rbuf.get(scanned..).filter(|r| !r.is_empty()) {
+                match scan.decode(rest, usize::MAX) {
+                    Ok((0, _)) => break,
+                    Ok((used, _)) => scanned += used,
+                    Err(e) => return Scanned::Refused(e),
+                }
+                if scan.is_done() {
+                    return Scanned::Whole;
+                }
+            }
+            if scan.is_done() {
+                return Scanned::Whole;
+            }
+            if rbuf.len() >= memory {
+                return Scanned::Large;
+            }
+            if let Err(stop) = self.more(rbuf).await {
+                return Scanned::Stopped(stop);
+            }
+        }
+    }
+
+    /// Spools a body of `n` bytes (the first of them in `rbuf`) to a file.
+    async fn spool_length(&mut self, n: u64, rbuf: &mut BytesMut) -> Prepared {
+        let Some(mut file) = open_spool(self.worker) else {
+            return Prepared::Closed;
+        };
+        let mut left = n;
+        loop {
+            let take = usize::try_from(left).unwrap_or(usize::MAX).min(rbuf.len());
+            if take > 0 {
+                if let Err(e) = file.write_all(rbuf.get(..take).unwrap_or_default()) {
+                    return spool_failed(self.worker, &e);
+                }
+                rbuf.advance(take);
+                left -= take as u64;
+            }
+            if left == 0 {
+                return Prepared::Spooled(SpooledBody::new(file, n));
+            }
+            rbuf.reserve(SPOOL_READ);
+            if let Err(stop) = self.more(rbuf).await {
+                return stop.into();
+            }
+        }
+    }
+
+    /// Spools a chunked body (from its start in `rbuf`) to a file, decoded.
+    async fn spool_chunked(&mut self, rbuf: &mut BytesMut) -> Prepared {
+        let Some(mut file) = open_spool(self.worker) else {
+            return Prepared::Closed;
+        };
+        let limits = &self.worker.app.limits;
+        let mut dec = ChunkedDecoder::new(limits.max_head(), limits.request_body);
+        let mut len = 0u64;
+        loop {
+            while !rbuf.is_empty() && !dec.is_done() {
+                let (used, data) = match dec.decode(rbuf, usize::MAX) {
+                    Ok(r) => r,
+                    Err(e) => return Prepared::Refused(e),
+                };
+                if let Some(data) = data {
+                    if let Err(e) = file.write_all(rbuf.get(data.clone()).unwrap_or_default()) {
+                        return spool_failed(self.worker, &e);
+                    }
+                    len += data.len() as u64;
+                }
+                rbuf.advance(used);
+                if used == 0 {
+                    break;
+                }
+            }
+            if dec.is_done() {
+                return Prepared::Spooled(SpooledBody::new(file, len));
+            }
+            rbuf.reserve(SPOOL_READ);
+            if let Err(stop) = self.more(rbuf).await {
+                return stop.into();
+            }
+        }
+    }
 }
 
 /// Reads `head`'s body before the app runs, as `worker`'s buffering says; `rbuf` holds what
@@ -110,99 +281,106 @@ pub(super) async fn prepare(
     if matches!(head.body, BodyKind::Empty) {
         return Prepared::InBuffer { expect: false };
     }
-    if !worker.buffering.buffers(head) {
-        return stream_ahead(worker, stream, head, rbuf, timer).await;
+    let buffers = worker.buffering.buffers(head);
+    let rate = if buffers {
+        worker.buffering.min_rate
+    } else {
+        worker.buffering.stream_min_rate
+    };
+    let mut read = BodyRead {
+        worker,
+        stream,
+        timer,
+        rate: MinRate::start(rate),
+    };
+    if !buffers {
+        return read.stream_ahead(head, rbuf).await;
     }
-    if head.expect_continue && !stream.write_all(CONTINUE, worker.client_timeout).await {
+    if head.expect_continue && !read.stream.write_all(CONTINUE, worker.client_timeout).await {
         return Prepared::Closed;
     }
-    let memory = worker.buffering.memory;
-    match head.body {
-        BodyKind::Length(n) if n <= memory as u64 => {
-            // At most `memory`: fits.
-            let left = (n as usize).saturating_sub(rbuf.len());
-            if read_len(worker, stream, left, rbuf, timer).await {
-                Prepared::InBuffer { expect: false }
-            } else {
-                Prepared::Closed
-            }
-        }
-        BodyKind::Length(n) => spool_length(worker, stream, n, rbuf, timer).await,
-        BodyKind::Chunked => match scan_chunked(worker, stream, rbuf, timer, memory).await {
-            Scanned::Whole => Prepared::InBuffer { expect: false },
-            Scanned::Large => spool_chunked(worker, stream, rbuf, timer).await,
-            Scanned::Refused(e) => Prepared::Refused(e),
-            Scanned::Closed => Prepared::Closed,
-        },
-        BodyKind::Empty => Prepared::InBuffer { expect: false },
-    }
+    read.whole(head.body, rbuf).await
 }
 
-/// A streaming path: the inline worker reads a small body ahead (see [`PREREAD_BODY`]),
-/// never after `Expect: 100-continue`; with app threads nothing is read ahead.
-async fn stream_ahead(
+/// A uwsgi or SCGI request's body (`n` bytes after the head, `n` from CONTENT_LENGTH), read
+/// before the app runs as on HTTP/1: `path` (the request's REQUEST_URI or PATH_INFO) picks
+/// out `--stream-uploads` prefixes, which stream. A body over `--limit-request-body` is
+/// refused (413) before any of it is read.
+pub(super) async fn prepare_gateway(
     worker: &Worker,
     stream: &mut Stream,
-    head: &RequestHead,
+    n: u64,
+    path: &[u8],
     rbuf: &mut BytesMut,
-    timer: &mut Timer,
 ) -> Prepared {
-    let expect = head.expect_continue;
-    if worker.pool.is_some() || expect {
-        return Prepared::InBuffer { expect };
+    let limit = worker.app.limits.request_body;
+    if limit > 0 && n > limit {
+        return Prepared::Refused(ParseError::BodyTooLarge);
     }
-    let read = match head.body {
-        BodyKind::Length(n) if n <= PREREAD_BODY as u64 => {
-            let left = (n as usize).saturating_sub(rbuf.len());
-            read_len(worker, stream, left, rbuf, timer).await
-        }
-        // Malformed or large framing is left for the app's reader.
-        BodyKind::Chunked => !matches!(
-            scan_chunked(worker, stream, rbuf, timer, PREREAD_BODY).await,
-            Scanned::Closed
-        ),
-        _ => true,
+    if n == 0 || !worker.buffering.buffers_path(path) {
+        return Prepared::InBuffer { expect: false };
+    }
+    let mut timer = Timer::new(Instant::now() + worker.client_timeout);
+    let mut read = BodyRead {
+        worker,
+        stream,
+        timer: &mut timer,
+        rate: MinRate::start(worker.buffering.min_rate),
     };
-    if read {
-        Prepared::InBuffer { expect }
-    } else {
-        Prepared::Closed
-    }
+    read.whole(BodyKind::Length(n), rbuf).await
 }
 
-/// One more read into `rbuf` within the client timeout, on the connection's timer. False
-/// when the client closed, failed or sent nothing in time.
-async fn read_more(
-    worker: &Worker,
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + worker.client_timeout;
-    matches!(
-        timer.within(deadline, stream.read_buf(rbuf)).await,
-        Some(Ok(n)) if n > 0
-    )
-}
-
-/// Reads the `left` bytes still to come of a body into `rbuf`. False if the client stopped
-/// sending it.
-async fn read_len(
-    worker: &Worker,
-    stream: &mut Stream,
-    left: usize,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> bool {
-    let want = rbuf.len() + left;
-    // With the room each read asks for: the buffer is not grown (copied) on the last one.
-    rbuf.reserve(left + READ_BUF);
-    while rbuf.len() < want {
-        if !read_more(worker, stream, rbuf, timer).await {
-            return false;
+impl BodyRead<'_> {
+    /// Reads a whole body of `kind` (its first bytes in `rbuf`): in memory up to
+    /// `--body-buffer-size`, else into a spool file.
+    async fn whole(&mut self, kind: BodyKind, rbuf: &mut BytesMut) -> Prepared {
+        let memory = self.worker.buffering.memory;
+        match kind {
+            BodyKind::Length(n) if n <= memory as u64 => {
+                // At most `memory`: fits.
+                let left = (n as usize).saturating_sub(rbuf.len());
+                match self.len(left, rbuf).await {
+                    Ok(()) => Prepared::InBuffer { expect: false },
+                    Err(stop) => stop.into(),
+                }
+            }
+            BodyKind::Length(n) => self.spool_length(n, rbuf).await,
+            BodyKind::Chunked => match self.scan_chunked(rbuf, memory).await {
+                Scanned::Whole => Prepared::InBuffer { expect: false },
+                Scanned::Large => self.spool_chunked(rbuf).await,
+                Scanned::Refused(e) => Prepared::Refused(e),
+                Scanned::Stopped(stop) => stop.into(),
+            },
+            BodyKind::Empty => Prepared::InBuffer { expect: false },
         }
     }
-    true
+}
+
+impl BodyRead<'_> {
+    /// A streaming path: the inline worker reads a small body ahead (see [`PREREAD_BODY`]),
+    /// never after `Expect: 100-continue`; with app threads nothing is read ahead.
+    async fn stream_ahead(&mut self, head: &RequestHead, rbuf: &mut BytesMut) -> Prepared {
+        let expect = head.expect_continue;
+        if self.worker.pool.is_some() || expect {
+            return Prepared::InBuffer { expect };
+        }
+        let read = match head.body {
+            BodyKind::Length(n) if n <= PREREAD_BODY as u64 => {
+                let left = (n as usize).saturating_sub(rbuf.len());
+                self.len(left, rbuf).await
+            }
+            // Malformed or large framing is left for the app's reader.
+            BodyKind::Chunked => match self.scan_chunked(rbuf, PREREAD_BODY).await {
+                Scanned::Stopped(stop) => Err(stop),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        match read {
+            Ok(()) => Prepared::InBuffer { expect },
+            Err(stop) => stop.into(),
+        }
+    }
 }
 
 /// What a scan of a chunked body in the read buffer found.
@@ -212,113 +390,7 @@ enum Scanned {
     /// The body passed the memory limit before its end.
     Large,
     Refused(ParseError),
-    Closed,
-}
-
-/// Reads a chunked body into `rbuf` while it stays within `memory` bytes as sent. Only the
-/// framing is scanned: the reader decodes the body from the start.
-async fn scan_chunked(
-    worker: &Worker,
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-    memory: usize,
-) -> Scanned {
-    let limits = &worker.app.limits;
-    let mut scan = ChunkedDecoder::new(limits.max_head(), limits.request_body);
-    let mut scanned = 0;
-    loop {
-        while let Some(rest) = rbuf.get(scanned..).filter(|r| !r.is_empty()) {
-            match scan.decode(rest, usize::MAX) {
-                Ok((0, _)) => break,
-                Ok((used, _)) => scanned += used,
-                Err(e) => return Scanned::Refused(e),
-            }
-            if scan.is_done() {
-                return Scanned::Whole;
-            }
-        }
-        if scan.is_done() {
-            return Scanned::Whole;
-        }
-        if rbuf.len() >= memory {
-            return Scanned::Large;
-        }
-        if !read_more(worker, stream, rbuf, timer).await {
-            return Scanned::Closed;
-        }
-    }
-}
-
-/// Spools a body of `n` bytes (the first of them in `rbuf`) to a file.
-async fn spool_length(
-    worker: &Worker,
-    stream: &mut Stream,
-    n: u64,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> Prepared {
-    let Some(mut file) = open_spool(worker) else {
-        return Prepared::Closed;
-    };
-    let mut left = n;
-    loop {
-        let take = usize::try_from(left).unwrap_or(usize::MAX).min(rbuf.len());
-        if take > 0 {
-            if let Err(e) = file.write_all(rbuf.get(..take).unwrap_or_default()) {
-                return spool_failed(worker, &e);
-            }
-            rbuf.advance(take);
-            left -= take as u64;
-        }
-        if left == 0 {
-            return Prepared::Spooled(SpooledBody::new(file, n));
-        }
-        rbuf.reserve(SPOOL_READ);
-        if !read_more(worker, stream, rbuf, timer).await {
-            return Prepared::Closed;
-        }
-    }
-}
-
-/// Spools a chunked body (from its start in `rbuf`) to a file, decoded.
-async fn spool_chunked(
-    worker: &Worker,
-    stream: &mut Stream,
-    rbuf: &mut BytesMut,
-    timer: &mut Timer,
-) -> Prepared {
-    let Some(mut file) = open_spool(worker) else {
-        return Prepared::Closed;
-    };
-    let limits = &worker.app.limits;
-    let mut dec = ChunkedDecoder::new(limits.max_head(), limits.request_body);
-    let mut len = 0u64;
-    loop {
-        while !rbuf.is_empty() && !dec.is_done() {
-            let (used, data) = match dec.decode(rbuf, usize::MAX) {
-                Ok(r) => r,
-                Err(e) => return Prepared::Refused(e),
-            };
-            if let Some(data) = data {
-                if let Err(e) = file.write_all(rbuf.get(data.clone()).unwrap_or_default()) {
-                    return spool_failed(worker, &e);
-                }
-                len += data.len() as u64;
-            }
-            rbuf.advance(used);
-            if used == 0 {
-                break;
-            }
-        }
-        if dec.is_done() {
-            return Prepared::Spooled(SpooledBody::new(file, len));
-        }
-        rbuf.reserve(SPOOL_READ);
-        if !read_more(worker, stream, rbuf, timer).await {
-            return Prepared::Closed;
-        }
-    }
+    Stopped(Stop),
 }
 
 fn spool_failed(worker: &Worker, e: &io::Error) -> Prepared {

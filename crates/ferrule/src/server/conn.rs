@@ -275,7 +275,7 @@ pub fn spawn_acceptor(
 }
 
 /// Answers `status` with the server's own response and closes the connection.
-async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
+pub(super) async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
     let resp = date::with(|d| {
         enc::simple_response(
             enc::StatusLine::Http11,
@@ -519,7 +519,17 @@ async fn serve_requests(
                 Prepared::Spooled(body) => (false, Some(body)),
                 Prepared::Refused(e) => {
                     debug!("refused request body from {}: {e}", info.peer_label());
+                    statics::log_refused(&info, e.status());
                     refuse(worker, stream, e.status()).await;
+                    return None;
+                }
+                Prepared::TooSlow => {
+                    debug!(
+                        "{} sent its request body slower than --body-min-rate; 408",
+                        info.peer_label()
+                    );
+                    statics::log_refused(&info, 408);
+                    refuse(worker, stream, 408).await;
                     return None;
                 }
                 Prepared::Closed => {
@@ -537,12 +547,13 @@ async fn serve_requests(
             expect,
             &worker.app.limits,
             worker.client_timeout,
-        );
+        )
+        .with_min_rate(worker.buffering.stream_min_rate);
         sink.reset(worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive));
         let request = wsgi::Request::Fields(head);
         let turn = if worker.pool.is_none() {
             // Inline: no closure, no hand-off.
-            start(worker, &info, request, sink, reader, spooled)
+            start(worker, &info, request, sink, reader, spooled, None)
         } else {
             let turn = on_pool(worker, info.clone(), request, sink, reader, spooled).await?;
             turn

@@ -39,6 +39,7 @@ pub(super) fn start(
     sink: Box<StreamSink>,
     mut reader: BodyReader,
     spooled: Option<SpooledBody>,
+    queued: Option<std::time::Instant>,
 ) -> Turn {
     // A request without a body gets the shared empty `wsgi.input`, a spooled one reads its
     // file; the read buffer (what followed the head, or the spooled body) stays here.
@@ -54,7 +55,7 @@ pub(super) fn start(
         Some(c) => super::compress::wrap(c, request.accept_encoding(), sink),
         None => sink,
     };
-    let served = wsgi::serve(&worker.app, info, request, sink, body);
+    let served = wsgi::serve(&worker.app, info, request, sink, body, queued);
     turn(worker, info, served, rbuf)
 }
 
@@ -137,8 +138,10 @@ pub(super) async fn on_pool(
     spooled: Option<SpooledBody>,
 ) -> Option<Turn> {
     let w = Arc::clone(worker);
+    // From here the request waits for an app thread (`--max-queue-wait`).
+    let queued = Some(std::time::Instant::now());
     worker
-        .run_app(move || start(&w, &info, request, sink, reader, spooled))
+        .run_app(move || start(&w, &info, request, sink, reader, spooled, queued))
         .await
 }
 

@@ -12,12 +12,13 @@ use ferrule_proto::{scgi, uwsgi, GatewayLimits};
 use tokio::sync::watch;
 
 use super::body::BodyReader;
-use super::conn::{linger, Stream, READ_BUF};
+use super::buffer::{self, Prepared, SpooledBody};
+use super::conn::{linger, refuse, Stream, READ_BUF};
 use super::exchange::{on_pool, start, until_done, Finished};
 use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;
-use crate::log::{error, warning};
+use crate::log::{debug, error, warning};
 use crate::net::{io as sio, ConnInfo};
 use crate::wsgi::cgi::CgiRequest;
 use crate::wsgi::Request;
@@ -70,6 +71,31 @@ pub(super) async fn serve_one(
         }
     };
     let (vars, content_length) = parsed;
+    let path = vars
+        .get(b"REQUEST_URI")
+        .or_else(|| vars.get(b"PATH_INFO"))
+        .unwrap_or(b"/");
+    let spooled =
+        match buffer::prepare_gateway(worker, &mut stream, content_length, path, &mut rbuf).await {
+            Prepared::InBuffer { .. } => None,
+            Prepared::Spooled(body) => Some(body),
+            Prepared::Refused(e) => {
+                debug!("refused request body from {}: {e}", info.peer_label());
+                super::statics::log_refused(&info, e.status());
+                refuse(worker, &mut stream, e.status()).await;
+                return;
+            }
+            Prepared::TooSlow => {
+                debug!(
+                    "{} sent a request body slower than --body-min-rate; 408",
+                    info.peer_label()
+                );
+                super::statics::log_refused(&info, 408);
+                refuse(worker, &mut stream, 408).await;
+                return;
+            }
+            Prepared::Closed => return,
+        };
     let fd = stream.fd();
     let reader = BodyReader::new(
         fd,
@@ -90,7 +116,9 @@ pub(super) async fn serve_one(
         Wire::Http1(Version::Http10),
         false,
     )));
-    if let Some(mut finished) = exchange(worker, &stream, &info, request, sink, reader).await {
+    if let Some(mut finished) =
+        exchange(worker, &stream, &info, request, sink, reader, spooled).await
+    {
         worker.request_done();
         if !stream
             .send_rest(&mut finished.sink, worker.client_timeout)
@@ -149,7 +177,8 @@ pub(super) async fn serve_fastcgi(
             }
             None => Box::new(StreamSink::new(worker.sink_settings(fd, wire, keep_conn))),
         };
-        let Some(finished) = exchange(worker, &stream, &info, request, fresh, reader).await else {
+        let Some(finished) = exchange(worker, &stream, &info, request, fresh, reader, None).await
+        else {
             return;
         };
         worker.request_done();
@@ -252,11 +281,12 @@ async fn exchange(
     request: Request,
     sink: Box<StreamSink>,
     reader: BodyReader,
+    spooled: Option<SpooledBody>,
 ) -> Option<Finished> {
     let turn = if worker.pool.is_none() {
-        start(worker, info, request, sink, reader, None)
+        start(worker, info, request, sink, reader, spooled, None)
     } else {
-        on_pool(worker, info.clone(), request, sink, reader, None).await?
+        on_pool(worker, info.clone(), request, sink, reader, spooled).await?
     };
     until_done(worker, stream, info, turn).await
 }

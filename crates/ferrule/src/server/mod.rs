@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::cli::DEFAULT_BODY_MIN_RATE;
 use crate::config::Config;
 use crate::log::{error, info};
 use crate::wsgi::threads::{self, Job};
@@ -25,6 +26,7 @@ pub mod health;
 pub mod listener;
 pub mod outbox;
 mod pressure;
+pub mod rate;
 pub mod sink;
 pub mod statics;
 pub mod tls;
@@ -243,6 +245,8 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
                 .clone()
                 .unwrap_or_else(std::env::temp_dir),
             stream_prefixes: cfg.cli.stream_uploads.clone(),
+            min_rate: cfg.cli.body_min_rate.unwrap_or(DEFAULT_BODY_MIN_RATE),
+            stream_min_rate: cfg.cli.body_min_rate.unwrap_or(0),
         },
     });
     if !cfg.timeout.is_zero() {

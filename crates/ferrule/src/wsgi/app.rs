@@ -32,6 +32,8 @@ pub struct App {
     pub request_id: Option<super::request_id::RequestIdHeader>,
     /// The app runs on the I/O thread (`--threads 1`): its blocks may be coalesced.
     pub inline: bool,
+    /// `--max-queue-wait`, with app threads: longer in the queue is answered 503.
+    pub max_queue_wait: Option<Duration>,
     /// `pre_request`/`post_request` from the config file; None (the usual case) costs nothing.
     pub hooks: Option<hooks::RequestHooks>,
     /// The `wsgi.input` of every request without a body: it reads as empty whoever holds
@@ -226,6 +228,8 @@ pub fn build_app(py: Python<'_>, cfg: &Config, loaded: Loaded) -> Result<App, Ap
             .as_deref()
             .map(super::request_id::RequestIdHeader::new),
         inline: cfg.threads == 1,
+        max_queue_wait: (cfg.threads > 1 && cfg.cli.max_queue_wait > 0.0)
+            .then(|| Duration::from_secs_f64(cfg.cli.max_queue_wait)),
         hooks: hooks::RequestHooks::load(py),
         empty_input,
         spare_response: std::sync::Mutex::new(None),

@@ -2,7 +2,7 @@
 //! returns through the transport's sink; a response the client is slow to read stops midway
 //! and goes on in [`resume`] once the transport's connection task has waited for the client.
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyTuple};
@@ -13,7 +13,7 @@ use super::response::StartResponse;
 use super::sink::{Block, BodySource, Sink};
 use super::{format_exception, App, Request};
 use crate::access;
-use crate::log::{self, error};
+use crate::log::{self, error, warning};
 use crate::net::ConnInfo;
 use crate::watchdog;
 
@@ -100,9 +100,15 @@ pub fn serve(
     request: Request,
     sink: Box<dyn Sink>,
     body: Option<Box<dyn BodySource>>,
+    queued: Option<Instant>,
 ) -> Served {
-    // Only the access log needs the time a request took.
-    let started = log::access_enabled().then(Instant::now);
+    // Only the access log needs the time a request took: from when it began to wait for an
+    // app thread, if it did.
+    let started = log::access_enabled().then(|| queued.unwrap_or_else(Instant::now));
+    // `--max-queue-wait`: a request that waited longer for an app thread is answered 503.
+    let overdue = queued
+        .zip(app.max_queue_wait)
+        .filter(|(q, limit)| q.elapsed() > *limit);
     watchdog::request_begin(conn.fd, sink.raw_http());
     let head_request = request.is_head();
     let has_body = body.is_some();
@@ -143,17 +149,23 @@ pub fn serve(
                 r.input = Some(input.clone_ref(py));
             }
         }
-        let iterating = guarded(py, &response, || {
-            run_app(
-                py,
-                app,
-                conn,
-                &request,
-                request_id.as_deref(),
-                &input,
-                &response,
-            )
-        });
+        let iterating = if let Some((q, limit)) = overdue {
+            warn_overdue(q.elapsed(), limit);
+            respond_overloaded(py, &response, limit);
+            None
+        } else {
+            guarded(py, &response, || {
+                run_app(
+                    py,
+                    app,
+                    conn,
+                    &request,
+                    request_id.as_deref(),
+                    &input,
+                    &response,
+                )
+            })
+        };
         let exchange = Exchange {
             conn: conn.clone(),
             request,
@@ -623,6 +635,10 @@ fn app_failed(
     }
     let code = match body_error {
         Some(BodyError::Parse(e)) => e.status(),
+        Some(BodyError::TooSlow) => {
+            log::debug!("request body too slow: {err}");
+            408
+        }
         Some(BodyError::Io(_)) => {
             // The client is gone or stalled: nobody to answer.
             log::debug!("request body not received: {err}");
@@ -638,18 +654,70 @@ fn app_failed(
     respond_simple(py, response, code);
 }
 
+/// `--max-queue-wait`: one warning line every 10 s at most (overload comes in bursts), with
+/// the count of requests answered 503 since the last line.
+fn warn_overdue(waited: Duration, limit: Duration) {
+    static LAST: std::sync::Mutex<Option<(Instant, u64)>> = std::sync::Mutex::new(None);
+    let Ok(mut last) = LAST.lock() else {
+        return;
+    };
+    let now = Instant::now();
+    let since = match *last {
+        Some((at, count)) if now.duration_since(at) < Duration::from_secs(10) => {
+            *last = Some((at, count + 1));
+            return;
+        }
+        Some((_, count)) => count,
+        None => 0,
+    };
+    *last = Some((now, 0));
+    drop(last);
+    let more = if since > 0 {
+        format!(" ({since} more answered 503 since the last such line)")
+    } else {
+        String::new()
+    };
+    warning!(
+        "a request waited {} ms for an app thread, over --max-queue-wait ({} ms): answered \
+         503{more}",
+        waited.as_millis(),
+        limit.as_millis()
+    );
+}
+
+/// `--max-queue-wait`: 503 with `Retry-After` (the limit, in whole seconds, at least 1), and
+/// the connection closes.
+fn respond_overloaded(py: Python<'_>, response: &Py<StartResponse>, limit: Duration) {
+    let Ok(mut r) = response.try_borrow_mut(py) else {
+        return;
+    };
+    let body = r.set_simple(503);
+    r.add_own_header(
+        b"Retry-After",
+        itoa::Buffer::new()
+            .format(limit.as_secs().max(1))
+            .as_bytes(),
+    );
+    r.close = true;
+    send_simple(py, &mut r, &body);
+}
+
 /// Answers with a short status page of the server's own (404 outside root path, 500, 413).
 fn respond_simple(py: Python<'_>, response: &Py<StartResponse>, code: u16) {
     let Ok(mut r) = response.try_borrow_mut(py) else {
         return;
     };
-    if code >= 500 || code == 413 || code == 400 {
+    if code >= 500 || matches!(code, 400 | 408 | 413) {
         r.close = true;
     }
     let body = r.set_simple(code);
-    let total = body.len() as u64;
+    send_simple(py, &mut r, &body);
+}
+
+/// Sends the body of a response [`StartResponse::set_simple`] began, and ends it.
+fn send_simple(py: Python<'_>, r: &mut StartResponse, body: &[u8]) {
     let sent = r
-        .send_block(py, Block::own(&body), Some(total))
+        .send_block(py, Block::own(body), Some(body.len() as u64))
         .and_then(|()| r.finish(py));
     if sent.is_err() {
         r.close = true;

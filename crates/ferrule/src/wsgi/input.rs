@@ -25,6 +25,9 @@ fn body_error(e: BodyError) -> PyErr {
         BodyError::Io(_) => {
             PyOSError::new_err("client disconnected before sending the whole request body")
         }
+        BodyError::TooSlow => {
+            PyOSError::new_err("client sent the request body slower than --body-min-rate")
+        }
     }
 }
 

@@ -229,6 +229,11 @@ impl StartResponse {
         body
     }
 
+    /// One more header field of the server's own on a [`set_simple`](Self::set_simple) answer.
+    pub(super) fn add_own_header(&mut self, name: &[u8], value: &[u8]) {
+        enc::push_header(&mut self.headers, name, value);
+    }
+
     fn set_status(&mut self, status: &Bound<'_, PyAny>) -> PyResult<()> {
         let s = status.cast::<PyString>().map_err(|_| {
             PyTypeError::new_err(format!(

@@ -184,6 +184,8 @@ pub enum BodyError {
     Parse(ParseError),
     /// The client went away or stalled mid-body.
     Io(io::ErrorKind),
+    /// The body came slower than `--body-min-rate`: answered 408.
+    TooSlow,
 }
 
 /// A request body as a transport receives it. Calls that may wait for the client are made

@@ -209,7 +209,7 @@ fn run(app: &App, cfg: &Config, raw: &[u8]) -> Run {
         scheme: "http",
         tls: None,
     };
-    let Served::Done(outcome) = serve(app, &conn, Request::Fields(head), sink, None) else {
+    let Served::Done(outcome) = serve(app, &conn, Request::Fields(head), sink, None, None) else {
         panic!("a sink that is never congested never waits");
     };
     let calls = calls.lock().expect("calls").clone();

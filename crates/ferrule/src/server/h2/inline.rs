@@ -187,7 +187,7 @@ pub async fn inline_loop(worker: Arc<Worker>) {
                 out,
             } = job;
             let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
-            match wsgi::serve(&worker.app, &info, request, sink, body) {
+            match wsgi::serve(&worker.app, &info, request, sink, body, None) {
                 wsgi::Served::Done(_) => worker.request_done(),
                 wsgi::Served::Waiting(exchange) => {
                     tokio::spawn(resume(Arc::clone(&worker), exchange, out));

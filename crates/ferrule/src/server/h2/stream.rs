@@ -95,10 +95,12 @@ pub async fn serve(
     } else {
         // Handed to an app thread without waiting for its end (the response says when).
         let w = Arc::clone(&worker);
+        // From here the stream waits for an app thread (`--max-queue-wait`).
+        let queued = Some(std::time::Instant::now());
         let job: crate::wsgi::threads::Job = Box::new(move || {
             let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
             // Waiting never comes back: an app thread waits for room itself.
-            drop(wsgi::serve(&w.app, &info, request, sink, body));
+            drop(wsgi::serve(&w.app, &info, request, sink, body, queued));
             w.request_done();
         });
         let sent = match &worker.pool {
