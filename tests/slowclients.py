@@ -134,10 +134,10 @@ class Drippers:
                 c.outbox += self.drip * ((length - c.dripped) // len(self.drip))
                 self._send(c)
 
-    def stall(self) -> None:
-        """Every connection stops sending."""
+    def stall(self, conns: list[Conn] | None = None) -> None:
+        """These connections (default: all) stop sending."""
         with self.lock:
-            for c in self.conns:
+            for c in self.conns if conns is None else conns:
                 c.dripping = False
 
     def opened(self) -> list[Conn]:

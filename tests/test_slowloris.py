@@ -6,9 +6,14 @@ end:
 - request heads dripped byte by byte: `408 Request Timeout` with `Connection: close` at
   --header-timeout;
 - small bodies dripped (4 x threads connections, and 200): read by the event loop before the
-  app runs; the app never sees a body that does not arrive, one that stops is closed at
-  --client-timeout without an answer;
-- a 2 MiB body dripped (spooled), and a body dripped after `Expect: 100-continue`;
+  app runs; the app never sees a body that does not arrive: one that stops is closed at
+  --client-timeout without an answer, one still dripping below --body-min-rate gets 408 with
+  `Connection: close` when the rate's 5 s window ends;
+- with streaming bodies and app threads, drippers holding every thread: 408 at the rate's
+  window (given for streaming), and 503 for what waited past --max-queue-wait (the normal
+  client too: the one case where it waits, up to the window);
+- a 2 MiB body sent in pieces, its last bytes dripped (spooled; answered whole), and a body
+  dripped after `Expect: 100-continue` (408 at the rate's window);
 - a client that stops reading its response: closed at --client-timeout, the app's iterable
   closed;
 - 1,100 dripping connections against a worker held to 1,024 descriptors: those it cannot
@@ -95,9 +100,11 @@ def test_500_dripped_heads_get_408_at_the_header_timeout(serve_both):
 
 
 def dripped_bodies(srv: Server, n: int) -> None:
-    """`n` connections drip a 4,000-byte body; the normal client is answered meanwhile. Then
-    the even ones send the rest and are answered with their body; the odd ones stop and are
-    closed at --client-timeout (2 s) without an answer; the app saw only the even ones."""
+    """`n` connections drip a 4,000-byte body (5 bytes/s, under the default --body-min-rate of
+    500 bytes/s); the normal client is answered meanwhile. Then a third send the rest and are
+    answered with their body; a third stop and are closed at --client-timeout (2 s) without an
+    answer; the rest go on dripping and get 408 with `Connection: close` when the rate's first
+    window (5 s of waiting for the body) ends. The app saw only the bodies that came whole."""
     length = 4000
     with Drippers((srv.host, srv.port), n, post_head("/echo", length)) as attack:
         attack.wait_opened()
@@ -105,16 +112,24 @@ def dripped_bodies(srv: Server, n: int) -> None:
         asking = time.monotonic()
         normal_client_while(srv, lambda: time.monotonic() - asking < 1)
         assert len(attack.still_open()) == n
-        finishing, stopping = attack.conns[::2], attack.conns[1::2]
+        finishing, stopping, dripping = attack.conns[::3], attack.conns[1::3], attack.conns[2::3]
         for c in finishing:
             attack.finish(c, length)
-        attack.stall()
+        attack.stall(stopping)
         wait_until(lambda: all(served(c, b"a" * length) for c in finishing), 30)
         attack.wait_closed(stopping, 2 + SLACK)
         for c in stopping:
             assert c.received == b""
             assert c.closed_at is not None and c.last_sent_at is not None
             assert c.closed_at - c.last_sent_at > 2 - 0.05
+        # Still dripping until the window ends: the normal client is served meanwhile.
+        if all(c.open for c in dripping):
+            normal_client_while(srv, lambda: all(c.open for c in dripping), least=1)
+        attack.wait_closed(dripping, 5 + SLACK)
+        for c in dripping:
+            assert_408(bytes(c.received))
+            assert c.closed_at is not None and c.sent_at is not None
+            assert 5 - 0.05 < c.closed_at - c.sent_at < 5 + SLACK
     assert srv_echoes(srv) == len(finishing)
 
 
@@ -134,6 +149,40 @@ def test_200_dripped_small_bodies_do_not_hold_the_worker(serve_both):
     dripped_bodies(srv, 200)
 
 
+def test_streamed_bodies_holding_every_app_thread_are_cut_at_the_rate_and_the_queue_answered_503(serve):
+    """Streaming bodies (--no-request-buffering) with app threads: 4 x threads drippers hold
+    every app thread and fill the queue, so a normal client waits, but not past the first
+    rate window: the app's reads fail at --body-min-rate (given, as streaming paths need) and
+    those drippers get 408; whatever waited longer than --max-queue-wait for a thread, the
+    normal client too, gets 503 with Retry-After at once when one frees. The trade-off
+    buffering removes; every connection ends answered."""
+    srv = serve(
+        "big:app",
+        "--threads", "4",
+        "--no-request-buffering",
+        "--body-min-rate", "500",
+        "--max-queue-wait", "0.5",
+        "--client-timeout", "30",
+    )  # fmt: skip
+    with Drippers((srv.host, srv.port), 16, post_head("/echo", 4000)) as attack:
+        attack.wait_opened()
+        wait_until(lambda: all(c.dripped >= 3 for c in attack.conns), 30)
+        started = time.monotonic()
+        with srv.connect(timeout=5 + SLACK) as s:
+            s.sendall(b"GET /normal HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = read_response(s)
+        waited = time.monotonic() - started
+        attack.wait_closed(attack.conns, 5 + SLACK)
+    assert status == b"HTTP/1.1 503 Service Unavailable", status
+    assert headers.get("retry-after") and headers.get("connection") == "close"
+    assert waited < 5 + SLACK
+    heads = [bytes(c.received).split(b"\r\n", 1)[0] for c in attack.conns]
+    assert heads.count(b"HTTP/1.1 408 Request Timeout") >= 4, heads
+    assert set(heads) <= {b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 503 Service Unavailable"}, heads
+    # The app was called for the streamed bodies that got a thread (and the 408), no others.
+    assert srv_echoes(srv) == heads.count(b"HTTP/1.1 408 Request Timeout")
+
+
 def test_a_dripped_2_mib_body_does_not_hold_the_worker_and_arrives_whole(serve_both):
     srv = serve_both("big:app", "--client-timeout", "5")
     body = bytes(range(256)) * (8 * 1024)  # 2 MiB: spooled
@@ -151,19 +200,37 @@ def test_a_dripped_2_mib_body_does_not_hold_the_worker_and_arrives_whole(serve_b
     assert status == b"HTTP/1.1 200 OK" and echoed == body
 
 
-def test_a_body_dripped_after_100_continue_does_not_hold_the_worker(serve_both):
-    srv = serve_both("big:app", "--client-timeout", "5")
-    body = b"0123456789" * 3
+def test_a_body_dripped_after_100_continue_gets_408_at_the_minimum_rate(serve_both):
+    """`100 Continue` at once (the body is buffered), then a body dripped at 5 bytes/s: others
+    are answered meanwhile, and the dripper gets 408 with `Connection: close` when the default
+    --body-min-rate's first window (5 s) ends; the app is not called."""
+    srv = serve_both("big:app", "--client-timeout", "30")
     with srv.connect() as s:
-        s.sendall(post_head("/echo", len(body), b"Expect: 100-continue\r\n"))
+        s.sendall(post_head("/echo", 1000, b"Expect: 100-continue\r\n"))
         buf = bytearray()
         status, _, _ = read_response(s, buf)
         assert status == b"HTTP/1.1 100 Continue"
-        took = [answered_in(srv) for _ in send_slowly(s, body, 3, DRIP_EVERY)]
-        assert max(took) < ANSWERED_WITHIN, took
-        status, _, echoed = read_response(s, buf)
-    assert status == b"HTTP/1.1 200 OK" and echoed == body
-    assert srv_echoes(srv) == 1
+        continued = time.monotonic()
+        s.settimeout(DRIP_EVERY)
+        took = []
+        while True:
+            try:
+                s.send(b"a")
+                if data := s.recv(65536):
+                    buf += data
+                    break
+            except TimeoutError:
+                took.append(answered_in(srv))
+                continue
+            except OSError:
+                break
+        answered = time.monotonic() - continued
+        s.settimeout(10)
+        buf += read_all(s)
+    assert_408(bytes(buf))
+    assert len(took) >= 3 and max(took) < ANSWERED_WITHIN, took
+    assert 5 - 0.05 < answered < 5 + SLACK
+    assert srv_echoes(srv) == 0
 
 
 def test_a_client_that_stops_reading_is_closed_at_the_client_timeout_and_the_iterable_closed(serve_both):
