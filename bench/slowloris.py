@@ -9,6 +9,8 @@ Rows:
   500 connections dripping request heads, 4 x threads and 200 connections dripping 4,000-byte
   bodies, one byte per 0.2 s each (tests/slowclients.py drives them). p50, p99 and the
   slowest, over the attack's `--seconds`; requests unanswered within 5 s are counted apart.
+  With the default --body-min-rate the buffered body drippers get 408 after 5 s, about half
+  way through; unbuffered they hold the app threads to the end (no rate unless given).
 
   python slowloris.py --seconds 10        # uploads: 3 rounds of 5 s (--quick: 1 of 3 s)
 """
