@@ -1,5 +1,6 @@
 # The README's commands. `make run` serves the demo on http://127.0.0.1:8000; `make test` builds
-# and runs every test, installing what the tests need (virtualenv from PyPI, nginx from Debian).
+# and runs every test, installing what the tests need (virtualenv from PyPI, nginx from Debian),
+# then fuzzes each codec for 10 s (`make fuzz`, installing cargo-fuzz from crates.io if missing).
 # A CPython by version: pyenv's copy if it has one, else pythonX.Y on PATH.
 pyfor = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)) $(shell command -v python$(1)))
 PYTHON ?= $(call pyfor,3.11)
@@ -9,7 +10,7 @@ SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
-.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz-smoke docs
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz fuzz-smoke docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ build: venv
 run: build
 	$(BIN)/ferrule --bind 127.0.0.1:8000 $(APP)
 
-test: build lint sysdeps test-rust test-py smoke
+test: build lint sysdeps test-rust test-py smoke fuzz
 
 # Debian packages the tests run: nginx in front of Ferrule in tests/test_nginx.py (uwsgi, SCGI,
 # FastCGI), curl as a client over TLS and HTTP/2.
@@ -64,11 +65,25 @@ smoke: venv
 bench:
 	$(MAKE) -C bench
 
-# Every cargo-fuzz target for FUZZ_SECONDS each (not part of `make test`; see the README).
-FUZZ_SECONDS ?= 20
-fuzz-smoke:
-	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
-		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+# Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each, on the stable toolchain: RUSTC_BOOTSTRAP=1
+# unlocks the nightly flags of cargo-fuzz's address sanitizer. cargo-fuzz is installed from
+# crates.io when `cargo fuzz` is missing. A crash, a target that does not build or an empty
+# target list fails the step (and `make test`); the crash's input is left in
+# fuzz/artifacts/<target>/. FUZZ_TARGETS="uwsgi scgi" runs only those; `make fuzz-smoke` is
+# the same for 20 seconds a target.
+FUZZ_SECONDS ?= 10
+fuzz:
+	cargo fuzz --help >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	cd fuzz && export RUSTC_BOOTSTRAP=1 && targets="$${FUZZ_TARGETS:-$$(cargo fuzz list)}" && test -n "$$targets" && \
+		cargo fuzz build && \
+		for t in $$targets; do \
+			echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+			cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 >/dev/null 2>target/fuzz-$$t.log \
+				|| { tail -n 40 target/fuzz-$$t.log; echo "fuzz: $$t failed (input in fuzz/artifacts/$$t/)"; exit 1; }; \
+		done
+
+fuzz-smoke: FUZZ_SECONDS = 20
+fuzz-smoke: fuzz
 
 # The reference pages generated from the code (tests/test_docs.py fails when they are stale).
 docs: build

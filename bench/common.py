@@ -67,15 +67,18 @@ def children(pid: int) -> list[int]:
 class Server:
     """One server on 127.0.0.1 with one worker, pinned to CPU 0, as peerbench starts it.
 
-    `extra` is appended to peerbench's command line for NAME; `nofile` raises the server's
-    soft RLIMIT_NOFILE to the hard limit first.
+    `extra` is appended to peerbench's command line for NAME; `threads` is its app threads;
+    `nofile` raises the server's soft RLIMIT_NOFILE to the hard limit first.
     """
 
-    def __init__(self, name: str, app: str = "plaintext", extra: str = "", nofile: bool = False) -> None:
+    def __init__(
+        self, name: str, app: str = "plaintext", extra: str = "", nofile: bool = False, threads: int = 1
+    ) -> None:
         pb = peerbench()
         self.name = name
         self.port: int = pb.free_port()
-        cmd = pb.SERVERS[name].format(port=self.port, app=app, threads=1) + (f" {extra}" if extra else "")
+        cmd = pb.SERVERS[name].format(port=self.port, app=app, threads=threads)
+        cmd += f" {extra}" if extra else ""
         if PINNED:
             cmd = "exec taskset -c 0 " + cmd
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from common import HERE, RESULTS
 
-ORDER = ["peerbench", "callgrind", "connections", "idle_rss", "latency", "h2", "static"]
+ORDER = ["peerbench", "callgrind", "connections", "idle_rss", "latency", "h2", "static", "slowloris"]
 BEGIN, END = "<!-- results -->", "<!-- /results -->"
 
 
