@@ -34,8 +34,9 @@ use crate::wsgi::sink::{BodyError, BodySource};
 /// them. Not configurable: buffered paths use `--body-buffer-size` instead.
 pub const PREREAD_BODY: usize = 64 * 1024;
 
-/// Bytes asked of the socket per read while spooling a body.
-const SPOOL_READ: usize = 64 * 1024;
+/// Bytes asked of the socket per read while spooling a body: a quarter of the writes of 64
+/// KiB reads (a 16 MiB upload: 35 ms alone on this machine with 64 KiB, 20 ms with 256 KiB).
+const SPOOL_READ: usize = 256 * 1024;
 
 /// How request bodies are read before the app runs (`--no-request-buffering`,
 /// `--stream-uploads`, `--body-buffer-size`, `--body-spool-dir`).
@@ -142,31 +143,26 @@ struct BodyRead<'a> {
 impl BodyRead<'_> {
     /// One more read into `rbuf` within the client timeout (and the rate window).
     async fn more(&mut self, rbuf: &mut BytesMut) -> Result<(), Stop> {
-        let idle = self.worker.client_timeout;
-        loop {
-            let wait = self.rate.as_ref().map_or(idle, |r| r.wait(idle));
-            let began = Instant::now();
-            let read = self
-                .timer
-                .within(began + wait, self.stream.read_buf(rbuf))
-                .await;
-            let n = match read {
-                Some(Ok(n)) if n > 0 => n,
-                // The rate window ended before the client timeout: checked below, then wait on.
-                None if wait < idle => 0,
-                _ => return Err(Stop::Closed),
-            };
-            if self
-                .rate
-                .as_mut()
-                .is_some_and(|r| !r.record(n, began.elapsed()))
-            {
+        // The rate is checked as bytes arrive (a drip is caught at its next byte past the
+        // window); a client that sends nothing is closed by the client timeout. The read's
+        // deadline stays the client timeout's, so the connection's timer is not re-armed for
+        // every read.
+        let began = self.rate.is_some().then(Instant::now);
+        let deadline = Instant::now() + self.worker.client_timeout;
+        let n = match self
+            .timer
+            .within(deadline, self.stream.read_buf(rbuf))
+            .await
+        {
+            Some(Ok(n)) if n > 0 => n,
+            _ => return Err(Stop::Closed),
+        };
+        if let (Some(r), Some(began)) = (self.rate.as_mut(), began) {
+            if !r.record(n, began.elapsed()) {
                 return Err(Stop::TooSlow);
             }
-            if n > 0 {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 
     /// Reads the `left` bytes still to come of a body into `rbuf`.

@@ -2,8 +2,11 @@
 //! of [`WINDOW`] spent waiting for the client (Apache mod_reqtimeout's `MinRate`, counted per
 //! window rather than by extending a deadline, so that a body dripped in bursts cannot bank
 //! time). Only time spent waiting on the socket counts: an app that reads a streamed body
-//! slowly is not taken for a slow client. A window that ends below the rate ends the body:
-//! buffered reads answer 408, a streaming `wsgi.input` read fails.
+//! slowly is not taken for a slow client. The check runs as bytes arrive, so a drip is caught
+//! at its first byte past a window (a client that sends nothing at all is the client
+//! timeout's); reads keep the client timeout's deadline and no timer is armed for the rate.
+//! A window that ends below the rate ends the body: buffered reads answer 408, a streaming
+//! `wsgi.input` read fails.
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -34,13 +37,6 @@ impl MinRate {
         })
     }
 
-    /// How long the next read may wait: `idle` (the client timeout), but not past the
-    /// window's end.
-    #[must_use]
-    pub fn wait(&self, idle: Duration) -> Duration {
-        idle.min(WINDOW.saturating_sub(self.waited))
-    }
-
     /// Counts a read that waited `took` and brought `n` bytes (0: it timed out). False: the
     /// window ended below the rate. A window that ended at or above it starts the next one.
     pub fn record(&mut self, n: usize, took: Duration) -> bool {
@@ -58,33 +54,22 @@ impl MinRate {
     }
 }
 
-/// One read under the client timeout and `rate` (`read` given how long it may wait; it may
-/// return `TimedOut` at the end of that time). A body below the rate is
-/// [`BodyError::TooSlow`]; end of file is `Ok(0)`.
+/// One read under the client timeout, then `rate`'s check of what it brought (a drip is
+/// caught at its first byte past a window; silence is the client timeout's). A body below the
+/// rate is [`BodyError::TooSlow`]; end of file is `Ok(0)`.
 pub fn paced(
     timeout: Duration,
     rate: &mut Option<MinRate>,
     mut read: impl FnMut(Duration) -> io::Result<usize>,
 ) -> Result<usize, BodyError> {
-    let Some(r) = rate else {
-        return read(timeout).map_err(|e| BodyError::Io(e.kind()));
-    };
-    loop {
-        let wait = r.wait(timeout);
-        let began = Instant::now();
-        let n = match read(wait) {
-            Ok(n) => Some(n),
-            // The window ended before the client timeout: checked below, then wait on.
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && wait < timeout => None,
-            Err(e) => return Err(BodyError::Io(e.kind())),
-        };
-        if !r.record(n.unwrap_or(0), began.elapsed()) {
+    let began = rate.is_some().then(Instant::now);
+    let n = read(timeout).map_err(|e| BodyError::Io(e.kind()))?;
+    if let (Some(r), Some(began)) = (rate.as_mut(), began) {
+        if !r.record(n, began.elapsed()) {
             return Err(BodyError::TooSlow);
         }
-        if let Some(n) = n {
-            return Ok(n);
-        }
     }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -106,13 +91,8 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_no_minimum_and_waits_stop_at_the_window_end() {
+    fn zero_is_no_minimum() {
         assert!(MinRate::start(0).is_none());
-        let mut r = MinRate::start(1).expect("a rate");
-        assert_eq!(r.wait(60 * SEC), WINDOW);
-        assert_eq!(r.wait(SEC), SEC);
-        assert!(r.record(1, 2 * SEC));
-        assert_eq!(r.wait(60 * SEC), 3 * SEC);
     }
 
     #[test]
