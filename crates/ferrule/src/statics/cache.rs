@@ -10,8 +10,10 @@
 //!   when the directory's modification time is [`SETTLED`] in the past, so that a change in
 //!   the same clock tick as the look-up (timestamps are coarse) cannot go unseen.
 //! - the served file itself (kept open): its change time moves with every write, rename and
-//!   link count change, and a link count of 0 means it is gone. Its bytes are always read
-//!   from the open file, and its length and `ETag` from the `fstat` of this request.
+//!   link count change, and a link count of 0 means it is gone. Its length and `ETag` come
+//!   from the `fstat` of this request, and its bytes from the open file, or from memory for a
+//!   file of up to [`KEPT_BYTES`] whose change time had settled when it was read (so that a
+//!   write after the read shows as a new change time).
 //!
 //! When either has changed the file is looked up afresh, as without the cache (so the path's
 //! containment beneath the mount is proved again). Only GET and HEAD ask. Entries are at most
@@ -23,9 +25,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 /// Files remembered per worker; each keeps its file (and any precompressed sibling) open.
 /// Not configurable.
 pub const MAX_ENTRIES: usize = 64;
+
+/// Files up to this size are kept in memory (when their change time has settled). Not
+/// configurable.
+pub const KEPT_BYTES: u64 = 16 * 1024;
 
 /// How long ago a directory must have last changed for its files to be remembered (a
 /// filesystem's timestamps may be as coarse as a clock tick; some keep whole seconds).
@@ -52,13 +60,18 @@ impl DirStamp {
 
     /// Whether the directory last changed long enough ago (see [`SETTLED`]).
     fn settled(&self) -> bool {
-        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
-            return false;
-        };
-        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        let settled = i64::try_from(SETTLED.as_secs()).unwrap_or(i64::MAX);
-        self.mtime.0 < now.saturating_sub(settled)
+        settled(self.mtime.0)
     }
+}
+
+/// Whether a time (seconds since the epoch) is at least [`SETTLED`] in the past.
+fn settled(secs: i64) -> bool {
+    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return false;
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let settled = i64::try_from(SETTLED.as_secs()).unwrap_or(i64::MAX);
+    secs < now.saturating_sub(settled)
 }
 
 /// What identifies one state of an open file: its change time moves with every change.
@@ -69,6 +82,11 @@ impl FileStamp {
     pub fn of(meta: &Metadata) -> Self {
         Self((meta.ctime(), meta.ctime_nsec()))
     }
+
+    /// Whether the file last changed long enough ago (see [`SETTLED`]).
+    pub fn settled(self) -> bool {
+        settled(self.0 .0)
+    }
 }
 
 /// An open file (a found file or one of its siblings) and its state when it was found.
@@ -78,6 +96,8 @@ pub struct Kept {
     pub stamp: FileStamp,
     /// What `fstat` said when it was opened.
     pub meta: Metadata,
+    /// Its content, when small and settled (see [`KEPT_BYTES`]).
+    pub bytes: Option<Bytes>,
 }
 
 impl Kept {

@@ -274,7 +274,8 @@ pub struct Response {
 pub enum Body {
     /// Nothing (HEAD, 304, 416).
     Empty,
-    /// A short text of the server's own (404, 405).
+    /// Bytes in memory: a short text of the server's own (404, 405), or a small file's
+    /// content that the worker keeps.
     Bytes(Bytes),
     /// `len` bytes of `file` from `offset` (the file may be shared with the worker's cache).
     File {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::cache::{Cache, DirStamp, Entry, FileStamp, Kept, Key, Located};
+use super::cache::{Cache, DirStamp, Entry, FileStamp, Kept, Key, Located, KEPT_BYTES};
 use super::conditional::{self, Ranged};
 use super::encoding::{self, Coding};
 use super::fs::{self, Miss, Opened};
@@ -165,11 +165,26 @@ fn locate(
 }
 
 fn kept(o: Opened) -> Kept {
+    let stamp = FileStamp::of(&o.meta);
+    let bytes = if o.meta.len() <= KEPT_BYTES && stamp.settled() {
+        read_whole(&o.file, o.meta.len())
+    } else {
+        None
+    };
     Kept {
-        stamp: FileStamp::of(&o.meta),
+        stamp,
         file: Arc::new(o.file),
         meta: o.meta,
+        bytes,
     }
+}
+
+/// The `len` bytes of a small file.
+fn read_whole(file: &std::fs::File, len: u64) -> Option<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    Some(Bytes::from(buf))
 }
 
 /// Whether a located file was found just now (its metadata then is current) or earlier
@@ -261,8 +276,20 @@ fn serve_file(
             });
         }
     };
+    // The kept bytes, if they are this length's and hold the range (they always do).
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(offset + count).ok());
+    let kept_bytes = kept
+        .bytes
+        .as_ref()
+        .filter(|b| b.len() as u64 == len)
+        .zip(range)
+        .filter(|(b, (_, to))| *to <= b.len());
     let body = if req.is_head() || count == 0 {
         Body::Empty
+    } else if let Some((b, (from, to))) = kept_bytes {
+        Body::Bytes(b.slice(from..to))
     } else {
         Body::File {
             file: Arc::clone(&kept.file),

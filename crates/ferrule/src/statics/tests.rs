@@ -273,3 +273,26 @@ fn a_remembered_symlink_pointed_out_of_the_directory_is_refused() {
     );
     let _ = std::fs::remove_file(outside);
 }
+
+#[test]
+fn a_small_settled_file_is_kept_in_memory_until_it_changes() {
+    let site = Site::new("cache-bytes");
+    let css = site.0.join("css");
+    let a = css.join("a.css");
+    // Its change time must be SETTLED in the past: wait for the clock to get there.
+    let changed = std::fs::metadata(&a).expect("a.css");
+    while !super::cache::FileStamp::of(&changed).settled() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    settle(&css);
+    let s = site.statics(Options::default());
+    let range = [("Range", "bytes=2-4")];
+    for _ in 0..2 {
+        let r = respond(ask(&s, "GET", "/static/css/a.css", &range));
+        assert_eq!(r.status, 206);
+        assert!(matches!(&r.body, Body::Bytes(b) if b.as_ref() == b"234"));
+    }
+    std::fs::write(&a, b"abcdefghij").expect("rewrite");
+    let r = respond(ask(&s, "GET", "/static/css/a.css", &[]));
+    assert!(matches!(r.body, Body::File { len: 10, .. }), "read afresh");
+}
