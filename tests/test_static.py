@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,40 @@ def test_a_deleted_file_is_404(serve, site):
     code, h, body = fetch(srv, "/static/css/a.css")
     assert (code, body) == (404, b"Not Found\n")
     assert h["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_a_remembered_file_shows_its_changes_new_siblings_and_deletion(serve, site):
+    """A worker remembers the files of a directory that has not changed for a while (its
+    mtime is put an hour back here, each time before the file is asked for): what changes
+    after that still shows on the next request."""
+    css = site / "css"
+
+    def settle() -> None:
+        past = time.time() - 3600
+        os.utime(css, (past, past))
+
+    srv = serve(APP, "--static", f"/static={site}")
+    settle()
+    gzip = {"Accept-Encoding": "gzip"}
+    _, first, _ = fetch(srv, "/static/css/a.css", gzip)
+    assert "vary" not in first
+    assert fetch(srv, "/static/css/a.css", gzip)[1]["etag"] == first["etag"]
+    (css / "a.css.gz").write_bytes(b"gzipped")
+    code, h, body = fetch(srv, "/static/css/a.css", gzip)
+    assert (code, body, h["content-encoding"], h["vary"]) == (200, b"gzipped", "gzip", "Accept-Encoding")
+    settle()
+    assert fetch(srv, "/static/css/a.css")[::2] == (200, CSS)
+    path = css / "a.css"
+    path.write_bytes(CSS.replace(b"red", b"tan"))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    code, h, body = fetch(srv, "/static/css/a.css", {"If-None-Match": first["etag"]})
+    assert (code, body) == (200, CSS.replace(b"red", b"tan"))
+    assert h["etag"] != first["etag"]
+    settle()
+    assert fetch(srv, "/static/css/a.css")[0] == 200
+    path.unlink()
+    assert fetch(srv, "/static/css/a.css")[0] == 404
 
 
 def test_single_ranges(serve, site):

@@ -501,7 +501,10 @@ async fn serve_requests(
         {
             match health::answer_first(worker, stream, &info, &head, stop.stopping()).await {
                 Answered::Pass => {}
-                Answered::KeepAlive => {
+                Answered::KeepAlive(left) => {
+                    if let Some(bytes) = left {
+                        queued = Some(outbox::push(fd, bytes, &task));
+                    }
                     idle = worker.keep_alive;
                     slot.idle();
                     continue;

@@ -78,11 +78,12 @@ pub(super) async fn answer_first(
     let (status, len) = (resp.status, resp.body_len());
     let sent = statics::send(worker, stream, head.version, keep_alive, resp).await;
     if let Some(started) = started {
-        statics::log_access(info, head, status, if sent { len } else { 0 }, started);
+        let n = if matches!(sent, statics::Sent::Failed) {
+            0
+        } else {
+            len
+        };
+        statics::log_access(info, head, status, n, started);
     }
-    match (sent, keep_alive) {
-        (false, _) => Answered::Failed,
-        (true, true) => Answered::KeepAlive,
-        (true, false) => Answered::Close,
-    }
+    sent.answered(keep_alive)
 }

@@ -1,8 +1,11 @@
 //! `--static` on HTTP/1 connections: right after a request head is read, the static mounts
 //! (`crate::statics`) decide; an answer is encoded with the HTTP/1 response head and sent from
 //! the event loop (a small file with its head in one write, a larger one with sendfile as the
-//! client reads), and the connection goes on to its next request. The app never sees it.
+//! client reads), and the connection goes on to its next request. The app never sees it. On
+//! the inline worker a whole answer on a connection that stays open is left in the outbox
+//! (`outbox.rs`) as the app's responses are, to leave with the others the loop served.
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferrule_proto::http1::{response as enc, BodyKind, RequestHead, Version};
@@ -21,8 +24,9 @@ const SMALL_FILE: u64 = 16 * 1024;
 pub(super) enum Answered {
     /// Not static: the app's.
     Pass,
-    /// Answered; the connection stays open for the next request.
-    KeepAlive,
+    /// Answered; the connection stays open for the next request. The bytes, if any, are the
+    /// whole answer, still to be written: for the outbox.
+    KeepAlive(Option<Vec<u8>>),
     /// Answered; the connection is to close. A request body, if any, was not read.
     Close,
     /// The connection failed (or the file shrank) while the answer was sent.
@@ -53,23 +57,47 @@ pub(super) async fn answer(
     let body_len = resp.body_len();
     let sent = send(worker, stream, head.version, keep_alive, resp).await;
     if let Some(started) = started {
-        log_access(info, head, status, if sent { body_len } else { 0 }, started);
+        let n = if matches!(sent, Sent::Failed) {
+            0
+        } else {
+            body_len
+        };
+        log_access(info, head, status, n, started);
     }
-    match (sent, keep_alive) {
-        (false, _) => Answered::Failed,
-        (true, true) => Answered::KeepAlive,
-        (true, false) => Answered::Close,
+    sent.answered(keep_alive)
+}
+
+/// What [`send`] did with an answer.
+pub(super) enum Sent {
+    /// Written (a file's tail too).
+    Written,
+    /// Encoded whole and not written: the inline worker's outbox is to write it.
+    Left(Vec<u8>),
+    /// The connection failed, or the file ended early.
+    Failed,
+}
+
+impl Sent {
+    /// What became of the request, its answer sent this way.
+    pub(super) fn answered(self, keep_alive: bool) -> Answered {
+        match (self, keep_alive) {
+            (Self::Failed, _) => Answered::Failed,
+            (Self::Written, true) => Answered::KeepAlive(None),
+            (Self::Left(bytes), true) => Answered::KeepAlive(Some(bytes)),
+            (Self::Written | Self::Left(_), false) => Answered::Close,
+        }
     }
 }
 
-/// Encodes and sends `resp`. False if the connection failed or the file ended early.
+/// Encodes and sends `resp`; on the inline worker, when the connection stays open and the
+/// answer fits one buffer, leaves it to the outbox instead.
 pub(super) async fn send(
     worker: &Worker,
     stream: &Stream,
     version: Version,
     keep_alive: bool,
     resp: Response,
-) -> bool {
+) -> Sent {
     let reason = enc::reason(resp.status);
     let mut status = Vec::with_capacity(4 + reason.len());
     status.extend_from_slice(itoa::Buffer::new().format(resp.status).as_bytes());
@@ -108,12 +136,14 @@ pub(super) async fn send(
         out
     });
     let timeout = worker.client_timeout;
+    // The outbox is written by the inline worker's loop before it waits (`server::run`).
+    let leave = keep_alive && worker.pool.is_none();
     match resp.body {
-        Body::Empty => finish_write(stream, out, timeout).await,
+        Body::Empty => finish(stream, out, leave, timeout).await,
         Body::Bytes(bytes) => {
             let mut out = out;
             out.extend_from_slice(&bytes);
-            finish_write(stream, out, timeout).await
+            finish(stream, out, leave, timeout).await
         }
         Body::File { file, offset, len } if small => {
             let mut out = out;
@@ -124,22 +154,45 @@ pub(super) async fn send(
                 .is_some_and(|dst| file.read_exact_at(dst, offset).is_ok());
             if !read {
                 sio::give_back(out);
-                return false;
+                return Sent::Failed;
             }
-            finish_write(stream, out, timeout).await
+            finish(stream, out, leave, timeout).await
         }
         Body::File { file, offset, len } => {
             if !finish_write(stream, out, timeout).await {
-                return false;
+                return Sent::Failed;
             }
+            // The tail owns a descriptor: the cache's shared file gets a duplicate.
+            let owned = match Arc::try_unwrap(file) {
+                Ok(f) => f,
+                Err(shared) => match shared.try_clone() {
+                    Ok(f) => f,
+                    Err(_) => return Sent::Failed,
+                },
+            };
             sio::set_notsent_lowat(stream.fd(), Some(sio::FILE_NOTSENT_LOWAT));
             let tail = sio::FileTail {
-                file: file.into(),
+                file: owned.into(),
                 offset,
                 count: len,
             };
-            stream.send_tail(tail, timeout).await
+            if stream.send_tail(tail, timeout).await {
+                Sent::Written
+            } else {
+                Sent::Failed
+            }
         }
+    }
+}
+
+/// Leaves `out` for the outbox, or writes it now.
+async fn finish(stream: &Stream, out: Vec<u8>, leave: bool, timeout: std::time::Duration) -> Sent {
+    if leave {
+        Sent::Left(out)
+    } else if finish_write(stream, out, timeout).await {
+        Sent::Written
+    } else {
+        Sent::Failed
     }
 }
 

@@ -32,7 +32,8 @@ impl Coding {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`Self::ALL`].
+    pub fn index(self) -> usize {
         match self {
             Self::Br => 0,
             Self::Zstd => 1,

@@ -8,12 +8,15 @@
 //! What is decided: the mount (longest prefix), the path's safety (`path.rs`, `fs.rs`), the
 //! method (GET and HEAD; others 405), a directory's `index.html`, precompressed siblings
 //! (`encoding.rs`), `ETag`/`Last-Modified` and 304, one byte range (206, 416; `If-Range`),
-//! `Cache-Control` (`mime.rs` for hashed names) and the `Content-Type`.
+//! `Cache-Control` (`mime.rs` for hashed names) and the `Content-Type`. A file found is
+//! remembered (`cache.rs`) while its directory and the file itself stay unchanged.
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+mod cache;
 mod conditional;
 pub mod encoding;
 mod fs;
@@ -56,6 +59,8 @@ pub struct Statics {
     /// Longest prefix first.
     mounts: Vec<Mount>,
     options: Options,
+    /// The files found, per worker (the master never asks, so each worker starts empty).
+    cache: Arc<cache::Cache>,
 }
 
 /// A `--static` value that cannot be used.
@@ -126,19 +131,29 @@ impl Statics {
             .collect::<Result<Vec<_>, _>>()?;
         // Stable: of two equal prefixes, the first given wins.
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.depth()));
-        Ok(Some(Self { mounts, options }))
+        Ok(Some(Self {
+            mounts,
+            options,
+            cache: Arc::default(),
+        }))
     }
 
     /// What to do with a request: pass it to the app or answer it.
     pub fn decide(&self, req: &Request<'_>) -> Decision {
-        let Some((mount, mapped)) = self
+        let Some((index, mount, mapped)) = self
             .mounts
             .iter()
-            .find_map(|m| path::map(req.path, &m.prefix).map(|p| (m, p)))
+            .enumerate()
+            .find_map(|(i, m)| path::map(req.path, &m.prefix).map(|p| (i, m, p)))
         else {
             return Decision::Pass;
         };
-        respond::decide(req, &mount.root, mapped, self.options)
+        let at = respond::Mounted {
+            index,
+            root: &mount.root,
+            cache: &self.cache,
+        };
+        respond::decide(req, &at, mapped, self.options)
     }
 }
 
@@ -259,11 +274,12 @@ pub struct Response {
 pub enum Body {
     /// Nothing (HEAD, 304, 416).
     Empty,
-    /// A short text of the server's own (404, 405).
+    /// Bytes in memory: a short text of the server's own (404, 405), or a small file's
+    /// content that the worker keeps.
     Bytes(Bytes),
-    /// `len` bytes of `file` from `offset`.
+    /// `len` bytes of `file` from `offset` (the file may be shared with the worker's cache).
     File {
-        file: std::fs::File,
+        file: Arc<std::fs::File>,
         offset: u64,
         len: u64,
     },

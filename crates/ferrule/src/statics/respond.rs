@@ -1,34 +1,47 @@
 //! One static request decided: the file found (or a directory's index), its precompressed
-//! sibling chosen, the conditions and the range evaluated, the response's fields built.
-use std::path::{Path, PathBuf};
+//! sibling chosen, the conditions and the range evaluated, the response's fields built. A
+//! GET or HEAD first asks the worker's cache (`cache.rs`) for what an earlier look-up found.
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cache::{Cache, DirStamp, Entry, FileStamp, Kept, Key, Located, KEPT_BYTES};
 use super::conditional::{self, Ranged};
 use super::encoding::{self, Coding};
 use super::fs::{self, Miss, Opened};
 use super::path::Mapped;
 use super::{mime, Body, Decision, Options, Request, Response, IMMUTABLE};
 
+/// The mount a request is under.
+pub(super) struct Mounted<'a> {
+    /// Its place in the list of mounts (part of the cache's key).
+    pub index: usize,
+    /// Its directory, canonical.
+    pub root: &'a Path,
+    pub cache: &'a Cache,
+}
+
 /// What a path leads to.
 #[expect(
     clippy::large_enum_variant,
-    reason = "one per request, on the stack for a moment; a box would cost an allocation"
+    reason = "one per look-up, on the stack for a moment; a box would cost an allocation"
 )]
 enum Found {
-    /// A regular file: open, with the name its type and hash are read from.
-    File {
-        opened: Opened,
-        path: PathBuf,
-        name: Vec<u8>,
-    },
+    /// A regular file, with what its directory was like just before it was opened.
+    File(Entry),
     /// A directory with an index, asked for without the trailing slash.
     Redirect,
     Miss(Miss),
 }
 
-/// Decides a request under a mount whose directory is `root`.
-pub(super) fn decide(req: &Request<'_>, root: &Path, mapped: Mapped, opts: Options) -> Decision {
+/// Decides a request under the mount `at`.
+pub(super) fn decide(
+    req: &Request<'_>,
+    at: &Mounted<'_>,
+    mapped: Mapped,
+    opts: Options,
+) -> Decision {
     let (rest, slash) = match mapped {
         Mapped::Refused => return Decision::Respond(not_found(req)),
         Mapped::Under { rest, slash } => (rest, slash),
@@ -37,22 +50,48 @@ pub(super) fn decide(req: &Request<'_>, root: &Path, mapped: Mapped, opts: Optio
     if !readable && !opts.fallthrough {
         return Decision::Respond(not_allowed(req));
     }
-    let found = find(root, &rest, slash, opts);
-    let (opened, path, name) = match found {
+    let path = fs::join(at.root, &rest);
+    let key: Option<Key> = readable.then(|| (at.index, path.clone(), slash));
+    if let Some(key) = &key {
+        if let Some(entry) = at.cache.get(key) {
+            if let Some(resp) = serve_file(req, opts, &entry.located, Fresh::No) {
+                return Decision::Respond(resp);
+            }
+            at.cache.forget(key);
+        }
+    }
+    let found = find(at.root, path, &rest, slash, opts);
+    let entry = match found {
         Found::Miss(Miss::Missing) if opts.fallthrough => return Decision::Pass,
         // A symlink out of the directory is refused even with --static-fallthrough.
         Found::Miss(_) => return Decision::Respond(not_found(req)),
         _ if !readable => return Decision::Respond(not_allowed(req)),
         Found::Redirect => return Decision::Respond(to_slash(req)),
-        Found::File { opened, path, name } => (opened, path, name),
+        Found::File(entry) => entry,
     };
-    Decision::Respond(serve_file(req, root, opts, opened, &path, &name))
+    let resp = serve_file(req, opts, &entry.located, Fresh::Yes);
+    if let Some(key) = key {
+        at.cache.put(key, entry);
+    }
+    Decision::Respond(resp.unwrap_or_else(|| not_found(req)))
 }
 
-/// Opens what `rest` names under `root`; a directory leads to its `index.html` with
-/// `--static-index` (a redirect when the path lacks its trailing slash).
-fn find(root: &Path, rest: &[Vec<u8>], slash: bool, opts: Options) -> Found {
-    let path = fs::join(root, rest);
+/// Opens what `rest` (joined under `root` as `path`) names; a directory leads to its
+/// `index.html` with `--static-index` (a redirect when the path lacks its trailing slash).
+fn find(
+    root: &Path,
+    path: std::path::PathBuf,
+    rest: &[Vec<u8>],
+    slash: bool,
+    opts: Options,
+) -> Found {
+    // The directory's state is taken before the file is opened: a change in between shows.
+    let Some(parent) = path.parent().map(Path::to_path_buf) else {
+        return Found::Miss(Miss::Missing);
+    };
+    let Ok(before) = std::fs::metadata(&parent) else {
+        return Found::Miss(Miss::Missing);
+    };
     let opened = match fs::open(&path, root, opts.follow_symlinks) {
         Ok(o) => o,
         Err(miss) => return Found::Miss(miss),
@@ -63,37 +102,131 @@ fn find(root: &Path, rest: &[Vec<u8>], slash: bool, opts: Options) -> Found {
             return Found::Miss(Miss::Missing);
         }
         let name = rest.last().cloned().unwrap_or_default();
-        return Found::File { opened, path, name };
+        return Found::File(locate(root, opts, opened, path, name, parent, &before));
     }
     if !opts.index {
         return Found::Miss(Miss::Missing);
     }
+    drop(opened);
+    let Ok(before) = std::fs::metadata(&path) else {
+        return Found::Miss(Miss::Missing);
+    };
     let index = path.join("index.html");
     match fs::open(&index, root, opts.follow_symlinks) {
         Ok(o) if o.meta.is_file() && !slash => Found::Redirect,
-        Ok(o) if o.meta.is_file() => Found::File {
-            opened: o,
-            path: index,
-            name: b"index.html".to_vec(),
-        },
+        Ok(o) if o.meta.is_file() => Found::File(locate(
+            root,
+            opts,
+            o,
+            index,
+            b"index.html".to_vec(),
+            path,
+            &before,
+        )),
         Ok(_) => Found::Miss(Miss::Missing),
         Err(miss) => Found::Miss(miss),
     }
 }
 
-/// The response for a regular file (or its precompressed sibling).
-fn serve_file(
-    req: &Request<'_>,
+/// A file found at `path` in `dir`, with its precompressed siblings opened.
+fn locate(
     root: &Path,
     opts: Options,
     opened: Opened,
-    path: &Path,
-    name: &[u8],
-) -> Response {
-    let (opened, coding, vary) = sibling(req, root, opts, opened, path);
-    let Opened { file, meta } = opened;
-    let etag = fs::etag(&meta);
-    let modified = fs::modified(&meta);
+    path: std::path::PathBuf,
+    name: Vec<u8>,
+    dir: std::path::PathBuf,
+    before: &std::fs::Metadata,
+) -> Entry {
+    let there = Coding::ALL.map(|c| fs::is_file(&fs::with_suffix(&path, c.suffix())));
+    let siblings = Coding::ALL.map(|c| {
+        if !there[c.index()] {
+            return None;
+        }
+        match fs::open(
+            &fs::with_suffix(&path, c.suffix()),
+            root,
+            opts.follow_symlinks,
+        ) {
+            Ok(s) if s.meta.is_file() => Some(kept(s)),
+            _ => None,
+        }
+    });
+    Entry {
+        dir,
+        stamp: DirStamp::of(before),
+        located: Located {
+            file: kept(opened),
+            name,
+            there,
+            siblings,
+        },
+    }
+}
+
+fn kept(o: Opened) -> Kept {
+    let stamp = FileStamp::of(&o.meta);
+    let bytes = if o.meta.len() <= KEPT_BYTES && stamp.settled() {
+        read_whole(&o.file, o.meta.len())
+    } else {
+        None
+    };
+    Kept {
+        stamp,
+        file: Arc::new(o.file),
+        meta: o.meta,
+        bytes,
+    }
+}
+
+/// The `len` bytes of a small file.
+fn read_whole(file: &std::fs::File, len: u64) -> Option<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    Some(Bytes::from(buf))
+}
+
+/// Whether a located file was found just now (its metadata then is current) or earlier
+/// (asked again, and None if it changed since).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    Yes,
+    No,
+}
+
+/// The response for a regular file (or its precompressed sibling the client prefers, when
+/// there is one it accepts; when any sibling exists the response varies by Accept-Encoding).
+/// None if a file found earlier has changed since.
+fn serve_file(
+    req: &Request<'_>,
+    opts: Options,
+    located: &Located,
+    fresh: Fresh,
+) -> Option<Response> {
+    let vary = located.there.iter().any(|&t| t);
+    let weights = match req.accept_encoding() {
+        Some(accept) if vary => encoding::weights(accept),
+        _ => [0; 3],
+    };
+    let chosen = encoding::choose(weights, |c| located.there[c.index()]);
+    // The preferred sibling that could not be opened beneath the mount: the file itself.
+    let (kept, coding) =
+        match chosen.and_then(|c| located.siblings[c.index()].as_ref().map(|k| (k, c))) {
+            Some((k, c)) => (k, Some(c)),
+            None => (&located.file, None),
+        };
+    let now;
+    let meta = match fresh {
+        Fresh::Yes => &kept.meta,
+        Fresh::No => {
+            now = kept.now()?;
+            &now
+        }
+    };
+    let name = &located.name[..];
+    let etag = fs::etag(meta);
+    let modified = fs::modified(meta);
     let len = meta.len();
     let cache = if mime::is_hashed(name) {
         Some(IMMUTABLE.to_owned())
@@ -112,12 +245,12 @@ fn serve_file(
         validators.push(("Vary", "Accept-Encoding".to_owned()));
     }
     if not_modified(req, etag.as_bytes(), modified) {
-        return Response {
+        return Some(Response {
             status: 304,
             headers: validators,
             content_length: None,
             body: Body::Empty,
-        };
+        });
     }
     let mut headers = Vec::with_capacity(validators.len() + 4);
     headers.push(("Content-Type", mime::content_type(name).to_owned()));
@@ -135,58 +268,41 @@ fn serve_file(
         }
         Ranged::Unsatisfiable => {
             headers.push(("Content-Range", format!("bytes */{len}")));
-            return Response {
+            return Some(Response {
                 status: 416,
                 headers,
                 content_length: Some(0),
                 body: Body::Empty,
-            };
+            });
         }
     };
+    // The kept bytes, if they are this length's and hold the range (they always do).
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(offset + count).ok());
+    let kept_bytes = kept
+        .bytes
+        .as_ref()
+        .filter(|b| b.len() as u64 == len)
+        .zip(range)
+        .filter(|(b, (_, to))| *to <= b.len());
     let body = if req.is_head() || count == 0 {
         Body::Empty
+    } else if let Some((b, (from, to))) = kept_bytes {
+        Body::Bytes(b.slice(from..to))
     } else {
         Body::File {
-            file,
+            file: Arc::clone(&kept.file),
             offset,
             len: count,
         }
     };
-    Response {
+    Some(Response {
         status,
         headers,
         content_length: Some(count),
         body,
-    }
-}
-
-/// The precompressed sibling the client prefers, when there is one it accepts (else the file
-/// itself), and whether any sibling exists (then the response varies by Accept-Encoding).
-fn sibling(
-    req: &Request<'_>,
-    root: &Path,
-    opts: Options,
-    opened: Opened,
-    path: &Path,
-) -> (Opened, Option<Coding>, bool) {
-    let there = Coding::ALL.map(|c| fs::is_file(&fs::with_suffix(path, c.suffix())));
-    let vary = there.iter().any(|&t| t);
-    if !vary {
-        return (opened, None, false);
-    }
-    let weights = req.accept_encoding().map_or([0; 3], encoding::weights);
-    let available = |c: Coding| Coding::ALL.iter().zip(there).any(|(&k, t)| k == c && t);
-    let Some(coding) = encoding::choose(weights, available) else {
-        return (opened, None, true);
-    };
-    match fs::open(
-        &fs::with_suffix(path, coding.suffix()),
-        root,
-        opts.follow_symlinks,
-    ) {
-        Ok(s) if s.meta.is_file() => (s, Some(coding), true),
-        _ => (opened, None, true),
-    }
+    })
 }
 
 /// `If-None-Match` (weak comparison), else `If-Modified-Since` (not modified since).

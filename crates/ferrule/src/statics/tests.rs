@@ -164,3 +164,135 @@ fn methods_prefixes_and_fallthrough() {
         404
     );
 }
+
+/// Puts the modification time of `dir` an hour back, as if it had settled long ago.
+fn settle(dir: &std::path::Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_hours(1);
+    std::fs::File::open(dir)
+        .and_then(|d| d.set_times(std::fs::FileTimes::new().set_modified(past)))
+        .expect("set the directory's mtime");
+}
+
+fn etag_of(statics: &Statics, fields: &[(&str, &str)]) -> (u16, Option<String>, u64) {
+    let r = respond(ask(statics, "GET", "/static/css/a.css", fields));
+    (r.status, field(&r, "ETag").map(str::to_owned), r.body_len())
+}
+
+#[test]
+fn a_settled_directory_s_file_is_remembered_and_an_unsettled_one_is_not() {
+    let site = Site::new("cache-settle");
+    let s = site.statics(Options::default());
+    let first = etag_of(&s, &[]);
+    assert_eq!(s.cache.len(), 0, "just written: not remembered");
+    settle(&site.0.join("css"));
+    assert_eq!(etag_of(&s, &[]), first);
+    assert_eq!(s.cache.len(), 1);
+    assert_eq!(etag_of(&s, &[]), first);
+    assert_eq!(etag_of(&s, &[("Accept-Encoding", "gzip")]).2, 2);
+    // Only GET and HEAD ask the cache; 405 for the others as before.
+    let r = respond(ask(&s, "POST", "/static/css/a.css", &[]));
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn a_remembered_file_changed_replaced_or_deleted_is_looked_up_again() {
+    let site = Site::new("cache-change");
+    let css = site.0.join("css");
+    let s = site.statics(Options::default());
+    settle(&css);
+    let (_, first, _) = etag_of(&s, &[]);
+    assert_eq!(s.cache.len(), 1);
+    // Written in place: its directory is unchanged, the file is not.
+    std::fs::write(css.join("a.css"), b"0123456789abc").expect("rewrite");
+    let (code, second, len) = etag_of(&s, &[]);
+    assert_eq!((code, len), (200, 13));
+    assert_ne!(second, first);
+    // Replaced by a rename.
+    settle(&css);
+    assert_eq!(etag_of(&s, &[]).1, second);
+    std::fs::write(css.join("new"), b"xy").expect("new");
+    std::fs::rename(css.join("new"), css.join("a.css")).expect("rename");
+    assert_eq!(etag_of(&s, &[]).2, 2);
+    // Deleted.
+    settle(&css);
+    assert_eq!(etag_of(&s, &[]).0, 200);
+    std::fs::remove_file(css.join("a.css")).expect("remove");
+    assert_eq!(etag_of(&s, &[]).0, 404);
+}
+
+#[test]
+fn a_sibling_added_or_removed_after_the_file_was_remembered_shows() {
+    let site = Site::new("cache-sibling");
+    let css = site.0.join("css");
+    std::fs::remove_file(css.join("a.css.gz")).expect("no .gz");
+    let s = site.statics(Options::default());
+    // (Vary, Content-Encoding, body length) of a request that accepts br.
+    let br = || {
+        let r = respond(ask(
+            &s,
+            "GET",
+            "/static/css/a.css",
+            &[("Accept-Encoding", "br")],
+        ));
+        let vary = field(&r, "Vary").map(str::to_owned);
+        (
+            vary,
+            field(&r, "Content-Encoding").map(str::to_owned),
+            r.body_len(),
+        )
+    };
+    settle(&css);
+    assert_eq!(br(), (None, None, 10));
+    assert_eq!(s.cache.len(), 1);
+    std::fs::write(css.join("a.css.br"), b"brotli").expect("br");
+    let accept = Some("Accept-Encoding".to_owned());
+    assert_eq!(br(), (accept, Some("br".to_owned()), 6));
+    settle(&css);
+    let _ = br();
+    std::fs::remove_file(css.join("a.css.br")).expect("remove br");
+    assert_eq!(br(), (None, None, 10));
+}
+
+#[test]
+fn a_remembered_symlink_pointed_out_of_the_directory_is_refused() {
+    let site = Site::new("cache-link");
+    let outside = std::env::temp_dir().join(format!("ferrule-statics-out-{}", std::process::id()));
+    std::fs::write(&outside, b"secret").expect("outside file");
+    let link = site.0.join("css/in.css");
+    std::os::unix::fs::symlink("a.css", &link).expect("in.css");
+    let s = site.statics(Options::default());
+    settle(&site.0.join("css"));
+    let r = respond(ask(&s, "GET", "/static/css/in.css", &[]));
+    assert_eq!((r.status, r.body_len()), (200, 10));
+    assert_eq!(s.cache.len(), 1);
+    std::fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink(&outside, &link).expect("out");
+    assert_eq!(
+        respond(ask(&s, "GET", "/static/css/in.css", &[])).status,
+        404
+    );
+    let _ = std::fs::remove_file(outside);
+}
+
+#[test]
+fn a_small_settled_file_is_kept_in_memory_until_it_changes() {
+    let site = Site::new("cache-bytes");
+    let css = site.0.join("css");
+    let a = css.join("a.css");
+    // Its change time must be SETTLED in the past: wait for the clock to get there.
+    let changed = std::fs::metadata(&a).expect("a.css");
+    while !super::cache::FileStamp::of(&changed).settled() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    settle(&css);
+    let s = site.statics(Options::default());
+    let range = [("Range", "bytes=2-4")];
+    for _ in 0..2 {
+        let r = respond(ask(&s, "GET", "/static/css/a.css", &range));
+        assert_eq!(r.status, 206);
+        assert!(matches!(&r.body, Body::Bytes(b) if b.as_ref() == b"234"));
+    }
+    std::fs::write(&a, b"abcdefghij").expect("rewrite");
+    let r = respond(ask(&s, "GET", "/static/css/a.css", &[]));
+    assert!(matches!(r.body, Body::File { len: 10, .. }), "read afresh");
+}
