@@ -28,6 +28,7 @@ mod pressure;
 pub mod sink;
 pub mod statics;
 pub mod tls;
+mod tls_pump;
 
 /// Everything a worker's connection tasks share.
 pub struct Worker {
