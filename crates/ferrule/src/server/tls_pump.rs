@@ -55,9 +55,10 @@ struct Pump {
     client: OwnedFd,
     /// The pump's end of the pair (the engine has the other).
     ours: OwnedFd,
-    /// Plaintext from the client not yet taken by the engine.
-    up: Vec<u8>,
+    /// Plaintext from the client; `up_at..up_end` is not yet taken by the engine.
+    up: Box<[u8]>,
     up_at: usize,
+    up_end: usize,
     /// The client sent close_notify, closed or failed: the engine was told (EOF).
     client_eof: bool,
     /// The engine closed its end: close_notify is queued.
@@ -218,7 +219,11 @@ impl Pump {
     /// session while it has not taken the last plaintext).
     fn up_step(&mut self, want: &mut Want) {
         loop {
-            if let Some(rest) = self.up.get(self.up_at..).filter(|r| !r.is_empty()) {
+            if let Some(rest) = self
+                .up
+                .get(self.up_at..self.up_end)
+                .filter(|r| !r.is_empty())
+            {
                 if !self.ready.engine_w {
                     want.engine_write = true;
                     return;
@@ -231,8 +236,7 @@ impl Pump {
                     Err(e) if would_block(&e) => {}
                     // The engine is gone; its end closing ends the other direction.
                     Err(_) => {
-                        self.up.clear();
-                        self.up_at = 0;
+                        (self.up_at, self.up_end) = (0, 0);
                         self.client_eof = true;
                         return;
                     }
@@ -242,21 +246,18 @@ impl Pump {
             if self.client_eof {
                 return;
             }
-            self.up.resize(UP_BUF, 0);
-            self.up_at = 0;
+            (self.up_at, self.up_end) = (0, 0);
             match self.conn.reader().read(&mut self.up) {
                 Ok(0) => {
-                    self.up.clear();
                     self.client_ended();
                     return;
                 }
                 Ok(n) => {
-                    self.up.truncate(n);
+                    self.up_end = n.min(self.up.len());
                     continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.up.clear(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    self.up.clear();
                     self.client_ended();
                     return;
                 }
@@ -451,8 +452,9 @@ pub async fn run(
             conn,
             client: socket,
             ours: OwnedFd::from(ours),
-            up: Vec::with_capacity(UP_BUF),
+            up: vec![0; UP_BUF].into_boxed_slice(),
             up_at: 0,
+            up_end: 0,
             client_eof: false,
             engine_eof: false,
             done: false,
