@@ -53,25 +53,8 @@ pub fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
     wait(fd, true, deadline)
 }
 
-/// A wait that some descriptors need done their own way: given the descriptor, whether to wait
-/// for room, and the deadline, it waits and returns Some, or returns None for a descriptor it
-/// does not know. HTTPS/1.1 sets it (`server::tls_pump`): the engine's end of a TLS
-/// connection's socket pair is ready only once its session is pumped, which the waiting
-/// thread does itself while the worker's loop cannot.
-pub type WaitHook = fn(RawFd, bool, Instant) -> Option<io::Result<()>>;
-
-static WAIT_HOOK: std::sync::OnceLock<WaitHook> = std::sync::OnceLock::new();
-
-/// Installs the [`WaitHook`] (once; later calls do nothing).
-pub fn set_wait_hook(hook: WaitHook) {
-    let _ = WAIT_HOOK.set(hook);
-}
-
 /// Waits until `fd` is readable (`write` false) or writable, or `deadline` passes.
 fn wait(fd: RawFd, write: bool, deadline: Instant) -> io::Result<()> {
-    if let Some(done) = WAIT_HOOK.get().and_then(|hook| hook(fd, write, deadline)) {
-        return done;
-    }
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -1,8 +1,7 @@
 //! The worker's edge thread: a second event loop, started on first use, for the protocol work
 //! that must go on while the worker's own loop is inside the app (inline mode) or busy: TLS
-//! handshakes (an HTTP/1.1 session then goes back to the worker's loop, `tls_pump`), and
-//! HTTP/2 connections (frames, flow control, HPACK, their encryption). It never touches
-//! Python; requests reach the app through the worker's loop or its app threads.
+//! handshakes and encryption, and HTTP/2 connections (frames, flow control, HPACK). It never
+//! touches Python; requests reach the app through the worker's loop or its app threads.
 use std::io;
 use std::sync::OnceLock;
 
@@ -102,20 +101,6 @@ impl<S> Prefixed<S> {
     /// The stream, without what is left of `first`.
     pub fn into_inner(self) -> S {
         self.inner
-    }
-}
-
-impl Prefixed<TcpStream> {
-    /// The socket out of the edge loop's reactor (non-blocking), with what is left of `first`.
-    pub fn into_std(self) -> io::Result<(std::os::fd::OwnedFd, Bytes)> {
-        Ok((self.inner.into_std()?.into(), self.first))
-    }
-}
-
-impl Prefixed<UnixStream> {
-    /// The socket out of the edge loop's reactor (non-blocking), with what is left of `first`.
-    pub fn into_std(self) -> io::Result<(std::os::fd::OwnedFd, Bytes)> {
-        Ok((self.inner.into_std()?.into(), self.first))
     }
 }
 

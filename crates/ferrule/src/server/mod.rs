@@ -28,7 +28,6 @@ mod pressure;
 pub mod sink;
 pub mod statics;
 pub mod tls;
-mod tls_pump;
 
 /// Everything a worker's connection tasks share.
 pub struct Worker {

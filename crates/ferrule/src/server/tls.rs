@@ -1,26 +1,24 @@
-//! HTTPS: a TLS bind's connections. Handshakes run on the worker's edge thread (its own event
-//! loop, so an app running inline on the worker's loop never stalls them), and so do HTTP/2
-//! sessions. An HTTP/1.1 session comes back to the worker's loop: it is served by the same
-//! engine as a plain connection, through a socket pair whose far end `tls_pump` pumps to and
-//! from the session on the same loop (no hop to another thread per request; a thread that
-//! would wait on the pair pumps it itself). The engine keeps everything it does on a plain
-//! socket (keep-alive, pipelining, sendfile into the pair, the inline flusher, blocking body
-//! reads in inline mode) and the bridge sees `wsgi.url_scheme` `https` and mod_ssl's
-//! variables.
+//! HTTPS: a TLS bind's connections. Handshakes and encryption run on the worker's edge thread
+//! (its own event loop, so an app running inline on the worker's loop never stalls them);
+//! HTTP/1.1 over the session is served by the same engine as a plain connection, through a
+//! socket pair whose far end the TLS thread pumps to and from the session. The engine keeps
+//! everything it does on a plain socket (keep-alive, pipelining, sendfile into the pair, the
+//! inline flusher, blocking body reads in inline mode) and the bridge sees
+//! `wsgi.url_scheme` `https` and mod_ssl's variables.
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{linger, read_proxy_header, serve_http1, Stream, READ_BUF};
-use super::edge::{Arrived, Handoff, Prefixed};
-use super::tls_pump::{self, Moved};
+use super::edge::{Arrived, Handoff};
 use super::Worker;
 use crate::config::TlsSetup;
 use crate::log::{debug, info, warning};
@@ -31,6 +29,8 @@ use crate::tls::CertStore;
 const TLS_HANDSHAKE: u8 = 0x16;
 /// Bytes of HTTP/2 frames gathered into one write to the TLS session (records of up to 16 KiB).
 const TLS_WRITE_BUF: usize = 32 * 1024;
+/// What the pump reads from the engine at once (a TLS record holds up to 16 KiB).
+const PUMP_BUF: usize = 64 * 1024;
 
 /// How often `--reload-certs` looks at the certificate files.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
@@ -90,9 +90,8 @@ impl Tls {
 
 /// What the handshake settled, for the worker's loop.
 enum Negotiated {
-    /// HTTP/1.1, for the worker's engine through the socket pair; the session comes back to
-    /// the worker's loop.
-    Http1(TlsInfo, Box<Moved>),
+    /// HTTP/1.1, for the worker's engine through the socket pair.
+    Http1(TlsInfo),
     /// HTTP/2, served on the edge thread; the sender is dropped when the connection ends.
     Http2(oneshot::Receiver<()>),
 }
@@ -124,9 +123,14 @@ pub(super) async fn serve(
     let Some(edge) = worker.edge.handle() else {
         return;
     };
-    let handoff = match Handoff::take(stream) {
-        Ok(h) => h,
-        Err(e) => {
+    let pair = std::os::unix::net::UnixStream::pair().and_then(|(ours, engine)| {
+        ours.set_nonblocking(true)?;
+        engine.set_nonblocking(true)?;
+        Ok((ours, UnixStream::from_std(engine)?))
+    });
+    let (handoff, (ours, engine)) = match (Handoff::take(stream), pair) {
+        (Ok(h), Ok(p)) => (h, p),
+        (Err(e), _) | (_, Err(e)) => {
             debug!("cannot serve {} over TLS: {e}", info.peer_label());
             return;
         }
@@ -136,39 +140,26 @@ pub(super) async fn serve(
         worker: Arc::clone(worker),
         acceptor: tls.acceptor(),
         failed: Arc::clone(&tls.failed),
+        ours,
         info: info.clone(),
         stop: stop.clone(),
         handshaken: done_tx,
     };
     edge.spawn(session.run(handoff, first.freeze()));
-    // The handshake's outcome; an HTTP/2 session goes on on the edge thread.
+    // The handshake's outcome; the session goes on on the edge thread.
     match done_rx.await {
-        Ok(Negotiated::Http1(negotiated, moved)) => {
-            let pair = std::os::unix::net::UnixStream::pair().and_then(|(ours, engine)| {
-                ours.set_nonblocking(true)?;
-                engine.set_nonblocking(true)?;
-                Ok((ours, UnixStream::from_std(engine)?))
-            });
-            let (ours, engine) = match pair {
-                Ok(p) => p,
-                Err(e) => {
-                    debug!("cannot serve {} over TLS: {e}", info.peer_label());
-                    return;
-                }
-            };
+        Ok(Negotiated::Http1(negotiated)) => {
             info.tls = Some(Arc::new(negotiated));
             info.scheme = "https";
-            let engine_fd = engine.as_raw_fd();
-            info.fd = engine_fd;
-            let engine = serve_http1(
+            info.fd = engine.as_raw_fd();
+            serve_http1(
                 worker,
                 Stream::Unix(engine),
                 info,
                 stop,
                 BytesMut::with_capacity(READ_BUF),
-            );
-            let pump = tls_pump::run(*moved, ours, engine_fd, worker.client_timeout);
-            tokio::join!(engine, pump);
+            )
+            .await;
         }
         // The connection counts as active (for a graceful stop) while it lasts.
         Ok(Negotiated::Http2(ended)) => {
@@ -183,6 +174,8 @@ struct Session {
     worker: Arc<Worker>,
     acceptor: TlsAcceptor,
     failed: Arc<AtomicU64>,
+    /// The edge's end of the socket pair to the engine (HTTP/1.1).
+    ours: std::os::unix::net::UnixStream,
     info: ConnInfo,
     stop: watch::Receiver<bool>,
     /// Told what the handshake settled; dropped unsent when it failed.
@@ -198,11 +191,10 @@ impl Session {
         }
     }
 
-    /// The TLS handshake, then HTTP/2 here, or HTTP/1.1's session sent back to the worker.
-    async fn handshake<S>(self, io: Prefixed<S>)
+    /// The TLS handshake, then HTTP/2 here or the pump to the engine until either side closes.
+    async fn handshake<S>(self, io: S)
     where
         S: AsyncRead + AsyncWrite + Unpin,
-        Prefixed<S>: IntoStd,
     {
         let timeout = self.worker.client_timeout;
         let peer = self.info.peer_label();
@@ -237,36 +229,17 @@ impl Session {
             super::h2::serve(self.worker, session, info, self.stop).await;
             return;
         }
-        let (io, conn) = session.into_inner();
-        let moved = match io.into_std() {
-            Ok((socket, leftover)) => Box::new(Moved {
-                conn,
-                socket,
-                leftover,
-            }),
+        let ours = match UnixStream::from_std(self.ours) {
+            Ok(s) => s,
             Err(e) => {
                 debug!("cannot serve {peer} over TLS: {e}");
                 return;
             }
         };
-        let _ = self.handshaken.send(Negotiated::Http1(negotiated, moved));
-    }
-}
-
-/// A connection's socket, taken out of the edge loop's reactor for the worker's.
-trait IntoStd {
-    fn into_std(self) -> std::io::Result<(std::os::fd::OwnedFd, Bytes)>;
-}
-
-impl IntoStd for Prefixed<tokio::net::TcpStream> {
-    fn into_std(self) -> std::io::Result<(std::os::fd::OwnedFd, Bytes)> {
-        Prefixed::<tokio::net::TcpStream>::into_std(self)
-    }
-}
-
-impl IntoStd for Prefixed<UnixStream> {
-    fn into_std(self) -> std::io::Result<(std::os::fd::OwnedFd, Bytes)> {
-        Prefixed::<UnixStream>::into_std(self)
+        if self.handshaken.send(Negotiated::Http1(negotiated)).is_err() {
+            return;
+        }
+        pump(session, ours, timeout).await;
     }
 }
 
@@ -295,5 +268,57 @@ async fn refuse_plain(stream: &mut Stream, first: &[u8], info: &ConnInfo, timeou
     reply.extend_from_slice(body);
     if stream.write_all(&reply, timeout).await {
         linger(stream).await;
+    }
+}
+
+/// Moves bytes between the TLS session and the engine's end of the socket pair until the
+/// engine closes its end (after its last response) or the client goes.
+async fn pump<S>(session: TlsStream<S>, ours: UnixStream, timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut tls_r, mut tls_w) = tokio::io::split(session);
+    let (mut eng_r, mut eng_w) = ours.into_split();
+    // Client to engine: when the client stops sending, the engine reads EOF. Its writes need
+    // no timeout of their own: the engine reads on its own schedule and closes on its own
+    // timeouts, which ends the other direction.
+    let up = async {
+        let mut buf = vec![0u8; READ_BUF * 2];
+        loop {
+            match tls_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if eng_w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = eng_w.shutdown().await;
+        // The engine's answer may still be on its way: only the other direction ends the pump.
+        std::future::pending::<()>().await;
+    };
+    // Engine to client: each block is encrypted and written within the client timeout; the
+    // engine closing its end sends close_notify.
+    let down = async {
+        let mut buf = vec![0u8; PUMP_BUF];
+        loop {
+            let n = match eng_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let sent = async {
+                tls_w.write_all(&buf[..n]).await?;
+                tls_w.flush().await
+            };
+            if !matches!(tokio::time::timeout(timeout, sent).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(timeout, tls_w.shutdown()).await;
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
     }
 }
