@@ -125,6 +125,58 @@ def test_curl_http11_over_tls(serve_both, certs, tmp_path):
     assert hashlib.sha256(out.stdout[:-3]).hexdigest() == file_sha256()
 
 
+def test_unbuffered_uploads_over_tls(serve_both, certs, tmp_path):
+    """--no-request-buffering: the app reads the body from the connection as it comes (inline,
+    blocking reads on the worker's own thread, which must pump the TLS session meanwhile)."""
+    srv = serve_both("transport:app", "--no-request-buffering", *certs.args())
+    payload = os.urandom(MIB)
+    want = {"length": 8 * MIB, "sha256": hashlib.sha256(payload * 8).hexdigest()}
+    with requests.Session() as s:
+        s.verify = str(certs.ca)
+        s.trust_env = False
+        # Chunked, then with a Content-Length, on one connection.
+        assert s.post(f"{srv.url}/upload", data=(payload for _ in range(8))).json() == want
+        assert s.post(f"{srv.url}/upload", data=payload * 8).json() == want
+        assert s.get(f"{srv.url}/echo").json()["HTTPS"] == "on"
+    # curl asks for 100-continue before a body this large.
+    body = tmp_path / "body"
+    body.write_bytes(payload * 4)
+    out = subprocess.run(
+        ["curl", "-sS", "--http1.1", "--cacert", str(certs.ca), "--data-binary", f"@{body}",
+         "-H", "Content-Type: application/octet-stream", f"{srv.url}/upload"],
+        capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert json.loads(out.stdout) == {"length": 4 * MIB, "sha256": hashlib.sha256(payload * 4).hexdigest()}
+
+
+def test_blocking_writes_larger_than_the_socket_over_tls(serve_both, certs):
+    """write() waits until each block is on its way; 16 MiB fill the connection many times
+    over while the client reads slowly."""
+    srv = serve_both("transport:app", *certs.args())
+    n = 16 * MIB
+    with tls_connect(srv, certs) as s:
+        s.sendall(f"GET /write_big?n={n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.5)
+        got = bytearray()
+        while len(got) < n + 100 and b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, _, rest = bytes(got).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and f"content-length: {n}".encode() in head.lower()
+        digest = hashlib.sha256(rest)
+        left = n - len(rest)
+        while left > 0:
+            block = s.recv(min(left, 256 * 1024))
+            assert block
+            digest.update(block)
+            left -= len(block)
+        pattern = bytes(range(256)) * 4096
+        assert digest.hexdigest() == hashlib.sha256(pattern * (n // len(pattern))).hexdigest()
+        # The connection is still good for another request.
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(s, bytearray())
+        assert status == b"HTTP/1.1 200 OK" and json.loads(body)["HTTPS"] == "on"
+
+
 def test_pipelined_requests_over_tls(serve, certs):
     srv = serve("transport:app", *certs.args())
     with tls_connect(srv, certs) as s:

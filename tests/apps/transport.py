@@ -78,6 +78,19 @@ def write(environ, start_response):
     return [b"then returned"]
 
 
+def write_big(environ, start_response):
+    """?n=BYTES of the download's pattern through write() in 1 MiB blocks, which wait until
+    each is on its way (the socket fills up: the writes block)."""
+    n = int(_query(environ).get("n", "0"))
+    w = start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+    block = bytes(range(256)) * 4096
+    left = n
+    while left > 0:
+        w(block[: min(left, len(block))])
+        left -= len(block)
+    return []
+
+
 def file(environ, start_response):
     start_response(
         "200 OK",
@@ -127,6 +140,7 @@ ROUTES = {
     "/error_after_head": error_after_head,
     "/lazy": lazy,
     "/write": write,
+    "/write_big": write_big,
     "/file": file,
     "/barrier": barrier,
     "/sleep": sleep,
