@@ -10,7 +10,7 @@ SMOKE_VERSIONS ?= 3.10 3.12 3.13
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYDIRS := $(wildcard python tests bench examples)
 
-.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz fuzz-smoke docs
+.PHONY: run test build venv lint test-rust test-py smoke bench clean fmt sysdeps fuzz fuzz-smoke docs wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +59,22 @@ smoke: venv
 	set -e; $(foreach v,$(SMOKE_VERSIONS),\
 		test -n "$(call pyfor,$(v))" || { echo "Python $(v) not found (pyenv install $(v))"; exit 1; }; \
 		rm -rf target/smoke-$(v) && $(call pyfor,$(v)) -m venv target/smoke-$(v); \
-		target/smoke-$(v)/bin/python -m pip install -q target/wheels/*.whl flask requests pytest; \
-		target/smoke-$(v)/bin/python tests/smoke.py;)
+		env PATH=/usr/bin:/bin target/smoke-$(v)/bin/python -m pip install -q target/wheels/*.whl flask requests pytest; \
+		env PATH=/usr/bin:/bin target/smoke-$(v)/bin/python tests/smoke.py;)
+
+# Wheels anyone can install without Rust: one abi3 wheel (CPython 3.10+) for manylinux2014 (glibc
+# 2.17 and later), fat LTO, linked by zig (ziglang from PyPI) so that it runs on older systems
+# than this one, and the sdist (builds with `pip install` where Rust is). Another target where
+# rustup has it (`rustup target add aarch64-unknown-linux-gnu`):
+# `make wheels TARGET=aarch64-unknown-linux-gnu`.
+TARGET ?= x86_64-unknown-linux-gnu
+wheels: venv
+	$(BIN)/python -m pip install -q "ziglang>=0.11"
+	rm -rf target/dist
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin build --profile dist --zig --compatibility manylinux2014 \
+		--target $(TARGET) -q -o target/dist
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin sdist -q -o target/dist
+	ls target/dist
 
 bench:
 	$(MAKE) -C bench
