@@ -9,9 +9,9 @@ use ferrule_proto::http1::{response as enc, BodyKind, RequestHead, Version};
 
 use super::conn::Stream;
 use super::Worker;
+use crate::access;
 use crate::net::{date, io as sio, ConnInfo};
 use crate::statics::{Body, Decision, Request, Response, Statics};
-use crate::{access, log};
 
 /// Largest file range read into the response head's buffer and sent with it in one write;
 /// larger ones go with sendfile(2) after the head. Not configurable.
@@ -37,7 +37,7 @@ pub(super) async fn answer(
     info: &ConnInfo,
     head: &RequestHead,
 ) -> Answered {
-    let started = log::access_enabled().then(Instant::now);
+    let started = access::wanted().then(Instant::now);
     let mut req = Request::new(head.method(), head.target());
     for (name, value) in head.fields() {
         req.field(name, value);

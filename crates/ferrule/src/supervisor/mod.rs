@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::log::{error, info, warning};
+use crate::metrics::master::{self as tally, Reason};
 use crate::server::listener::Listener;
 use crate::wsgi::config_file::LoadError;
 use crate::wsgi::process as python;
 
+mod metrics;
 mod notify;
 mod reexec;
 mod reloader;
@@ -173,6 +175,9 @@ pub fn run(cfg: Config) -> i32 {
     for l in &listeners {
         info!("Listening at: {} ({pid})", l.display);
     }
+    if !metrics::start(&cfg, &listeners) {
+        return 1;
+    }
     info!(
         "Using worker: {}",
         if cfg.threads > 1 {
@@ -238,15 +243,6 @@ pub fn run(cfg: Config) -> i32 {
     match code {
         Forked::Master(c) | Forked::Child(c) => c,
     }
-}
-
-/// A worker's resident memory in bytes, from /proc.
-fn rss_bytes(pid: libc::pid_t) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).unwrap_or(4096))
 }
 
 /// Why a new worker did not come up.
@@ -405,6 +401,7 @@ impl Master {
             .map(|(&pid, _)| pid)
             .collect();
         for pid in old {
+            tally::restart(Reason::Reload);
             self.retire(pid, libc::SIGTERM);
         }
         info!("Reload: new workers serving; old workers draining");
@@ -533,6 +530,7 @@ impl Master {
         // The new worker is answering: the old ones finish what they have and leave, and
         // `fill` starts the rest of the new generation.
         for pid in old {
+            tally::restart(Reason::Reload);
             self.retire(pid, libc::SIGTERM);
         }
         info!("Reload: new workers serving; old workers draining");
@@ -568,6 +566,7 @@ impl Master {
 
     fn forget(&mut self, pid: libc::pid_t) {
         if let Some(slot) = self.workers.remove(&pid).and_then(|w| w.slot) {
+            tally::fold(slot);
             self.table.release(slot);
         }
     }
@@ -593,6 +592,9 @@ impl Master {
             python::child_exit(pid, code, &what);
             if self.dormant && self.workers.is_empty() {
                 error!("No worker left: the new code could not be imported; fix it and send HUP");
+            }
+            if !expected {
+                tally::restart(Reason::Crash);
             }
             if code == Some(0) || (expected && code.is_some()) {
                 info!("Worker (pid:{pid}) {what}");
@@ -631,8 +633,14 @@ impl Master {
             let Some(slot) = w.slot.map(|s| self.table.slot(s)) else {
                 continue;
             };
-            if slot.leaving.load(Ordering::Acquire) == 1 {
+            let leaving = slot.leaving.load(Ordering::Acquire);
+            if leaving != 0 {
                 // It stopped accepting on its own (request timeout, max requests).
+                match leaving {
+                    crate::slots::LEAVING_TIMEOUT => tally::restart(Reason::Timeout),
+                    crate::slots::LEAVING_MAX_REQUESTS => tally::restart(Reason::MaxRequests),
+                    _ => {}
+                }
                 actions.push((pid, 0));
                 continue;
             }
@@ -645,17 +653,20 @@ impl Master {
                     stale.as_secs(),
                     timeout.as_secs()
                 );
+                tally::restart(Reason::Timeout);
                 actions.push((pid, libc::SIGKILL));
                 continue;
             }
             if self.cfg.max_worker_memory > 0 {
-                if let Some(rss) = rss_bytes(pid).filter(|&r| r > self.cfg.max_worker_memory) {
+                if let Some(rss) = tally::rss_bytes(pid).filter(|&r| r > self.cfg.max_worker_memory)
+                {
                     info!(
                         "Worker (pid:{pid}) uses {} MiB, over --max-worker-memory {} MiB; \
                          replacing it",
                         rss >> 20,
                         self.cfg.max_worker_memory >> 20
                     );
+                    tally::restart(Reason::Memory);
                     actions.push((pid, libc::SIGTERM));
                 }
             }
@@ -691,6 +702,8 @@ impl Master {
         };
         if pid == 0 {
             crate::slots::set_mine(slot);
+            crate::metrics::set_mine(slot);
+            crate::metrics::serve::after_fork();
             self.reloader = None;
             let listeners = std::mem::take(&mut self.listeners);
             let app = self.app.take();
