@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import requests
 from conftest import APPS, Server
@@ -96,27 +97,83 @@ def test_request_counts_match_across_two_workers():
         srv.stop()
 
 
+def hold(srv: Server, flag: Path, results: list) -> threading.Thread:
+    """A GET of /hold in a thread: the app keeps it until `flag` exists."""
+
+    def run() -> None:
+        results.append(requests.get(f"{srv.url}/hold", params={"until": str(flag)}, timeout=30).status_code)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
 def test_active_requests_and_busy_threads_while_a_request_is_held(tmp_path: Path):
     srv, url = start("-w", "1", "--threads", "2")
     flag = tmp_path / "release"
-    result = {}
-    t = threading.Thread(
-        target=lambda: result.update(
-            r=requests.get(f"{srv.url}/hold", params={"until": str(flag)}, timeout=30)
-        )
-    )
-    t.start()
+    results: list[int] = []
     try:
+        t = hold(srv, flag, results)
         wait_until(lambda: value(url, "http_server_active_requests") == 1)
         assert value(url, "ferrule_app_threads_busy") == 1
         assert value(url, "ferrule_app_threads_idle") == 1
         flag.touch()
         t.join(30)
-        assert result["r"].status_code == 200
+        assert results == [200]
         wait_until(lambda: value(url, "http_server_active_requests") == 0)
         assert value(url, "ferrule_app_threads_busy") == 0
     finally:
         flag.touch()
+        srv.stop()
+
+
+def test_requests_queued_for_an_app_thread_and_the_longest_wait(tmp_path: Path):
+    srv, url = start("-w", "1", "--threads", "2")
+    flag = tmp_path / "release"
+    results: list[int] = []
+    try:
+        held = [hold(srv, flag, results) for _ in range(2)]
+        wait_until(lambda: value(url, "ferrule_app_threads_busy") == 2)
+        held.append(hold(srv, flag, results))
+        wait_until(lambda: value(url, "ferrule_requests_queued") == 1)
+        assert value(url, "http_server_active_requests") == 2
+        flag.touch()
+        for t in held:
+            t.join(30)
+        assert results == [200, 200, 200]
+        wait_until(lambda: value(url, "ferrule_requests_queued") == 0)
+        assert value(url, "ferrule_queue_wait_longest_seconds") > 0
+    finally:
+        flag.touch()
+        srv.stop()
+
+
+def test_http2_requests_are_labelled_with_their_protocol():
+    srv, url = start()
+    try:
+        with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as c:
+            for _ in range(3):
+                assert c.get("/?status=202").http_version == "HTTP/2"
+        requests.get(f"{srv.url}/?status=202", timeout=10)
+        count = "http_server_request_duration_seconds_count"
+        wait_until(lambda: value(url, count) == 4)
+        assert value(url, count, network_protocol_version="2", http_response_status_code="202") == 3
+        assert value(url, count, network_protocol_version="1.1", http_response_status_code="202") == 1
+    finally:
+        srv.stop()
+
+
+def test_restarts_for_max_requests_and_reload_are_counted():
+    srv, url = start("-w", "1", "--max-requests", "2")
+    try:
+        for _ in range(2):
+            requests.get(srv.url, timeout=10)
+        wait_until(lambda: value(url, "ferrule_worker_restarts_total", reason="max-requests") == 1)
+        srv.signal(signal.SIGHUP)
+        wait_until(lambda: value(url, "ferrule_worker_restarts_total", reason="reload") == 1)
+        assert value(url, "ferrule_worker_restarts_total", reason="crash") == 0
+        assert value(url, "http_server_request_duration_seconds_count") == 2
+    finally:
         srv.stop()
 
 

@@ -245,6 +245,15 @@ pub fn run(cfg: Config) -> i32 {
     }
 }
 
+/// The restart reason of a worker that left on its own, from its slot's `leaving`.
+fn left_on_its_own(leaving: u32) -> Option<Reason> {
+    match leaving {
+        crate::slots::LEAVING_TIMEOUT => Some(Reason::Timeout),
+        crate::slots::LEAVING_MAX_REQUESTS => Some(Reason::MaxRequests),
+        _ => None,
+    }
+}
+
 /// Why a new worker did not come up.
 enum BootFailure {
     Exited(libc::c_int),
@@ -587,6 +596,10 @@ impl Master {
             let w_booted = w
                 .slot
                 .is_some_and(|s| self.table.slot(s).booted.load(Ordering::Acquire) == 1);
+            // Set when it left on its own and exited before `check` saw it.
+            let left = w
+                .slot
+                .map_or(0, |s| self.table.slot(s).leaving.load(Ordering::Acquire));
             self.forget(pid);
             let (what, code) = describe(status);
             python::child_exit(pid, code, &what);
@@ -594,7 +607,7 @@ impl Master {
                 error!("No worker left: the new code could not be imported; fix it and send HUP");
             }
             if !expected {
-                tally::restart(Reason::Crash);
+                tally::restart(left_on_its_own(left).unwrap_or(Reason::Crash));
             }
             if code == Some(0) || (expected && code.is_some()) {
                 info!("Worker (pid:{pid}) {what}");
@@ -636,10 +649,8 @@ impl Master {
             let leaving = slot.leaving.load(Ordering::Acquire);
             if leaving != 0 {
                 // It stopped accepting on its own (request timeout, max requests).
-                match leaving {
-                    crate::slots::LEAVING_TIMEOUT => tally::restart(Reason::Timeout),
-                    crate::slots::LEAVING_MAX_REQUESTS => tally::restart(Reason::MaxRequests),
-                    _ => {}
+                if let Some(why) = left_on_its_own(leaving) {
+                    tally::restart(why);
                 }
                 actions.push((pid, 0));
                 continue;
