@@ -194,6 +194,29 @@ def test_a_crashed_worker_is_counted_and_its_requests_are_kept():
         srv.stop()
 
 
+def listening_inode(port: int) -> str:
+    """The inode of the socket listening on 127.0.0.1:`port`, from /proc/net/tcp."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if f[1] == f"0100007F:{port:04X}" and f[3] == "0A":
+            return f[9]
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def test_workers_do_not_hold_the_metrics_socket():
+    srv, url = start("-w", "2")
+    try:
+        inode = listening_inode(int(url.rsplit(":", 1)[1].split("/")[0]))
+        pids = {requests.get(srv.url, timeout=10).text.strip().removeprefix("pid=") for _ in range(4)}
+        for pid in pids:
+            fds = {os.readlink(p) for p in Path(f"/proc/{pid}/fd").iterdir()}
+            assert f"socket:[{inode}]" not in fds
+        master = {os.readlink(p) for p in Path(f"/proc/{srv.proc.pid}/fd").iterdir()}
+        assert f"socket:[{inode}]" in master
+    finally:
+        srv.stop()
+
+
 def test_openmetrics_when_the_scraper_asks_for_it():
     srv, url = start()
     try:

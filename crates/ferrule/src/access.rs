@@ -431,6 +431,16 @@ pub fn configure(style: Style) {
     *STYLE.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(style));
 }
 
+/// A [`Record`]'s `remote`, made only when an access log will write it (the metrics do not
+/// need it, and formatting an address costs more than counting the request).
+pub fn remote(make: impl FnOnce() -> String) -> String {
+    if log::access_enabled() {
+        make()
+    } else {
+        String::new()
+    }
+}
+
 /// Whether a [`Record`] is wanted at all (an access log is open, or metrics are counted):
 /// only then is the time a request starts taken.
 #[inline]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd as _, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::master::{snapshot, Snapshot, REASONS};
@@ -15,6 +15,14 @@ use super::render::{render, Format};
 
 /// The listeners whose accept queue is reported: a name and the master's descriptor.
 pub type Listeners = Vec<(String, RawFd)>;
+
+/// The metrics threads started in this process.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many metrics threads run in this process (the master).
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Acquire)
+}
 
 /// The metrics threads' sockets, closed by a worker after the fork.
 static SOCKETS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
@@ -51,6 +59,7 @@ pub fn start_scrapes(listener: TcpListener, listeners: Listeners) -> std::io::Re
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         })?;
+    THREADS.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 
@@ -138,6 +147,7 @@ pub fn start_statsd(statsd: Statsd, listeners: Listeners) -> std::io::Result<()>
                 last = now;
             }
         })?;
+    THREADS.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 

@@ -160,9 +160,10 @@ pub(super) fn log_access(
     started: Instant,
 ) {
     access::write(&access::Record {
-        remote: info
-            .peer
-            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        remote: access::remote(|| {
+            info.peer
+                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+        }),
         method: head.method(),
         target: head.target(),
         version: head.version.as_str().as_bytes(),
@@ -179,9 +180,10 @@ pub(super) fn log_access(
 /// did not parse, was too large or came too slowly): no request line is known.
 pub(super) fn log_refused(info: &ConnInfo, code: u16) {
     access::write(&access::Record {
-        remote: info
-            .peer
-            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        remote: access::remote(|| {
+            info.peer
+                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+        }),
         method: b"-",
         target: b"-",
         version: b"-",

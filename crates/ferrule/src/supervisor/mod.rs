@@ -703,7 +703,7 @@ impl Master {
             );
             return Forked::Master(-1);
         };
-        let pid = match python::fork() {
+        let pid = match python::fork(crate::metrics::serve::threads()) {
             Ok(p) => p,
             Err(e) => {
                 error!("fork failed: {e}");
