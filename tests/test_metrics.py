@@ -177,6 +177,42 @@ def test_restarts_for_max_requests_and_reload_are_counted():
         srv.stop()
 
 
+def test_listen_backlog_counts_connections_not_yet_accepted(tmp_path: Path):
+    # Inline (--threads 1), a request held in the app keeps the worker from accepting.
+    srv, url = start("-w", "1", "--backlog", "64")
+    flag = tmp_path / "release"
+    results: list[int] = []
+    waiting = []
+    try:
+        t = hold(srv, flag, results)
+        wait_until(lambda: value(url, "http_server_active_requests") == 1)
+        waiting = [srv.connect() for _ in range(3)]
+        wait_until(lambda: value(url, "ferrule_listen_backlog") == 3)
+        assert value(url, "ferrule_listen_backlog_limit") == 64
+        flag.touch()
+        t.join(30)
+        wait_until(lambda: value(url, "ferrule_listen_backlog") == 0)
+        assert results == [200]
+    finally:
+        flag.touch()
+        for c in waiting:
+            c.close()
+        srv.stop()
+
+
+def test_a_request_timeout_counts_a_timeout_restart(tmp_path: Path):
+    srv, url = start("-w", "1", "--timeout", "1")
+    results: list[int] = []
+    try:
+        t = hold(srv, tmp_path / "never", results)
+        wait_until(lambda: value(url, "ferrule_worker_restarts_total", reason="timeout") == 1, timeout=30)
+        t.join(30)
+        assert results == [504]
+        assert value(url, "ferrule_worker_restarts_total", reason="crash") == 0
+    finally:
+        srv.stop()
+
+
 def test_a_crashed_worker_is_counted_and_its_requests_are_kept():
     srv, url = start("-w", "2")
     try:

@@ -1,5 +1,6 @@
 //! The master process: binds, forks workers (through Python's `os.fork`, so the interpreter's
-//! fork handlers run), waits for signals with `sigtimedwait` (no threads, no handlers), and
+//! fork handlers run), waits for signals with `sigtimedwait` (no handlers; no threads but the
+//! metrics threads of `--metrics-bind`/`--statsd-host`, see `crate::metrics::serve`), and
 //! respawns workers that die.
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
