@@ -213,6 +213,16 @@ def test_a_request_timeout_counts_a_timeout_restart(tmp_path: Path):
         srv.stop()
 
 
+def test_a_worker_over_max_worker_memory_counts_a_memory_restart():
+    srv, url = start("-w", "1", "--max-worker-memory", "150")
+    try:
+        assert requests.get(f"{srv.url}/grow?mb=200", timeout=10).status_code == 200
+        wait_until(lambda: value(url, "ferrule_worker_restarts_total", reason="memory") == 1)
+        assert value(url, "ferrule_worker_restarts_total", reason="crash") == 0
+    finally:
+        srv.stop()
+
+
 def test_a_crashed_worker_is_counted_and_its_requests_are_kept():
     srv, url = start("-w", "2")
     try:

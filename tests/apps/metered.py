@@ -1,9 +1,11 @@
 """An app for the metrics tests: answers the status it is asked for, holds a request until a
-file appears, and says which worker answered."""
+file appears, grows its memory, and says which worker answered."""
 
 import os
 import time
 from urllib.parse import parse_qs
+
+_hoard: list[bytes] = []
 
 
 def app(environ, start_response):
@@ -13,6 +15,8 @@ def app(environ, start_response):
         # Held in the app until the test creates the file.
         while not os.path.exists(q["until"]):
             time.sleep(0.01)
+    elif path == "/grow":
+        _hoard.append(b"x" * (int(q["mb"]) << 20))
     environ["wsgi.input"].read()
     status = int(q.get("status", "200"))
     body = f"pid={os.getpid()}\n".encode()
