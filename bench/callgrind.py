@@ -4,7 +4,7 @@ Runs the worker under `valgrind --tool=callgrind` twice, serving FEW and then MA
 requests of ../../shared/bench/apps.py:plaintext, and reports (MANY total - FEW total) /
 (MANY - FEW): the instructions one request costs in the worker, start-up cancelled out.
 Writes results/callgrind.txt (the line) and results/callgrind.md (for report.py).
-Usage: python callgrind.py [--few 200] [--many 2200]
+Usage: python callgrind.py [--few 200] [--many 2200] [--args "--metrics-bind 127.0.0.1:0"]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ FERRULE = Path(sys.executable).parent / "ferrule"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: callgrind\r\nAccept: */*\r\n\r\n"
 
 
-def worker_instructions(n: int) -> int:
+def worker_instructions(n: int, extra: list[str]) -> int:
     out = Path(tempfile.mkdtemp(prefix="ferrule-cg-"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,6 +40,7 @@ def worker_instructions(n: int) -> int:
         f"127.0.0.1:{port}",
         "-w",
         "1",
+        *extra,
         "apps:plaintext",
     ]
     env = dict(os.environ, PYTHONPATH=str(SHARED), PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0")
@@ -75,11 +76,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--few", type=int, default=200)
     ap.add_argument("--many", type=int, default=2200)
+    ap.add_argument("--args", default="", help="more ferrule arguments, such as --metrics-bind 127.0.0.1:0")
     a = ap.parse_args()
-    few = worker_instructions(a.few)
-    many = worker_instructions(a.many)
+    extra = a.args.split()
+    few = worker_instructions(a.few, extra)
+    many = worker_instructions(a.many, extra)
     per = (many - few) / (a.many - a.few)
-    line = f"plaintext: {per:,.0f} instructions per request in the worker (callgrind, {a.few} vs {a.many})"
+    how = f"callgrind, {a.few} vs {a.many}" + (f", with {a.args}" if extra else "")
+    line = f"plaintext: {per:,.0f} instructions per request in the worker ({how})"
     print(line)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "callgrind.txt").write_text(line + "\n")

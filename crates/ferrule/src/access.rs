@@ -398,8 +398,35 @@ pub fn configure(style: Style) {
     *STYLE.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(style));
 }
 
-/// Writes `r`'s line to the access log, if one is open.
+/// A [`Record`]'s `remote`, made only when an access log will write it (the metrics do not
+/// need it, and formatting an address costs more than counting the request).
+pub fn remote(make: impl FnOnce() -> String) -> String {
+    if log::access_enabled() {
+        make()
+    } else {
+        String::new()
+    }
+}
+
+/// Whether a [`Record`] is wanted at all (an access log is open, or metrics are counted):
+/// only then is the time a request starts taken.
+#[inline]
+#[must_use]
+pub fn wanted() -> bool {
+    log::access_enabled() || crate::metrics::enabled()
+}
+
+/// Writes `r`'s line to the access log, if one is open, and counts it in the metrics.
 pub fn write(r: &Record<'_>) {
+    if crate::metrics::enabled() {
+        let declared = r
+            .fields
+            .field(b"content-length")
+            .or_else(|| r.fields.cgi_var(b"CONTENT_LENGTH"))
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+            .unwrap_or(0);
+        crate::metrics::observe(r.method, r.version, r.status, declared, r.sent, r.elapsed);
+    }
     if !log::access_enabled() {
         return;
     }

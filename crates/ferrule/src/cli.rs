@@ -43,7 +43,7 @@ pub struct Cli {
     /// Print a reference page, as docs/ holds them (`make docs`), and exit: `options`, every
     /// option; `gunicorn`, every gunicorn setting and what Ferrule does with it.
     #[arg(long = "print-reference", value_name = "PAGE")]
-    pub print_reference: Option<crate::sources::reference::Page>,
+    pub print_reference: Option<ReferencePage>,
 
     /// Set an environment variable in the server and its workers (`os.environ`), as
     /// `KEY=VALUE`. Repeatable. [default: none]
@@ -492,6 +492,51 @@ pub struct Cli {
     #[arg(long = "max-queue-wait", value_name = "SECONDS", default_value_t = 0.0,
           value_parser = non_negative_seconds)]
     pub max_queue_wait: f64,
+
+    /// Serve metrics at HOST:PORT from the master (any path: Prometheus' text format, or
+    /// OpenMetrics when the scraper's Accept asks for it), summed over the workers: request
+    /// durations by method, status and protocol, active requests, body bytes, connections,
+    /// app threads, the queue for them, the listen backlog, worker restarts and memory.
+    /// Port 0 picks a free port (the log says which). [default: none]
+    #[arg(long = "metrics-bind", value_name = "HOST:PORT", value_parser = socket_address)]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+
+    /// Send the same figures to statsd at HOST:PORT (UDP) every --statsd-interval seconds,
+    /// under gunicorn's names where gunicorn has them. [default: none]
+    #[arg(long = "statsd-host", value_name = "HOST:PORT", value_parser = socket_address)]
+    pub statsd_host: Option<std::net::SocketAddr>,
+
+    /// A prefix for the statsd names (a dot is added). [default: none]
+    #[arg(long = "statsd-prefix", value_name = "PREFIX", default_value = "")]
+    pub statsd_prefix: String,
+
+    /// Seconds between two statsd sends. Decimals allowed.
+    #[arg(long = "statsd-interval", value_name = "SECONDS", default_value_t = 10.0,
+          value_parser = positive_seconds)]
+    pub statsd_interval: f64,
+}
+
+/// HOST:PORT, the host a name or an address (IPv6 in brackets); a name is resolved now.
+fn socket_address(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    let bad = |why: String| format!("'{s}' is not HOST:PORT ({why})");
+    if s.rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(bad("such as 127.0.0.1:9100".to_owned()));
+    }
+    s.to_socket_addrs()
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("the name has no address".to_owned()))
+}
+
+/// A number of seconds above 0, decimals allowed.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds above 0")),
+    }
 }
 
 /// A number of seconds, 0 or more, decimals allowed.
@@ -518,6 +563,13 @@ pub const DEFAULT_WORKER_CONNECTIONS: u64 = 10_000;
 /// `--header-timeout`'s default, in seconds: Apache mod_reqtimeout's. Change it with the
 /// option; 0 disables it.
 pub const DEFAULT_HEADER_TIMEOUT: u64 = 20;
+
+/// `--print-reference`'s pages (written by `sources::reference`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReferencePage {
+    Options,
+    Gunicorn,
+}
 
 /// `--http`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

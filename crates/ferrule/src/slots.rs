@@ -16,8 +16,8 @@ pub struct WorkerSlot {
     pub pid: AtomicI32,
     /// 1 once the worker has loaded the app and is accepting connections.
     pub booted: AtomicU32,
-    /// 1 once the worker stops accepting and is on its way out (request timeout, max
-    /// requests): the master starts its replacement at once.
+    /// Not 0 once the worker stops accepting and is on its way out (request timeout, max
+    /// requests): the master starts its replacement at once. The value says why (`LEAVING*`).
     pub leaving: AtomicU32,
     /// `now_ms()` of the worker event loop's last tick.
     pub heartbeat: AtomicU64,
@@ -136,10 +136,20 @@ pub fn booted() {
     }
 }
 
-/// In a worker: it is leaving (stopped accepting); the master should replace it now.
-pub fn leaving() {
+/// `WorkerSlot::leaving`: asked to (a signal), or for no reason the metrics count.
+pub const LEAVING: u32 = 1;
+/// `WorkerSlot::leaving`: its watchdog gave up on a request (`--timeout`).
+pub const LEAVING_TIMEOUT: u32 = 2;
+/// `WorkerSlot::leaving`: `--max-requests`.
+pub const LEAVING_MAX_REQUESTS: u32 = 3;
+
+/// In a worker: it is leaving (stopped accepting) for `why` (one of the `LEAVING*` values;
+/// the first reason given stays); the master should replace it now.
+pub fn leaving(why: u32) {
     if let Some(s) = mine() {
-        s.leaving.store(1, Ordering::Release);
+        let _ = s
+            .leaving
+            .compare_exchange(0, why, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 

@@ -262,7 +262,9 @@ fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
     }
 }
 
+/// Ends a worker stuck past `--timeout` (the master counts it as a timeout, not a crash).
 fn exit_now() -> ! {
+    crate::slots::leaving(crate::slots::LEAVING_TIMEOUT);
     log::flush();
     // SAFETY: _exit ends the process without running Python's finalisation, which would wait
     // for the stuck thread's GIL.

@@ -140,8 +140,12 @@ pub(super) async fn on_pool(
     let w = Arc::clone(worker);
     // From here the request waits for an app thread (`--max-queue-wait`).
     let queued = Some(std::time::Instant::now());
+    let waiting = crate::metrics::queued();
     worker
-        .run_app(move || start(&w, &info, request, sink, reader, spooled, queued))
+        .run_app(move || {
+            drop(waiting);
+            start(&w, &info, request, sink, reader, spooled, queued)
+        })
         .await
 }
 

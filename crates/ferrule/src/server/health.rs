@@ -12,7 +12,6 @@ use ferrule_proto::http1::{BodyKind, RequestHead};
 use super::conn::Stream;
 use super::statics::{self, Answered};
 use super::Worker;
-use crate::log;
 use crate::net::ConnInfo;
 use crate::statics::{Body, Response};
 
@@ -70,7 +69,7 @@ pub(super) async fn answer_first(
             None => Answered::Pass,
         };
     };
-    let started = log::access_enabled().then(Instant::now);
+    let started = crate::access::wanted().then(Instant::now);
     let keep_alive = head.keep_alive
         && head.body == BodyKind::Empty
         && !worker.keep_alive.is_zero()

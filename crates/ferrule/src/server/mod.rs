@@ -77,15 +77,18 @@ pub struct Worker {
     buffering: buffer::Buffering,
 }
 
-/// Counts a connection as active while it lives.
-pub struct ActiveGuard(Arc<Worker>);
+/// Counts a connection as active while it lives (and open in the metrics, by `_open`'s drop).
+pub struct ActiveGuard {
+    worker: Arc<Worker>,
+    _open: Option<crate::metrics::Held>,
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
+        if self.worker.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.worker.idle.notify_waiters();
         }
-        self.0.conns.closed();
+        self.worker.conns.closed();
     }
 }
 
@@ -95,13 +98,14 @@ impl Worker {
         let n = self.served.fetch_add(1, Ordering::AcqRel) + 1;
         if self.max_requests != 0 && n == self.max_requests {
             info!("Autorestarting worker after {n} requests (--max-requests)");
-            self.retire();
+            self.retire(crate::slots::LEAVING_MAX_REQUESTS);
         }
     }
 
     /// Stops accepting and leaves once in-flight requests are done; the master replaces it.
-    pub fn retire(&self) {
-        crate::slots::leaving();
+    /// `why`: one of `slots::LEAVING*`.
+    pub fn retire(&self, why: u32) {
+        crate::slots::leaving(why);
         health::drain();
         self.retire.notify_one();
     }
@@ -130,7 +134,10 @@ impl Worker {
 
     fn enter(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
-        ActiveGuard(Arc::clone(self))
+        ActiveGuard {
+            worker: Arc::clone(self),
+            _open: crate::metrics::connection(),
+        }
     }
 
     /// Runs `f` on an app thread (or inline when there are none) and returns its result.
@@ -210,6 +217,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         tx
     });
     let inline = cfg.threads == 1;
+    crate::metrics::app_threads(u64::from(cfg.threads));
     let server_header = app.server_header;
     let worker = Arc::new(Worker {
         app,
@@ -258,7 +266,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
                 inline,
                 server_header,
             },
-            Box::new(move || w.retire()),
+            Box::new(move || w.retire(crate::slots::LEAVING_TIMEOUT)),
         );
     }
     let graceful = cfg.graceful_timeout;
@@ -285,7 +293,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             s = wait_for_stop() => s,
             () = worker.retire.notified() => Stop::Graceful,
         };
-        crate::slots::leaving();
+        crate::slots::leaving(crate::slots::LEAVING);
         health::drain();
         let _ = stop_tx.send(true);
         if stop == Stop::Graceful {

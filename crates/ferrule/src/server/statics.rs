@@ -12,9 +12,9 @@ use ferrule_proto::http1::{response as enc, BodyKind, RequestHead, Version};
 
 use super::conn::Stream;
 use super::Worker;
+use crate::access;
 use crate::net::{date, io as sio, ConnInfo};
 use crate::statics::{Body, Decision, Request, Response, Statics};
-use crate::{access, log};
 
 /// Largest file range read into the response head's buffer and sent with it in one write;
 /// larger ones go with sendfile(2) after the head. Not configurable.
@@ -41,7 +41,7 @@ pub(super) async fn answer(
     info: &ConnInfo,
     head: &RequestHead,
 ) -> Answered {
-    let started = log::access_enabled().then(Instant::now);
+    let started = access::wanted().then(Instant::now);
     let mut req = Request::new(head.method(), head.target());
     for (name, value) in head.fields() {
         req.field(name, value);
@@ -213,9 +213,10 @@ pub(super) fn log_access(
     started: Instant,
 ) {
     access::write(&access::Record {
-        remote: info
-            .peer
-            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        remote: access::remote(|| {
+            info.peer
+                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+        }),
         method: head.method(),
         target: head.target(),
         version: head.version.as_str().as_bytes(),
@@ -232,9 +233,10 @@ pub(super) fn log_access(
 /// did not parse, was too large or came too slowly): no request line is known.
 pub(super) fn log_refused(info: &ConnInfo, code: u16) {
     access::write(&access::Record {
-        remote: info
-            .peer
-            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string()),
+        remote: access::remote(|| {
+            info.peer
+                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+        }),
         method: b"-",
         target: b"-",
         version: b"-",

@@ -85,7 +85,7 @@ const NO_LOG_CONFIG: &str =
     "Ferrule's logs are configured by --error-logfile, --access-logfile and --log-level";
 const NO_SYSLOG: &str =
     "Ferrule logs to files or stdout/stderr; send them to syslog with systemd or logger";
-const NO_STATSD: &str = "Ferrule has no statsd client yet";
+const NO_STATSD: &str = "Ferrule sends no statsd tags";
 const STRICT_HTTP: &str = "Ferrule's HTTP parser is strict and has no switches for lenient parsing";
 
 /// gunicorn's settings, by section of its documentation.
@@ -172,9 +172,9 @@ pub const TABLE: &[Entry] = &[
     ignored("syslog_facility", Flag::Value(None, "log-syslog-facility"), Expect::Str, NO_SYSLOG),
     ignored("enable_stdio_inheritance", Flag::Switch(Some('R'), "enable-stdio-inheritance"), Expect::Bool,
             "Ferrule's workers keep the master's stdout and stderr"),
-    ignored("statsd_host", Flag::Value(None, "statsd-host"), Expect::Str, NO_STATSD),
+    same("statsd_host", "statsd-host"),
     ignored("dogstatsd_tags", Flag::Value(None, "dogstatsd-tags"), Expect::Str, NO_STATSD),
-    ignored("statsd_prefix", Flag::Value(None, "statsd-prefix"), Expect::Str, NO_STATSD),
+    same("statsd_prefix", "statsd-prefix"),
     // Process naming.
     same("proc_name", "name"),
     ignored("default_proc_name", Flag::None, Expect::Str, "the titles name the app unless --name is given"),

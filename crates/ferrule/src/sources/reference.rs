@@ -8,13 +8,7 @@ use clap::CommandFactory;
 
 use super::gunicorn::{Kind, TABLE};
 use crate::cli::Cli;
-
-/// `--print-reference`'s pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Page {
-    Options,
-    Gunicorn,
-}
+pub use crate::cli::ReferencePage as Page;
 
 /// The page's Markdown.
 #[must_use]

@@ -1,5 +1,6 @@
 //! The master process: binds, forks workers (through Python's `os.fork`, so the interpreter's
-//! fork handlers run), waits for signals with `sigtimedwait` (no threads, no handlers), and
+//! fork handlers run), waits for signals with `sigtimedwait` (no handlers; no threads but the
+//! metrics threads of `--metrics-bind`/`--statsd-host`, see `crate::metrics::serve`), and
 //! respawns workers that die.
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -7,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::log::{error, info, warning};
+use crate::metrics::master::{self as tally, Reason};
 use crate::server::listener::Listener;
 use crate::wsgi::config_file::LoadError;
 use crate::wsgi::process as python;
 
+mod metrics;
 mod notify;
 mod reexec;
 mod reloader;
@@ -174,6 +177,9 @@ pub fn run(cfg: Config) -> i32 {
     for l in &listeners {
         info!("Listening at: {} ({pid})", l.display);
     }
+    if !metrics::start(&cfg, &listeners) {
+        return 1;
+    }
     info!(
         "Using worker: {}",
         if cfg.threads > 1 {
@@ -241,13 +247,13 @@ pub fn run(cfg: Config) -> i32 {
     }
 }
 
-/// A worker's resident memory in bytes, from /proc.
-fn rss_bytes(pid: libc::pid_t) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).unwrap_or(4096))
+/// The restart reason of a worker that left on its own, from its slot's `leaving`.
+fn left_on_its_own(leaving: u32) -> Option<Reason> {
+    match leaving {
+        crate::slots::LEAVING_TIMEOUT => Some(Reason::Timeout),
+        crate::slots::LEAVING_MAX_REQUESTS => Some(Reason::MaxRequests),
+        _ => None,
+    }
 }
 
 /// Why a new worker did not come up.
@@ -406,6 +412,7 @@ impl Master {
             .map(|(&pid, _)| pid)
             .collect();
         for pid in old {
+            tally::restart(Reason::Reload);
             self.retire(pid, libc::SIGTERM);
         }
         info!("Reload: new workers serving; old workers draining");
@@ -534,6 +541,7 @@ impl Master {
         // The new worker is answering: the old ones finish what they have and leave, and
         // `fill` starts the rest of the new generation.
         for pid in old {
+            tally::restart(Reason::Reload);
             self.retire(pid, libc::SIGTERM);
         }
         info!("Reload: new workers serving; old workers draining");
@@ -569,6 +577,7 @@ impl Master {
 
     fn forget(&mut self, pid: libc::pid_t) {
         if let Some(slot) = self.workers.remove(&pid).and_then(|w| w.slot) {
+            tally::fold(slot);
             self.table.release(slot);
         }
     }
@@ -589,11 +598,18 @@ impl Master {
             let w_booted = w
                 .slot
                 .is_some_and(|s| self.table.slot(s).booted.load(Ordering::Acquire) == 1);
+            // Set when it left on its own and exited before `check` saw it.
+            let left = w
+                .slot
+                .map_or(0, |s| self.table.slot(s).leaving.load(Ordering::Acquire));
             self.forget(pid);
             let (what, code) = describe(status);
             python::child_exit(pid, code, &what);
             if self.dormant && self.workers.is_empty() {
                 error!("No worker left: the new code could not be imported; fix it and send HUP");
+            }
+            if !expected {
+                tally::restart(left_on_its_own(left).unwrap_or(Reason::Crash));
             }
             if code == Some(0) || (expected && code.is_some()) {
                 info!("Worker (pid:{pid}) {what}");
@@ -632,8 +648,12 @@ impl Master {
             let Some(slot) = w.slot.map(|s| self.table.slot(s)) else {
                 continue;
             };
-            if slot.leaving.load(Ordering::Acquire) == 1 {
+            let leaving = slot.leaving.load(Ordering::Acquire);
+            if leaving != 0 {
                 // It stopped accepting on its own (request timeout, max requests).
+                if let Some(why) = left_on_its_own(leaving) {
+                    tally::restart(why);
+                }
                 actions.push((pid, 0));
                 continue;
             }
@@ -646,17 +666,20 @@ impl Master {
                     stale.as_secs(),
                     timeout.as_secs()
                 );
+                tally::restart(Reason::Timeout);
                 actions.push((pid, libc::SIGKILL));
                 continue;
             }
             if self.cfg.max_worker_memory > 0 {
-                if let Some(rss) = rss_bytes(pid).filter(|&r| r > self.cfg.max_worker_memory) {
+                if let Some(rss) = tally::rss_bytes(pid).filter(|&r| r > self.cfg.max_worker_memory)
+                {
                     info!(
                         "Worker (pid:{pid}) uses {} MiB, over --max-worker-memory {} MiB; \
                          replacing it",
                         rss >> 20,
                         self.cfg.max_worker_memory >> 20
                     );
+                    tally::restart(Reason::Memory);
                     actions.push((pid, libc::SIGTERM));
                 }
             }
@@ -682,7 +705,7 @@ impl Master {
             );
             return Forked::Master(-1);
         };
-        let pid = match python::fork() {
+        let pid = match python::fork(crate::metrics::serve::threads()) {
             Ok(p) => p,
             Err(e) => {
                 error!("fork failed: {e}");
@@ -692,6 +715,8 @@ impl Master {
         };
         if pid == 0 {
             crate::slots::set_mine(slot);
+            crate::metrics::set_mine(slot);
+            crate::metrics::serve::after_fork();
             self.reloader = None;
             let listeners = std::mem::take(&mut self.listeners);
             let app = self.app.take();

@@ -40,8 +40,10 @@ pub struct Outcome {
 pub struct Exchange {
     conn: ConnInfo,
     request: Request,
-    /// For the access log.
+    /// For the access log and the metrics.
     started: Option<Instant>,
+    /// `http_server_active_requests`, held until the exchange ends.
+    _active: Option<crate::metrics::Held>,
     /// `--request-id-header`: the request's id.
     request_id: Option<Vec<u8>>,
     input: Py<Input>,
@@ -102,9 +104,11 @@ pub fn serve(
     body: Option<Box<dyn BodySource>>,
     queued: Option<Instant>,
 ) -> Served {
-    // Only the access log needs the time a request took: from when it began to wait for an
-    // app thread, if it did.
-    let started = log::access_enabled().then(|| queued.unwrap_or_else(Instant::now));
+    // Only the access log and the metrics need the time a request took: from when it began
+    // to wait for an app thread, if it did.
+    let started = access::wanted().then(|| queued.unwrap_or_else(Instant::now));
+    let active = crate::metrics::active_request();
+    let _busy = crate::metrics::thread_busy();
     // `--max-queue-wait`: a request that waited longer for an app thread is answered 503.
     let overdue = queued
         .zip(app.max_queue_wait)
@@ -170,6 +174,7 @@ pub fn serve(
             conn: conn.clone(),
             request,
             started,
+            _active: active,
             request_id,
             input,
             response,
@@ -300,6 +305,7 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
         conn,
         request,
         started,
+        _active,
         request_id,
         input,
         response,

@@ -93,10 +93,16 @@ impl Request {
                 .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
         };
         let (remote, version, fields): (String, &[u8], &dyn Fields) = match self {
-            Self::Fields(head) => (peer(), head.version.as_str().as_bytes(), head),
+            Self::Fields(head) => (
+                crate::access::remote(peer),
+                head.version.as_str().as_bytes(),
+                head,
+            ),
             Self::Cgi(req) => (
-                req.header(b"REMOTE_ADDR")
-                    .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned()),
+                crate::access::remote(|| {
+                    req.header(b"REMOTE_ADDR")
+                        .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned())
+                }),
                 req.protocol(),
                 req,
             ),

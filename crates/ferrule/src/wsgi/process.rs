@@ -109,13 +109,42 @@ pub fn register_stack_dump(fd: std::os::fd::RawFd) -> Result<(), PythonError> {
 
 /// Forks through Python's `os.fork`, so that the interpreter (and the app, after
 /// `--preload`) runs its fork handlers: the child's pid in the parent, 0 in the child.
-pub fn fork() -> Result<libc::pid_t, PythonError> {
+/// `own_threads`: the master's own threads (the metrics threads), which are safe across a
+/// fork; when they are the only ones besides the main thread, Python 3.12's warning that the
+/// process is multi-threaded is silenced for this fork (threads the app started still get it).
+pub fn fork(own_threads: usize) -> Result<libc::pid_t, PythonError> {
     Python::attach(|py| {
-        py.import("os")
-            .and_then(|os| os.call_method0("fork"))
-            .and_then(|p| p.extract())
+        let os = py.import("os")?;
+        if own_threads == 0 || threads_now().is_none_or(|n| n > own_threads + 1) {
+            return os.call_method0("fork")?.extract();
+        }
+        let warnings = py.import("warnings")?;
+        let guard = warnings.call_method0("catch_warnings")?;
+        guard.call_method0("__enter__")?;
+        let ignored = warnings.call_method1(
+            "filterwarnings",
+            (
+                "ignore",
+                ".*multi-threaded.*fork",
+                py.get_type::<pyo3::exceptions::PyDeprecationWarning>(),
+            ),
+        );
+        let forked = ignored.and_then(|_| os.call_method0("fork"));
+        guard.call_method1("__exit__", (py.None(), py.None(), py.None()))?;
+        forked?.extract()
     })
     .map_err(PythonError::from)
+}
+
+/// The threads of this process, from /proc.
+fn threads_now() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Replaces this process's image with `sys.executable` run with `sys.orig_argv` (`os.execv`).

@@ -97,7 +97,9 @@ pub async fn serve(
         let w = Arc::clone(&worker);
         // From here the stream waits for an app thread (`--max-queue-wait`).
         let queued = Some(std::time::Instant::now());
+        let waiting = crate::metrics::queued();
         let job: crate::wsgi::threads::Job = Box::new(move || {
+            drop(waiting);
             let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
             // Waiting never comes back: an app thread waits for room itself.
             drop(wsgi::serve(&w.app, &info, request, sink, body, queued));
@@ -178,7 +180,7 @@ async fn answer_own(
     info: &ConnInfo,
     head: &RequestHead,
 ) {
-    let started = crate::log::access_enabled().then(std::time::Instant::now);
+    let started = crate::access::wanted().then(std::time::Instant::now);
     let (status, len) = (resp.status, resp.body_len());
     let sent = send_static(
         respond,
