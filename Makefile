@@ -71,9 +71,9 @@ TARGET ?= x86_64-unknown-linux-gnu
 wheels: venv
 	$(BIN)/python -m pip install -q "ziglang>=0.11"
 	rm -rf target/dist
-	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin build --profile dist --zig --compatibility manylinux2014 \
+	PATH=$(abspath $(BIN)):$$PATH VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin build --profile dist --zig --compatibility manylinux2014 \
 		--target $(TARGET) -q -o target/dist
-	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin sdist -q -o target/dist
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin sdist -o target/dist
 	ls target/dist
 
 bench:
