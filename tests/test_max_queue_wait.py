@@ -39,16 +39,22 @@ def release(where: Path, holders: list[threading.Thread]) -> None:
         t.join(10)
 
 
+def queued_request(srv, where: Path, holders: list[threading.Thread], path: str, wait: float):
+    """Sends GET `path` while every thread is held, releases them after `wait` s (so the request
+    waits at least that long for one), and returns the response."""
+    with srv.connect(timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(wait)
+        release(where, holders)
+        return read_response(s)
+
+
 def test_a_request_queued_past_the_limit_gets_503_with_retry_after(serve, tmp_path):
     log = tmp_path / "access.log"
     srv = serve("waiting:app", "--threads", "2", "--max-queue-wait", "0.3", "--access-logfile", str(log))
     holders = hold_all_threads(srv, tmp_path, 2)
-    with srv.connect(timeout=30) as s:
-        s.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
-        # It waits for a thread at least this long: over the limit, whatever the machine.
-        time.sleep(1.0)
-        release(tmp_path, holders)
-        status, headers, body = read_response(s)
+    # It waits for a thread at least 1 s: over the limit, whatever the machine.
+    status, headers, body = queued_request(srv, tmp_path, holders, "/late", 1.0)
     assert status == b"HTTP/1.1 503 Service Unavailable"
     assert headers.get("retry-after") == "1"
     assert headers.get("connection") == "close"
@@ -70,11 +76,7 @@ def test_a_request_queued_past_the_limit_gets_503_with_retry_after(serve, tmp_pa
 def test_a_request_queued_within_the_limit_is_served(serve, tmp_path):
     srv = serve("waiting:app", "--threads", "2", "--max-queue-wait", "20")
     holders = hold_all_threads(srv, tmp_path, 2)
-    with srv.connect(timeout=30) as s:
-        s.sendall(b"GET /soon HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)
-        release(tmp_path, holders)
-        status, _, body = read_response(s)
+    status, _, body = queued_request(srv, tmp_path, holders, "/soon", 0.3)
     assert b" 200 " in status
     assert body == b"/soon"
 

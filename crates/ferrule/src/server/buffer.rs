@@ -147,8 +147,9 @@ impl BodyRead<'_> {
         // window); a client that sends nothing is closed by the client timeout. The read's
         // deadline stays the client timeout's, so the connection's timer is not re-armed for
         // every read.
-        let began = self.rate.is_some().then(Instant::now);
-        let deadline = Instant::now() + self.worker.client_timeout;
+        let now = Instant::now();
+        let began = self.rate.is_some().then_some(now);
+        let deadline = now + self.worker.client_timeout;
         let n = match self
             .timer
             .within(deadline, self.stream.read_buf(rbuf))
