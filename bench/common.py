@@ -68,27 +68,42 @@ class Server:
     """One server on 127.0.0.1 with one worker, pinned to CPU 0, as peerbench starts it.
 
     `extra` is appended to peerbench's command line for NAME; `threads` is its app threads;
-    `nofile` raises the server's soft RLIMIT_NOFILE to the hard limit first.
+    `nofile` raises the server's soft RLIMIT_NOFILE to the hard limit first. `template` replaces
+    peerbench's command line (only `{port}` is filled in), `env` adds to the environment and
+    `cwd` is where it starts.
     """
 
     def __init__(
-        self, name: str, app: str = "plaintext", extra: str = "", nofile: bool = False, threads: int = 1
+        self,
+        name: str,
+        app: str = "plaintext",
+        extra: str = "",
+        nofile: bool = False,
+        threads: int = 1,
+        template: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         pb = peerbench()
         self.name = name
         self.port: int = pb.free_port()
-        cmd = pb.SERVERS[name].format(port=self.port, app=app, threads=threads)
+        if template is not None:
+            cmd = template.format(port=self.port)
+        else:
+            cmd = pb.SERVERS[name].format(port=self.port, app=app, threads=threads)
         cmd += f" {extra}" if extra else ""
         if PINNED:
             cmd = "exec taskset -c 0 " + cmd
         self.log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, PYTHONPATH=f"{SHARED}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        environ = dict(os.environ, PYTHONPATH=f"{SHARED}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        environ.update(env or {})
         self.proc = subprocess.Popen(
             cmd,
             shell=True,
-            env=env,
+            env=environ,
+            cwd=cwd,
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,
@@ -102,7 +117,7 @@ class Server:
     def worker_pid(self) -> int:
         """The process that serves: Ferrule's logged worker, else the server's process when it
         has no children, else the one child holding the listening socket."""
-        if self.name == "ferrule":
+        if self.name.startswith("ferrule"):
             m = re.search(r"Booting worker with pid: (\d+)", self.log_path.read_text())
             if m:
                 return int(m[1])

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from common import HERE, RESULTS
 
-ORDER = ["peerbench", "callgrind", "connections", "idle_rss", "latency", "h2", "static", "slowloris"]
+ORDER = [
+    "peerbench",
+    "callgrind",
+    "connections",
+    "idle_rss",
+    "latency",
+    "h2",
+    "static",
+    "slowloris",
+    "django",
+]
 BEGIN, END = "<!-- results -->", "<!-- /results -->"
 
 

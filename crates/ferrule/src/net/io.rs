@@ -103,6 +103,31 @@ pub fn try_read(fd: RawFd, buf: &mut bytes::BytesMut, want: usize) -> io::Result
     }
 }
 
+/// Whether the client sent something (bytes, or its end) that nobody read yet, without taking
+/// it: a one-byte `MSG_PEEK`. Err(WouldBlock) when nothing is there.
+pub fn peek_pending(fd: RawFd) -> io::Result<()> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: recv(2) writes at most one byte into `byte`, a live local; MSG_PEEK leaves
+        // it in the socket.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                std::ptr::addr_of_mut!(byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Reads at least one byte (or EOF: 0) into `dst`, waiting up to `timeout`.
 pub fn read_into(fd: RawFd, dst: &mut [u8], timeout: Duration) -> io::Result<usize> {
     let deadline = Instant::now() + timeout;

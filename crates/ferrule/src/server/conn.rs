@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 use super::body::BodyReader;
 use super::buffer::{self, Prepared};
-use super::exchange::{on_pool, start, until_done, Turn};
+use super::exchange::{on_pool_quiet, start, until_done, Ready, Turn};
+use super::handback::Handback;
 use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::health;
 use super::listener::Listener;
@@ -160,6 +161,26 @@ impl Stream {
             tokio::time::timeout(timeout, self.read_buf(buf)).await,
             Ok(Ok(n)) if n > 0
         )
+    }
+
+    /// Whether the client sent something nobody has read yet (bytes or its end). When not,
+    /// the loop's readiness for reading is cleared, so that `readable` waits for new bytes.
+    pub(super) fn has_unread(&self) -> bool {
+        let fd = self.fd();
+        let peek = || sio::peek_pending(fd);
+        let r = match self {
+            Self::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, peek),
+            Self::Unix(s) => s.try_io(tokio::io::Interest::READABLE, peek),
+        };
+        !matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Completes when the client sends something (or fails).
+    pub(super) async fn readable(&self) {
+        let _ = match self {
+            Self::Tcp(s) => s.readable().await,
+            Self::Unix(s) => s.readable().await,
+        };
     }
 
     pub(super) fn fd(&self) -> i32 {
@@ -401,7 +422,7 @@ async fn serve_http1_on(
     info: ConnInfo,
     stop: watch::Receiver<bool>,
     rbuf: BytesMut,
-    slot: &ConnSlot,
+    slot: &Arc<ConnSlot>,
 ) {
     let mut stop = StopWatch::new(stop);
     // This connection's bytes in the outbox leave before its socket closes (see below; the
@@ -437,7 +458,7 @@ async fn serve_requests(
     info: ConnInfo,
     stop: &mut StopWatch,
     mut rbuf: BytesMut,
-    slot: &ConnSlot,
+    slot: &Arc<ConnSlot>,
 ) -> Option<Upgrade> {
     // The first request may take the client timeout to arrive; later ones the keep-alive time.
     let mut idle = worker.client_timeout;
@@ -446,6 +467,10 @@ async fn serve_requests(
     let task = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
     let fd = stream.fd();
     let mut queued = None;
+    // With app threads: where they leave the connection's results, and the keep-alive time
+    // left when the next request is read.
+    let mut back: Option<Arc<Handback>> = None;
+    let mut keep_alive = worker.keep_alive;
     // One sink for the connection's life, reset for each request (its buffers kept).
     let mut sink = Box::new(StreamSink::new(worker.sink_settings(
         fd,
@@ -563,7 +588,14 @@ async fn serve_requests(
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader, spooled, None)
         } else {
-            let turn = on_pool(worker, info.clone(), request, sink, reader, spooled).await?;
+            let back = back.get_or_insert_with(|| Arc::new(Handback::new(Arc::clone(slot))));
+            let ready = Ready::new(&info, request, sink, reader, spooled);
+            if !on_pool_quiet(worker, ready, back).await {
+                return None;
+            }
+            let (turn, done_at) = back.wait(stream, stop, worker.keep_alive).await;
+            // The keep-alive time runs from the end of the response.
+            keep_alive = worker.keep_alive.saturating_sub(done_at.elapsed());
             turn
         };
         let mut finished = match turn {
@@ -596,7 +628,7 @@ async fn serve_requests(
             linger(stream).await;
             return None;
         }
-        idle = worker.keep_alive;
+        idle = keep_alive;
         slot.idle();
     }
 }

@@ -9,16 +9,28 @@ use super::body::{BodyReader, DRAIN_LIMIT};
 use super::buffer::SpooledBody;
 use super::conn::Stream;
 use super::fcgi_out;
+use super::handback::Handback;
 use super::sink::StreamSink;
 use super::Worker;
 use crate::net::{io as sio, ConnInfo};
-use crate::wsgi::{self, sink::BodySource, sink::Sink};
+use crate::wsgi::{self, sink::BodySource, sink::Sink, threads::Job};
 
 /// A request's response, done with the app: the transport's sink and read buffer back.
 pub(super) struct Finished {
     pub keep_alive: bool,
     pub sink: Box<StreamSink>,
     pub rbuf: BytesMut,
+}
+
+impl Turn {
+    /// The response went out whole and the connection stays open: nothing for the
+    /// connection's task to do before the client's next request.
+    fn is_quiet(&self, worker: &Worker) -> bool {
+        matches!(self, Turn::Done(f) if f.keep_alive
+            && f.sink.deferred.is_none()
+            && f.sink.tail.is_none())
+            && !worker.keep_alive.is_zero()
+    }
 }
 
 /// Where a request stands after a turn in the bridge.
@@ -128,25 +140,72 @@ fn settle(
     })
 }
 
-/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
-pub(super) async fn on_pool(
-    worker: &Arc<Worker>,
+/// A request ready for an app thread: what `start` takes besides the worker.
+pub(super) struct Ready {
     info: ConnInfo,
     request: wsgi::Request,
     sink: Box<StreamSink>,
     reader: BodyReader,
     spooled: Option<SpooledBody>,
-) -> Option<Turn> {
-    let w = Arc::clone(worker);
-    // From here the request waits for an app thread (`--max-queue-wait`).
-    let queued = Some(std::time::Instant::now());
-    let waiting = crate::metrics::queued();
-    worker
-        .run_app(move || {
+}
+
+impl Ready {
+    pub(super) fn new(
+        info: &ConnInfo,
+        request: wsgi::Request,
+        sink: Box<StreamSink>,
+        reader: BodyReader,
+        spooled: Option<SpooledBody>,
+    ) -> Self {
+        Self {
+            info: info.clone(),
+            request,
+            sink,
+            reader,
+            spooled,
+        }
+    }
+
+    /// The request as a job for an app thread, which gives its turn to `done`. It waits for
+    /// an app thread from now (`--max-queue-wait`).
+    fn job(self, worker: &Arc<Worker>, done: impl FnOnce(&Worker, Turn) + Send + 'static) -> Job {
+        let w = Arc::clone(worker);
+        let queued = Some(std::time::Instant::now());
+        let waiting = crate::metrics::queued();
+        Box::new(move || {
             drop(waiting);
-            start(&w, &info, request, sink, reader, spooled, queued)
+            let r = self;
+            let turn = start(&w, &r.info, r.request, r.sink, r.reader, r.spooled, queued);
+            done(&w, turn);
         })
-        .await
+    }
+}
+
+/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
+pub(super) async fn on_pool(worker: &Arc<Worker>, ready: Ready) -> Option<Turn> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = ready.job(worker, move |_, turn| {
+        let _ = tx.send(turn);
+    });
+    if !worker.send_job(job).await {
+        return None;
+    }
+    rx.await.ok()
+}
+
+/// Runs an HTTP/1 request on an app thread, its result left in `back` (see `handback`).
+/// False: the worker could not run it.
+pub(super) async fn on_pool_quiet(
+    worker: &Arc<Worker>,
+    ready: Ready,
+    back: &Arc<Handback>,
+) -> bool {
+    let putter = back.putter();
+    let job = ready.job(worker, move |w, turn| {
+        let quiet = turn.is_quiet(w);
+        putter.put(turn, quiet);
+    });
+    worker.send_job(job).await
 }
 
 /// Waits for the client to read while the response is congested, resuming it each time,

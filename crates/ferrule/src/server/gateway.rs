@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::body::BodyReader;
 use super::buffer::{self, Prepared, SpooledBody};
 use super::conn::{linger, refuse, Stream, READ_BUF};
-use super::exchange::{on_pool, start, until_done, Finished};
+use super::exchange::{on_pool, start, until_done, Finished, Ready};
 use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;
@@ -291,7 +291,8 @@ async fn exchange(
     let turn = if worker.pool.is_none() {
         start(worker, info, request, sink, reader, spooled, None)
     } else {
-        on_pool(worker, info.clone(), request, sink, reader, spooled).await?
+        let ready = Ready::new(info, request, sink, reader, spooled);
+        on_pool(worker, ready).await?
     };
     until_done(worker, stream, info, turn).await
 }

@@ -99,7 +99,7 @@ impl StopWatch {
     }
 
     /// Completes when the worker stops; pending forever after it completed once.
-    async fn stopped(&mut self) {
+    pub(super) async fn stopped(&mut self) {
         match self.wait.as_mut() {
             Some(w) => {
                 w.await;

@@ -21,6 +21,7 @@ pub mod fcgi_out;
 pub mod flush;
 pub mod gateway;
 mod h2;
+mod handback;
 mod head;
 pub mod health;
 pub mod listener;
@@ -140,21 +141,12 @@ impl Worker {
         }
     }
 
-    /// Runs `f` on an app thread (or inline when there are none) and returns its result.
-    pub async fn run_app<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> Option<R> {
+    /// Gives `job` to the app threads. False: the worker has no app threads, or they are
+    /// gone.
+    pub async fn send_job(&self, job: Job) -> bool {
         match &self.pool {
-            None => Some(f()),
-            Some(tx) => {
-                let (rtx, rrx) = tokio::sync::oneshot::channel();
-                let job: Job = Box::new(move || {
-                    let _ = rtx.send(f());
-                });
-                tx.send(job).await.ok()?;
-                rrx.await.ok()
-            }
+            Some(tx) => tx.send(job).await.is_ok(),
+            None => false,
         }
     }
 }
@@ -204,7 +196,12 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         }
     };
     let pool = (cfg.threads > 1).then(|| {
-        let (tx, rx) = async_channel::bounded::<Job>(cfg.threads as usize * 4);
+        // One queue, strictly first come first served: a bounded channel let a request read
+        // later take the room a waiting one was woken for (the woken sender went back to
+        // the end of the line), which made the slowest requests several times the median.
+        // Its length is bounded by the connections (`--worker-connections`): an HTTP/1 or
+        // gateway connection has one request here at most, an HTTP/2 one its open streams.
+        let (tx, rx) = async_channel::unbounded::<Job>();
         for i in 0..cfg.threads {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()

@@ -1,0 +1,231 @@
+"""Issue 20's figures: a Django page served threaded and inline, beside the threaded peers.
+
+A Django project is written into a temporary directory (sqlite, 50 rows, one ORM query and a
+templated page of about 6.5 KB at `/items/`, a 2-byte `/plain/` view, Django's usual
+middleware) and served by one worker of each server, pinned to CPU 0; `wrk -t1 -c32` on CPU 1
+loads one path at a time. Servers alternate inside each round; the table gives medians of the
+rounds: requests/s, p50 and p99, and the worker's context switches per request (voluntary
+plus involuntary, summed over the worker's threads from /proc/PID/task/*/status, before and
+after the load, divided by the requests wrk counted).
+
+  python django_page.py --rounds 3 --duration 5
+  python django_page.py --only ferrule-threads ferrule-inline --paths /plain/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import PINNED, Server, write_fragment
+
+THREADS = 4
+BIN = Path(sys.executable).parent
+FERRULE = BIN / "ferrule" if (BIN / "ferrule").exists() else Path("ferrule")
+TARGET = "benchsite.wsgi:application"
+
+# name -> command line ({port}); one worker each, four app threads where the server has them.
+SERVERS: dict[str, str] = {
+    "ferrule-threads": f"{FERRULE} --bind 127.0.0.1:{{port}} --workers 1 --threads {THREADS} {TARGET}",
+    "ferrule-inline": f"{FERRULE} --bind 127.0.0.1:{{port}} --workers 1 --threads 1 {TARGET}",
+    "granian": f"{BIN}/granian --interface wsgi --workers 1 --blocking-threads {THREADS} "
+    f"--host 127.0.0.1 --port {{port}} {TARGET}",
+    "gunicorn-gthread": f"{BIN}/gunicorn --workers 1 --threads {THREADS} --bind 127.0.0.1:{{port}} {TARGET}",
+    "uwsgi": f"{BIN}/uwsgi --http11-socket 127.0.0.1:{{port}} --module {TARGET} "
+    f"--processes 1 --threads {THREADS} --disable-logging --die-on-term",
+}
+
+SETTINGS = """
+from pathlib import Path
+BASE = Path(__file__).resolve().parent.parent
+SECRET_KEY = "bench-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "items"]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "benchsite.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE / "db.sqlite3"}}
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+"""
+
+URLS = """
+from django.urls import path
+from items import views
+urlpatterns = [
+    path("", views.plain),
+    path("plain/", views.plain),
+    path("items/", views.items),
+]
+"""
+
+WSGI = """
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+from django.core.wsgi import get_wsgi_application
+application = get_wsgi_application()
+"""
+
+MODELS = """
+from django.db import models
+class Item(models.Model):
+    name = models.CharField(max_length=60)
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    stock = models.IntegerField()
+"""
+
+VIEWS = """
+from django.http import HttpResponse
+from django.shortcuts import render
+from items.models import Item
+def plain(request):
+    return HttpResponse(b"ok", content_type="text/plain")
+def items(request):
+    return render(request, "items/list.html", {"items": list(Item.objects.order_by("id")[:50])})
+"""
+
+TEMPLATE = """<!doctype html>
+<html><head><title>Items</title></head><body>
+<h1>{{ items|length }} items</h1>
+<table>
+{% for item in items %}<tr class="{% cycle 'odd' 'even' %}"><td>{{ item.id }}</td>\
+<td>{{ item.name|title }}</td><td>{{ item.price }}</td><td>{{ item.stock }}</td>\
+<td><a href="/items/{{ item.id }}/">details</a></td></tr>
+{% endfor %}</table>
+</body></html>
+"""
+
+
+def make_project(root: Path) -> None:
+    """The Django project and its sqlite database (50 items) under ROOT."""
+    files = {
+        "benchsite/__init__.py": "",
+        "benchsite/settings.py": SETTINGS,
+        "benchsite/urls.py": URLS,
+        "benchsite/wsgi.py": WSGI,
+        "items/__init__.py": "",
+        "items/models.py": MODELS,
+        "items/views.py": VIEWS,
+        "items/templates/items/list.html": TEMPLATE,
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.lstrip("\n"))
+    setup = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('migrate', run_syncdb=True, verbosity=0)\n"
+        "from items.models import Item\n"
+        "Item.objects.bulk_create([Item(name=f'item number {i} of the catalogue', "
+        "price=i * 1.25, stock=i * 7) for i in range(1, 51)])\n"
+    )
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="benchsite.settings", PYTHONPATH=str(root))
+    subprocess.run([sys.executable, "-c", setup], cwd=root, env=env, check=True)
+
+
+def switches(pid: int) -> int:
+    """Context switches of every thread of PID so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue
+        total += sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", text))
+    return total
+
+
+def wrk(port: int, path: str, conns: int, duration: int) -> tuple[float, float, float, int, int]:
+    """(req/s, p50 ms, p99 ms, requests, errors) of one wrk run."""
+    cmd = ["taskset", "-c", "1"] if PINNED else []
+    cmd += ["wrk", "--latency", "--timeout", "10s", "-t1", f"-c{conns}", f"-d{duration}s"]
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
+
+    def ms(text: str) -> float:
+        m = re.match(r"([\d.]+)(us|ms|s)$", text)
+        if not m:
+            return float("nan")
+        return float(m[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m[2]]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    if not (rps and total and p50 and p99):
+        raise SystemExit(f"wrk gave no figures:\n{out}")
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx[1]) if non2xx else 0
+    return float(rps[1]), ms(p50[1]), ms(p99[1]), int(total[1]), errors
+
+
+def measure(name: str, root: Path, paths: list[str], conns: int, duration: int) -> dict[str, tuple]:
+    """One server started, each path loaded in turn: path -> (req/s, p50, p99, cs/req, errors)."""
+    env = {"PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+    out: dict[str, tuple] = {}
+    with Server(name, template=SERVERS[name], env=env, cwd=root) as server:
+        pid = server.worker_pid()
+        wrk(server.port, paths[0], conns, 1)  # warm up: imports, templates, the first queries
+        for path in paths:
+            before = switches(pid)
+            rps, p50, p99, total, errors = wrk(server.port, path, conns, duration)
+            out[path] = (rps, p50, p99, (switches(pid) - before) / max(total, 1), errors)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5, help="seconds of load per path and round")
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--paths", nargs="+", default=["/items/", "/plain/"])
+    ap.add_argument("--only", nargs="+", choices=list(SERVERS), default=list(SERVERS))
+    ap.add_argument("--no-write", action="store_true", help="print, do not write results/django.md")
+    args = ap.parse_args()
+    results: dict[str, dict[str, list[tuple]]] = {s: {p: [] for p in args.paths} for s in args.only}
+    with tempfile.TemporaryDirectory(prefix="django-bench-") as tmp:
+        root = Path(tmp)
+        make_project(root)
+        for _ in range(args.rounds):
+            for name in args.only:
+                for path, figures in measure(name, root, args.paths, args.conns, args.duration).items():
+                    results[name][path].append(figures)
+    base = args.only[0]
+    lines = [
+        f"`wrk -t1 -c{args.conns}`, {args.duration} s per path, medians of {args.rounds} rounds "
+        f"(servers alternating); ratios to `{base}`; cs/req: the worker's context switches per request.",
+        "",
+        "| server | path | req/s | ratio | p50 ms | p99 ms | cs/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for path in args.paths:
+        first = statistics.median(r[0] for r in results[base][path])
+        for name in args.only:
+            rs = results[name][path]
+            rps = statistics.median(r[0] for r in rs)
+            lines.append(
+                f"| {name} | `{path}` | {rps:,.0f} | {rps / first:.2f} | "
+                f"{statistics.median(r[1] for r in rs):.1f} | {statistics.median(r[2] for r in rs):.1f} | "
+                f"{statistics.median(r[3] for r in rs):.1f} | {sum(r[4] for r in rs)} |"
+            )
+    body = "\n".join(lines)
+    if args.no_write:
+        print(body)
+    else:
+        write_fragment("django", "A Django page, threaded and inline (issue 20)", body)
+
+
+if __name__ == "__main__":
+    main()
