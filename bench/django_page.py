@@ -4,9 +4,10 @@ A Django project is written into a temporary directory (sqlite, 50 rows, one ORM
 templated page of about 6.5 KB at `/items/`, a 2-byte `/plain/` view, Django's usual
 middleware) and served by one worker of each server, pinned to CPU 0; `wrk -t1 -c32` on CPU 1
 loads one path at a time. Servers alternate inside each round; the table gives medians of the
-rounds: requests/s, p50 and p99, and the worker's context switches per request (voluntary
-plus involuntary, summed over the worker's threads from /proc/PID/task/*/status, before and
-after the load, divided by the requests wrk counted).
+rounds: requests/s, p50 and p99, the worker's context switches per request (voluntary plus
+involuntary, summed over the worker's threads from /proc/PID/task/*/status, before and after
+the load, divided by the requests wrk counted) and its CPU time per request (user plus
+system, /proc/PID/stat), which moves less than req/s when the machine is shared.
 
   python django_page.py --rounds 3 --duration 5
   python django_page.py --only ferrule-threads ferrule-inline --paths /plain/
@@ -147,6 +148,12 @@ def switches(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of PID (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(port: int, path: str, conns: int, duration: int) -> tuple[float, float, float, int, int]:
     """(req/s, p50 ms, p99 ms, requests, errors) of one wrk run."""
     cmd = ["taskset", "-c", "1"] if PINNED else []
@@ -172,16 +179,19 @@ def wrk(port: int, path: str, conns: int, duration: int) -> tuple[float, float, 
 
 
 def measure(name: str, root: Path, paths: list[str], conns: int, duration: int) -> dict[str, tuple]:
-    """One server started, each path loaded in turn: path -> (req/s, p50, p99, cs/req, errors)."""
+    """One server started, each path loaded in turn: path -> (req/s, p50, p99, cs/req, errors,
+    CPU us/req)."""
     env = {"PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
     out: dict[str, tuple] = {}
     with Server(name, template=SERVERS[name], env=env, cwd=root) as server:
         pid = server.worker_pid()
         wrk(server.port, paths[0], conns, 1)  # warm up: imports, templates, the first queries
         for path in paths:
-            before = switches(pid)
+            before, cpu = switches(pid), cpu_seconds(pid)
             rps, p50, p99, total, errors = wrk(server.port, path, conns, duration)
-            out[path] = (rps, p50, p99, (switches(pid) - before) / max(total, 1), errors)
+            per = max(total, 1)
+            cs = (switches(pid) - before) / per
+            out[path] = (rps, p50, p99, cs, errors, (cpu_seconds(pid) - cpu) / per * 1e6)
     return out
 
 
@@ -205,10 +215,11 @@ def main() -> None:
     base = args.only[0]
     lines = [
         f"`wrk -t1 -c{args.conns}`, {args.duration} s per path, medians of {args.rounds} rounds "
-        f"(servers alternating); ratios to `{base}`; cs/req: the worker's context switches per request.",
+        f"(servers alternating); ratios to `{base}`; cs/req: the worker's context switches per request; "
+        "CPU us/req: the worker's user and system time per request.",
         "",
-        "| server | path | req/s | ratio | p50 ms | p99 ms | cs/req | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | path | req/s | ratio | p50 ms | p99 ms | cs/req | CPU us/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for path in args.paths:
         first = statistics.median(r[0] for r in results[base][path])
@@ -218,7 +229,8 @@ def main() -> None:
             lines.append(
                 f"| {name} | `{path}` | {rps:,.0f} | {rps / first:.2f} | "
                 f"{statistics.median(r[1] for r in rs):.1f} | {statistics.median(r[2] for r in rs):.1f} | "
-                f"{statistics.median(r[3] for r in rs):.1f} | {sum(r[4] for r in rs)} |"
+                f"{statistics.median(r[3] for r in rs):.1f} | {statistics.median(r[5] for r in rs):,.0f} | "
+                f"{sum(r[4] for r in rs)} |"
             )
     body = "\n".join(lines)
     if args.no_write:
