@@ -4,10 +4,11 @@ A Django project is written into a temporary directory (sqlite, 50 rows, one ORM
 templated page of about 6.5 KB at `/items/`, a 2-byte `/plain/` view, Django's usual
 middleware) and served by one worker of each server, pinned to CPU 0; `wrk -t1 -c32` on CPU 1
 loads one path at a time. Servers alternate inside each round; the table gives medians of the
-rounds: requests/s, p50 and p99, the worker's context switches per request (voluntary plus
-involuntary, summed over the worker's threads from /proc/PID/task/*/status, before and after
-the load, divided by the requests wrk counted) and its CPU time per request (user plus
-system, /proc/PID/stat), which moves less than req/s when the machine is shared.
+rounds: requests/s, p50 and p99, the server's context switches per request (voluntary plus
+involuntary, summed over the threads of all its processes from /proc/PID/task/*/status, before
+and after the load, divided by the requests wrk counted) and its CPU time per request (user
+plus system, /proc/PID/stat), which moves less than req/s when the machine is shared. All of
+a server's processes count: uWSGI's HTTP router, as well as its worker, serves each request.
 
   python django_page.py --rounds 3 --duration 5
   python django_page.py --only ferrule-threads ferrule-inline --paths /plain/
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import PINNED, Server, write_fragment
+from common import PINNED, Server, children, write_fragment
 
 THREADS = 4
 BIN = Path(sys.executable).parent
@@ -38,7 +39,9 @@ SERVERS: dict[str, str] = {
     "granian": f"{BIN}/granian --interface wsgi --workers 1 --blocking-threads {THREADS} "
     f"--host 127.0.0.1 --port {{port}} {TARGET}",
     "gunicorn-gthread": f"{BIN}/gunicorn --workers 1 --threads {THREADS} --bind 127.0.0.1:{{port}} {TARGET}",
-    "uwsgi": f"{BIN}/uwsgi --http11-socket 127.0.0.1:{{port}} --module {TARGET} "
+    # uWSGI's HTTP router process in front of its one worker (keep-alive, as wrk expects): its
+    # --http11-socket serves one connection per thread, so 28 of wrk's 32 wait unserved.
+    "uwsgi": f"{BIN}/uwsgi --master --http 127.0.0.1:{{port}} --http-keepalive --module {TARGET} "
     f"--processes 1 --threads {THREADS} --disable-logging --die-on-term",
 }
 
@@ -136,10 +139,18 @@ def make_project(root: Path) -> None:
     subprocess.run([sys.executable, "-c", setup], cwd=root, env=env, check=True)
 
 
-def switches(pid: int) -> int:
-    """Context switches of every thread of PID so far."""
+def tree(pid: int) -> list[int]:
+    """PID and its descendants."""
+    out = [pid]
+    for p in out:
+        out += children(p)
+    return out
+
+
+def switches(pids: list[int]) -> int:
+    """Context switches of every thread of PIDS so far."""
     total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for task in (t for pid in pids for t in Path(f"/proc/{pid}/task").iterdir()):
         try:
             text = (task / "status").read_text()
         except OSError:
@@ -148,10 +159,13 @@ def switches(pid: int) -> int:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of PID (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of PIDS (all their threads) so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(port: int, path: str, conns: int, duration: int) -> tuple[float, float, float, int, int]:
@@ -184,14 +198,14 @@ def measure(name: str, root: Path, paths: list[str], conns: int, duration: int) 
     env = {"PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
     out: dict[str, tuple] = {}
     with Server(name, template=SERVERS[name], env=env, cwd=root) as server:
-        pid = server.worker_pid()
+        pids = tree(server.proc.pid)
         wrk(server.port, paths[0], conns, 1)  # warm up: imports, templates, the first queries
         for path in paths:
-            before, cpu = switches(pid), cpu_seconds(pid)
+            before, cpu = switches(pids), cpu_seconds(pids)
             rps, p50, p99, total, errors = wrk(server.port, path, conns, duration)
             per = max(total, 1)
-            cs = (switches(pid) - before) / per
-            out[path] = (rps, p50, p99, cs, errors, (cpu_seconds(pid) - cpu) / per * 1e6)
+            cs = (switches(pids) - before) / per
+            out[path] = (rps, p50, p99, cs, errors, (cpu_seconds(pids) - cpu) / per * 1e6)
     return out
 
 
@@ -215,8 +229,8 @@ def main() -> None:
     base = args.only[0]
     lines = [
         f"`wrk -t1 -c{args.conns}`, {args.duration} s per path, medians of {args.rounds} rounds "
-        f"(servers alternating); ratios to `{base}`; cs/req: the worker's context switches per request; "
-        "CPU us/req: the worker's user and system time per request.",
+        f"(servers alternating); ratios to `{base}`; cs/req: the server's context switches per request; "
+        "CPU us/req: its user and system time per request (all its processes).",
         "",
         "| server | path | req/s | ratio | p50 ms | p99 ms | cs/req | CPU us/req | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
