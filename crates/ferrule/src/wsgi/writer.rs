@@ -28,7 +28,7 @@ impl StartResponse {
 
     /// Sends the head. `total`: the whole body's length, when the app gave it whole.
     fn send_head(&mut self, py: Python<'_>, total: Option<u64>) -> io::Result<()> {
-        let claimed = watchdog::claim_response();
+        let claimed = watchdog::claim_response(self.code);
         if let Some(input) = self.input.take() {
             // The body is not all read: if it is to be left unread, the connection closes
             // after this response, and the response says so.
