@@ -41,8 +41,10 @@ struct Slot {
     phase: AtomicU8,
     /// The connection speaks HTTP to the client: a 504 can be written on it.
     http: AtomicBool,
-    /// The status of the response head that went out (for the access line of a cut).
+    /// The status of the response head that went out, and the body bytes sent since (for
+    /// the access line of a cut).
     code: AtomicU16,
+    sent: AtomicU64,
     /// What the request's access line needs, when the watchdog may have to write it
     /// ([`copying`]). Set and taken together with `phase` (under this lock) by the request's
     /// thread and by the watchdog, so that one of them writes the line, never both.
@@ -83,6 +85,7 @@ fn slot() -> &'static Slot {
             phase: AtomicU8::new(IDLE),
             http: AtomicBool::new(true),
             code: AtomicU16::new(0),
+            sent: AtomicU64::new(0),
             copy: Mutex::new(None),
         }));
         SLOTS
@@ -101,9 +104,18 @@ pub fn request_begin(fd: RawFd, http: bool) {
 }
 
 /// A request whose response waited for the client goes on, on this thread (its response
-/// started: a timeout cuts the connection).
-pub fn request_resume(fd: RawFd, http: bool) {
+/// started, with status `code` and `sent` body bytes so far: a timeout cuts the connection).
+pub fn request_resume(fd: RawFd, http: bool, code: u16, sent: u64) {
+    let s = slot();
+    s.code.store(code, Ordering::Relaxed);
+    s.sent.store(sent, Ordering::Relaxed);
     request_on(fd, http, SENT);
+}
+
+/// The response on this thread has sent `total` body bytes so far.
+#[inline]
+pub fn body_sent(total: u64) {
+    slot().sent.store(total, Ordering::Relaxed);
 }
 
 fn request_on(fd: RawFd, http: bool, phase: u8) {
@@ -176,6 +188,7 @@ impl Drop for Paused {
 pub fn claim_response(code: u16) -> bool {
     let s = slot();
     s.code.store(code, Ordering::Relaxed);
+    s.sent.store(0, Ordering::Relaxed);
     match s
         .phase
         .compare_exchange(OPEN, SENT, Ordering::AcqRel, Ordering::Acquire)
@@ -326,14 +339,14 @@ fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
             libc::shutdown(fd, libc::SHUT_RDWR);
         }
         if let Some(copy) = copy {
-            // Cut: the status the head carried (504 when none went out, for a front server's
-            // protocol); what of the body went out is not known here.
-            let code = match s.code.load(Ordering::Relaxed) {
-                _ if answered => 504,
-                0 => 504,
-                c => c,
+            // Cut: the status the head carried and the body bytes handed to the connection
+            // (504 and none when no head went out, on a front server's protocol).
+            let (code, sent) = match s.code.load(Ordering::Relaxed) {
+                _ if answered => (504, 0),
+                0 => (504, 0),
+                c => (c, s.sent.load(Ordering::Relaxed)),
             };
-            copy.write(code, 0);
+            copy.write(code, sent);
         }
     }
 }

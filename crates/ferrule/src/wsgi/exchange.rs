@@ -235,12 +235,11 @@ pub fn resume(app: &App, exchange: Box<Exchange>, writable: bool) -> Served {
             exchange.started,
             exchange.request_id.as_deref(),
         );
-        watchdog::request_resume(exchange.conn.fd, {
-            exchange
-                .response
-                .try_borrow(py)
-                .is_ok_and(|r| r.sink.as_ref().is_some_and(|s| s.raw_http()))
+        let (http, code, sent) = exchange.response.try_borrow(py).map_or((false, 0, 0), |r| {
+            let http = r.sink.as_ref().is_some_and(|s| s.raw_http());
+            (http, r.code, r.body_sent)
         });
+        watchdog::request_resume(exchange.conn.fd, http, code, sent);
         let congested = exchange.response.try_borrow_mut(py).is_ok_and(|mut r| {
             if !writable {
                 log::debug!(

@@ -106,6 +106,7 @@ impl StartResponse {
             BodyState::Open | BodyState::Unsent => len,
         };
         self.body_sent += n as u64;
+        watchdog::body_sent(self.body_sent);
         if n == 0 && len > 0 {
             return Ok(());
         }
@@ -134,6 +135,7 @@ impl StartResponse {
             BodyState::Open | BodyState::Unsent => count,
         };
         self.body_sent += count;
+        watchdog::body_sent(self.body_sent);
         self.sink()?.file(Gil(py), file, offset, count)
     }
 
