@@ -161,4 +161,7 @@ def test_requests_the_server_refuses_get_a_line(serve, tmp_path):
     assert srv.raw(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 414 ")
     assert srv.raw(b"BAD REQUEST\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     wait_until(lambda: len(lines(log)) == 2)
-    assert [line.split('"- - -" ')[1] for line in lines(log)] == ['414 - "-" "-" 0us', '400 - "-" "-" 0us']
+    # The request line as far as it was read, the status, the body's bytes, the duration.
+    too_long, bad = lines(log)
+    assert re.search(r'"GET /a{200} HTTP/1\.1" 414 \d+ "-" "-" \d+us$', too_long), too_long
+    assert re.search(r'"BAD REQUEST -" 400 \d+ "-" "-" \d+us$', bad), bad

@@ -11,6 +11,10 @@ use ferrule_proto::http1::RequestHead;
 
 use crate::log;
 
+#[path = "access_raw.rs"]
+mod raw;
+pub use raw::{Copied, Of, Partial, RawFields};
+
 /// `--access-logformat`'s default: Apache's combined format, then the duration in
 /// microseconds (the line Ferrule always wrote).
 pub const DEFAULT_FORMAT: &str =

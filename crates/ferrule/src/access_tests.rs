@@ -121,3 +121,39 @@ fn json_escapes_and_reads_latin1() {
     );
     assert!(line.contains(r#""request_id":"abc""#), "{line}");
 }
+
+#[test]
+fn a_refused_head_gives_what_came_whole() {
+    use super::Partial;
+    let p = Partial::parse(
+        b"\r\nGET /x?y HTTP/1.1\r\nUser-Agent: ua\r\nbroken\r\nReferer: r\r\nX-Cut: a",
+    );
+    assert_eq!(
+        (p.method, p.target, p.version),
+        (&b"GET"[..], &b"/x?y"[..], &b"HTTP/1.1"[..])
+    );
+    assert_eq!(p.fields.field(b"user-agent"), Some(&b"ua"[..]));
+    assert_eq!(p.fields.field(b"referer"), Some(&b"r"[..]));
+    // A line still coming is not a field yet.
+    assert_eq!(p.fields.field(b"x-cut"), None);
+    // Fields end at the blank line.
+    let p = Partial::parse(b"GET / HTTP/1.1\r\n\r\nUser-Agent: body\r\n");
+    assert_eq!(p.fields.field(b"user-agent"), None);
+}
+
+#[test]
+fn a_request_line_cut_short_gives_its_method_at_most() {
+    use super::Partial;
+    let p = Partial::parse(b"POST /aaaaaaaa");
+    assert_eq!(
+        (p.method, p.target, p.version),
+        (&b"POST"[..], &b"-"[..], &b"-"[..])
+    );
+    let p = Partial::parse(b"POSTPOSTPOST");
+    assert_eq!(p.method, b"-");
+    let p = Partial::parse(b"BAD REQUEST\r\n\r\n");
+    assert_eq!(
+        (p.method, p.target, p.version),
+        (&b"BAD"[..], &b"REQUEST"[..], &b"-"[..])
+    );
+}

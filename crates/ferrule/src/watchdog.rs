@@ -9,12 +9,15 @@
 //! the clock around its waits.
 use std::cell::Cell;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ferrule_proto::http1::response as enc;
 
+use crate::access::Copied;
 use crate::log::{self, error};
 use crate::slots::now_ms;
 
@@ -38,6 +41,20 @@ struct Slot {
     phase: AtomicU8,
     /// The connection speaks HTTP to the client: a 504 can be written on it.
     http: AtomicBool,
+    /// The status of the response head that went out, and the body bytes sent since (for
+    /// the access line of a cut).
+    code: AtomicU16,
+    sent: AtomicU64,
+    /// What the request's access line needs, when the watchdog may have to write it
+    /// ([`copying`]). Set and taken together with `phase` (under this lock) by the request's
+    /// thread and by the watchdog, so that one of them writes the line, never both.
+    copy: Mutex<Option<Copied>>,
+}
+
+impl Slot {
+    fn copy(&self) -> MutexGuard<'_, Option<Copied>> {
+        self.copy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 thread_local! {
@@ -46,6 +63,16 @@ thread_local! {
 
 static SLOTS: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
 static STUCK: AtomicUsize = AtomicUsize::new(0);
+/// The watchdog runs in this process.
+static WATCHING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a request's thread gives the watchdog a copy of what its access line needs
+/// ([`keep_copy`]): only when the watchdog runs and an access log or metrics want the line.
+#[inline]
+#[must_use]
+pub fn copying() -> bool {
+    WATCHING.load(Ordering::Relaxed) && crate::access::wanted()
+}
 
 fn slot() -> &'static Slot {
     SLOT.with(|c| {
@@ -57,6 +84,9 @@ fn slot() -> &'static Slot {
             fd: AtomicI32::new(-1),
             phase: AtomicU8::new(IDLE),
             http: AtomicBool::new(true),
+            code: AtomicU16::new(0),
+            sent: AtomicU64::new(0),
+            copy: Mutex::new(None),
         }));
         SLOTS
             .lock()
@@ -74,9 +104,18 @@ pub fn request_begin(fd: RawFd, http: bool) {
 }
 
 /// A request whose response waited for the client goes on, on this thread (its response
-/// started: a timeout cuts the connection).
-pub fn request_resume(fd: RawFd, http: bool) {
+/// started, with status `code` and `sent` body bytes so far: a timeout cuts the connection).
+pub fn request_resume(fd: RawFd, http: bool, code: u16, sent: u64) {
+    let s = slot();
+    s.code.store(code, Ordering::Relaxed);
+    s.sent.store(sent, Ordering::Relaxed);
     request_on(fd, http, SENT);
+}
+
+/// The response on this thread has sent `total` body bytes so far.
+#[inline]
+pub fn body_sent(total: u64) {
+    slot().sent.store(total, Ordering::Relaxed);
 }
 
 fn request_on(fd: RawFd, http: bool, phase: u8) {
@@ -86,12 +125,28 @@ fn request_on(fd: RawFd, http: bool, phase: u8) {
     s.phase.store(phase, Ordering::Release);
 }
 
-/// The request on this thread is over. True if the watchdog took it over (timed out).
+/// Gives the watchdog what the access line of the request on this thread needs, should it
+/// answer (or cut) the request itself; asked only when [`copying`].
+pub fn keep_copy(copy: Copied) {
+    let old = slot().copy().replace(copy);
+    drop(old);
+}
+
+/// The request on this thread is over. True if the watchdog took it over (timed out): it
+/// wrote the request's access line.
 pub fn request_end() -> bool {
     let s = slot();
     s.since.store(0, Ordering::Release);
     s.fd.store(-1, Ordering::Release);
-    s.phase.swap(IDLE, Ordering::AcqRel) == TIMED_OUT
+    if !copying() {
+        return s.phase.swap(IDLE, Ordering::AcqRel) == TIMED_OUT;
+    }
+    let mut copy = s.copy();
+    let timed_out = s.phase.swap(IDLE, Ordering::AcqRel) == TIMED_OUT;
+    let old = copy.take();
+    drop(copy);
+    drop(old);
+    timed_out
 }
 
 /// Marks a call into the app; the clock runs until the guard drops.
@@ -128,9 +183,12 @@ impl Drop for Paused {
     }
 }
 
-/// Before the response's first bytes go out: false if the watchdog already answered it.
-pub fn claim_response() -> bool {
+/// Before the response's first bytes go out (`code`: its status): false if the watchdog
+/// already answered it.
+pub fn claim_response(code: u16) -> bool {
     let s = slot();
+    s.code.store(code, Ordering::Relaxed);
+    s.sent.store(0, Ordering::Relaxed);
     match s
         .phase
         .compare_exchange(OPEN, SENT, Ordering::AcqRel, Ordering::Acquire)
@@ -157,6 +215,7 @@ pub struct Settings {
 /// Starts the watchdog thread; `stop` makes the worker stop gracefully.
 pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
     let timeout_ms = settings.timeout.as_millis() as u64;
+    WATCHING.store(true, Ordering::Relaxed);
     let tick = (settings.timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(500));
     let spawned = std::thread::Builder::new()
         .name("ferrule-watchdog".into())
@@ -230,10 +289,19 @@ fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
     }
     // The handler runs on another thread; give it a moment before writing on.
     std::thread::sleep(Duration::from_millis(100));
-    let answered = s
-        .phase
-        .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok();
+    // Taken with the phase: the request's thread, if it ends now, writes its own line.
+    let (answered, copy) = {
+        let mut copy = s.copy();
+        let take = |from| {
+            s.phase
+                .compare_exchange(from, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        };
+        let answered = take(OPEN);
+        // Else the response had started: the watchdog cuts it (below).
+        let mine = answered || take(SENT);
+        (answered, if mine { copy.take() } else { None })
+    };
     if fd < 0 {
         // An HTTP/2 stream (no connection of its own): its 504 is written by the edge thread,
         // whose own deadline has passed by now; give it time to go out before a stuck inline
@@ -248,9 +316,20 @@ fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
         });
         // SAFETY: fd is the request's connection, kept open by its task while the request is
         // in the app (which it still is); a short write on a fresh response head is harmless.
-        unsafe {
-            libc::write(fd, resp.as_ptr().cast(), resp.len());
+        let written = unsafe {
+            let n = libc::write(fd, resp.as_ptr().cast(), resp.len());
             libc::shutdown(fd, libc::SHUT_WR);
+            n
+        };
+        if let Some(copy) = copy {
+            // The body of a simple response: its reason and a newline.
+            let body = enc::reason(504).len() as u64 + 1;
+            let sent = if usize::try_from(written).is_ok_and(|n| n == resp.len()) {
+                body
+            } else {
+                0
+            };
+            copy.write(504, sent);
         }
     } else {
         s.phase.store(TIMED_OUT, Ordering::Release);
@@ -258,6 +337,16 @@ fn answer(s: &Slot, settings: &Settings, ran_ms: u64) {
         // SAFETY: as above, the connection is still open; shutdown does not close the fd.
         unsafe {
             libc::shutdown(fd, libc::SHUT_RDWR);
+        }
+        if let Some(copy) = copy {
+            // Cut: the status the head carried and the body bytes handed to the connection
+            // (504 and none when no head went out, on a front server's protocol).
+            let (code, sent) = match s.code.load(Ordering::Relaxed) {
+                _ if answered => (504, 0),
+                0 => (504, 0),
+                c => (c, s.sent.load(Ordering::Relaxed)),
+            };
+            copy.write(code, sent);
         }
     }
 }

@@ -293,6 +293,10 @@ impl Sink for CompressSink {
         self.inner.raw_http()
     }
 
+    fn answered_by_transport(&self) -> bool {
+        self.inner.answered_by_transport()
+    }
+
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         // The transport takes back its own sink.
         self.inner.into_any()

@@ -24,7 +24,7 @@ use super::health;
 use super::listener::Listener;
 use super::pressure::ConnSlot;
 use super::sink::{StreamSink, Wire};
-use super::statics::{self, Answered};
+use super::statics::{self, Answered, Asked};
 use super::{gateway, outbox, Worker};
 use crate::config::Protocol;
 use crate::log::{debug, warning};
@@ -295,8 +295,16 @@ pub fn spawn_acceptor(
     Ok(())
 }
 
-/// Answers `status` with the server's own response and closes the connection.
-pub(super) async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
+/// Answers `status` with the server's own response, writes its access line (`asked`: what
+/// was read of the request; `began`: when it began, if known) and closes the connection.
+pub(super) async fn refuse(
+    worker: &Worker,
+    stream: &mut Stream,
+    status: u16,
+    info: &ConnInfo,
+    asked: Asked<'_>,
+    began: Option<std::time::Instant>,
+) {
     let resp = date::with(|d| {
         enc::simple_response(
             enc::StatusLine::Http11,
@@ -307,7 +315,14 @@ pub(super) async fn refuse(worker: &Worker, stream: &mut Stream, status: u16) {
             false,
         )
     });
-    let _ = stream.write_all(&resp, worker.client_timeout).await;
+    let written = stream.write_all(&resp, worker.client_timeout).await;
+    // The body of a simple response: its reason and a newline.
+    let sent = if written {
+        enc::reason(status).len() as u64 + 1
+    } else {
+        0
+    };
+    statics::log_refused(info, asked, status, sent, began);
     linger(stream).await;
 }
 
@@ -393,8 +408,8 @@ async fn serve_connection(
                     "HTTP/1 request from {} refused: --http 2",
                     info.peer_label()
                 );
-                statics::log_refused(&info, 505);
-                refuse(worker, &mut stream, 505).await;
+                let now = Some(std::time::Instant::now());
+                refuse(worker, &mut stream, 505, &info, Asked::Raw(&rbuf[..]), now).await;
                 return;
             }
             super::h2::Sniffed::Http1 => {}
@@ -489,20 +504,35 @@ async fn serve_requests(
         let mut head = match read {
             HeadRead::Head(h) => h,
             HeadRead::Closed => return None,
-            HeadRead::TimedOut => {
+            HeadRead::TimedOut(began) => {
                 debug!(
                     "{} did not send a whole request head in time (--client-timeout, \
                      --header-timeout); 408",
                     info.peer_label()
                 );
-                statics::log_refused(&info, 408);
-                refuse(worker, stream, 408).await;
+                refuse(
+                    worker,
+                    stream,
+                    408,
+                    &info,
+                    Asked::Raw(&rbuf[..]),
+                    Some(began),
+                )
+                .await;
                 return None;
             }
-            HeadRead::Refused(e) => {
+            HeadRead::Refused(e, began) => {
                 debug!("refused request from {}: {e}", info.peer_label());
-                statics::log_refused(&info, e.status());
-                refuse(worker, stream, e.status()).await;
+                let began = began.or_else(|| Some(std::time::Instant::now()));
+                refuse(
+                    worker,
+                    stream,
+                    e.status(),
+                    &info,
+                    Asked::Raw(&rbuf[..]),
+                    began,
+                )
+                .await;
                 return None;
             }
         };
@@ -541,14 +571,18 @@ async fn serve_requests(
                 Answered::Failed => return None,
             }
         }
+        // When the body began, for the access line of a body refused or too slow (a clock
+        // read only for a request with a body, and only when a line or metrics want it).
+        let began = (head.body != ferrule_proto::http1::BodyKind::Empty && crate::access::wanted())
+            .then(std::time::Instant::now);
         let (expect, spooled) =
             match buffer::prepare(worker, stream, &head, &mut rbuf, &mut timer).await {
                 Prepared::InBuffer { expect } => (expect, None),
                 Prepared::Spooled(body) => (false, Some(body)),
                 Prepared::Refused(e) => {
                     debug!("refused request body from {}: {e}", info.peer_label());
-                    statics::log_refused(&info, e.status());
-                    refuse(worker, stream, e.status()).await;
+                    let status = e.status();
+                    refuse(worker, stream, status, &info, Asked::Head(&head), began).await;
                     return None;
                 }
                 Prepared::TooSlow => {
@@ -556,13 +590,11 @@ async fn serve_requests(
                         "{} sent its request body slower than --body-min-rate; 408",
                         info.peer_label()
                     );
-                    statics::log_refused(&info, 408);
-                    refuse(worker, stream, 408).await;
+                    refuse(worker, stream, 408, &info, Asked::Head(&head), began).await;
                     return None;
                 }
                 Prepared::Failed => {
-                    statics::log_refused(&info, 500);
-                    refuse(worker, stream, 500).await;
+                    refuse(worker, stream, 500, &info, Asked::Head(&head), began).await;
                     return None;
                 }
                 Prepared::Closed => {

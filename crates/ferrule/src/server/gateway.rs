@@ -71,18 +71,27 @@ pub(super) async fn serve_one(
         }
     };
     let (vars, content_length) = parsed;
-    let path = vars
+    let cgi = CgiRequest {
+        vars,
+        content_length,
+        length_always_sent: proto == Protocol::Scgi,
+    };
+    let path = cgi
+        .vars
         .get(b"REQUEST_URI")
-        .or_else(|| vars.get(b"PATH_INFO"))
+        .or_else(|| cgi.vars.get(b"PATH_INFO"))
         .unwrap_or(b"/");
+    // When the body began, for the access line of a body refused or too slow.
+    let began = (content_length > 0 && crate::access::wanted()).then(std::time::Instant::now);
+    let asked = |cgi| super::statics::Asked::Cgi(cgi);
     let spooled =
         match buffer::prepare_gateway(worker, &mut stream, content_length, path, &mut rbuf).await {
             Prepared::InBuffer { .. } => None,
             Prepared::Spooled(body) => Some(body),
             Prepared::Refused(e) => {
                 debug!("refused request body from {}: {e}", info.peer_label());
-                super::statics::log_refused(&info, e.status());
-                refuse(worker, &mut stream, e.status()).await;
+                let status = e.status();
+                refuse(worker, &mut stream, status, &info, asked(&cgi), began).await;
                 return;
             }
             Prepared::TooSlow => {
@@ -90,13 +99,11 @@ pub(super) async fn serve_one(
                     "{} sent a request body slower than --body-min-rate; 408",
                     info.peer_label()
                 );
-                super::statics::log_refused(&info, 408);
-                refuse(worker, &mut stream, 408).await;
+                refuse(worker, &mut stream, 408, &info, asked(&cgi), began).await;
                 return;
             }
             Prepared::Failed => {
-                super::statics::log_refused(&info, 500);
-                refuse(worker, &mut stream, 500).await;
+                refuse(worker, &mut stream, 500, &info, asked(&cgi), began).await;
                 return;
             }
             Prepared::Closed => return,
@@ -110,11 +117,7 @@ pub(super) async fn serve_one(
         &worker.app.limits,
         worker.client_timeout,
     );
-    let request = Request::Cgi(CgiRequest {
-        vars,
-        content_length,
-        length_always_sent: proto == Protocol::Scgi,
-    });
+    let request = Request::Cgi(cgi);
     // One request per connection, its end marked by the close (or a Content-Length).
     let sink = Box::new(StreamSink::new(worker.sink_settings(
         fd,

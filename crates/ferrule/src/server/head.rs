@@ -21,9 +21,10 @@ pub(super) enum HeadRead {
     /// The client closed or failed, or sent nothing of a next request in time.
     Closed,
     /// Part of a head came, but not the rest in time (`--client-timeout` between reads or
-    /// `--header-timeout` for the whole head): answered 408.
-    TimedOut,
-    Refused(ParseError),
+    /// `--header-timeout` for the whole head): answered 408. When the head began.
+    TimedOut(std::time::Instant),
+    /// The head is refused; when it began, if it took more than one read.
+    Refused(ParseError, Option<std::time::Instant>),
 }
 
 /// A connection's one timer, re-armed lazily: a later deadline leaves it where it is (when it
@@ -129,6 +130,8 @@ pub(super) async fn read_head(
     // byte (pipelined bytes already read count from now); None outside until then.
     let mut head_by: Option<Option<Instant>> = None;
     let mut stopping = stop.stopping();
+    // When the head's first byte was seen waiting for more (for a refusal's access line).
+    let mut began = None;
     loop {
         if !rbuf.is_empty() {
             match parse_request(rbuf, &worker.app.limits) {
@@ -137,7 +140,7 @@ pub(super) async fn read_head(
                     return HeadRead::Head(head);
                 }
                 Ok(None) => {}
-                Err(e) => return HeadRead::Refused(e),
+                Err(e) => return HeadRead::Refused(e, began.map(Instant::into_std)),
             }
         }
         let waiting = rbuf.is_empty();
@@ -145,6 +148,7 @@ pub(super) async fn read_head(
             let now = Instant::now();
             deadline = now + worker.client_timeout;
             let by = *head_by.get_or_insert_with(|| {
+                began = Some(now);
                 slot.head();
                 worker
                     .header_timeout
@@ -167,7 +171,9 @@ pub(super) async fn read_head(
         tokio::select! {
             biased;
             r = read => match r {
-                None if !waiting => return HeadRead::TimedOut,
+                None if !waiting => {
+                    return HeadRead::TimedOut(began.map_or_else(std::time::Instant::now, Instant::into_std));
+                }
                 Some(Ok(0) | Err(_)) | None => return HeadRead::Closed,
                 Some(Ok(_)) => {}
             },

@@ -229,22 +229,76 @@ pub(super) fn log_access(
     });
 }
 
-/// The access log's line for a request the server refused before the app saw it (a head that
-/// did not parse, was too large or came too slowly): no request line is known.
-pub(super) fn log_refused(info: &ConnInfo, code: u16) {
-    access::write(&access::Record {
-        remote: access::remote(|| {
-            info.peer
-                .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-        }),
-        method: b"-",
-        target: b"-",
-        version: b"-",
-        fields: &access::NoFields,
-        response_headers: b"",
-        status: code,
-        sent: 0,
-        elapsed: std::time::Duration::ZERO,
-        request_id: None,
-    });
+/// What the server read of a request it refused, for its access line.
+#[derive(Clone, Copy)]
+pub(crate) enum Asked<'a> {
+    /// The bytes of a head as they came (nothing of them need be valid): the request line
+    /// and the header lines, as far as they came whole.
+    Raw(&'a [u8]),
+    /// A parsed HTTP/1 head.
+    Head(&'a RequestHead),
+    /// A front server's request.
+    Cgi(&'a crate::wsgi::cgi::CgiRequest),
+}
+
+/// The access log's line for a request the server refused before the app saw it (a head
+/// that did not parse, was too large or came too slowly; a body too large or too slow).
+/// `began`: when the request began (its first byte), if known.
+pub(crate) fn log_refused(
+    info: &ConnInfo,
+    asked: Asked<'_>,
+    code: u16,
+    sent: u64,
+    began: Option<Instant>,
+) {
+    if !access::wanted() {
+        return;
+    }
+    let peer = || {
+        info.peer
+            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+    };
+    let elapsed = began.map_or(std::time::Duration::ZERO, |b| b.elapsed());
+    let partial;
+    let target;
+    let mut record = match asked {
+        Asked::Raw(buf) => {
+            partial = access::Partial::parse(buf);
+            partial.record(access::remote(peer))
+        }
+        Asked::Head(head) => access::Record {
+            remote: access::remote(peer),
+            method: head.method(),
+            target: head.target(),
+            version: head.version.as_str().as_bytes(),
+            fields: head,
+            response_headers: b"",
+            status: 0,
+            sent: 0,
+            elapsed,
+            request_id: None,
+        },
+        Asked::Cgi(req) => {
+            target = req.target();
+            access::Record {
+                remote: access::remote(|| {
+                    req.header(b"REMOTE_ADDR")
+                        .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned())
+                }),
+                method: req.method(),
+                target: &target,
+                version: req.protocol(),
+                fields: req,
+                response_headers: b"",
+                status: 0,
+                sent: 0,
+                elapsed,
+                request_id: None,
+            }
+        }
+    };
+    record.status = code;
+    record.sent = sent;
+    record.elapsed = elapsed;
+    access::write(&record);
 }

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::conn::{linger, read_proxy_header, serve_http1, Stream, READ_BUF};
 use super::edge::{Arrived, Handoff};
+use super::statics::Asked;
 use super::Worker;
 use crate::config::TlsSetup;
 use crate::log::{debug, info, warning};
@@ -266,7 +267,11 @@ async fn refuse_plain(stream: &mut Stream, first: &[u8], info: &ConnInfo, timeou
     )
     .into_bytes();
     reply.extend_from_slice(body);
-    if stream.write_all(&reply, timeout).await {
+    let began = std::time::Instant::now();
+    let written = stream.write_all(&reply, timeout).await;
+    let sent = if written { body.len() as u64 } else { 0 };
+    super::statics::log_refused(info, Asked::Raw(first), 400, sent, Some(began));
+    if written {
         linger(stream).await;
     }
 }

@@ -28,7 +28,7 @@ fn options() -> String {
          --print-reference options`); `tests/test_docs.py` fails when this file is stale. Every \
          option can also be set in a config file (its long name, `-` or `_`), in \
          `[tool.ferrule]` of `pyproject.toml`, or as `FERRULE_<NAME>` in the environment (see \
-         the README's Configuration section).\n\n",
+         [configuration.md](configuration.md)).\n\n",
     );
     for arg in cmd.get_arguments() {
         if arg.is_hide_set() || arg.get_id() == "help" || arg.get_id() == "version" {

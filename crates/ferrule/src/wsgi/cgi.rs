@@ -67,20 +67,7 @@ impl CgiRequest {
 
 impl crate::access::Fields for CgiRequest {
     fn field(&self, name: &[u8]) -> Option<&[u8]> {
-        let mut cgi = Vec::with_capacity(name.len() + 5);
-        if !name.eq_ignore_ascii_case(b"content-type")
-            && !name.eq_ignore_ascii_case(b"content-length")
-        {
-            cgi.extend_from_slice(b"HTTP_");
-        }
-        cgi.extend(name.iter().map(|&c| {
-            if c == b'-' {
-                b'_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        }));
-        self.vars.get(&cgi)
+        self.vars.field(name)
     }
 
     fn cgi_var(&self, name: &[u8]) -> Option<&[u8]> {

@@ -143,6 +143,7 @@ pub fn serve(
             }
         };
         let request_id = super::request_id::resolve(app, conn, &request);
+        keep_copy(conn, &request, started, request_id.as_deref());
         if let (Some(id), Some(h)) = (&request_id, &app.request_id) {
             if let Ok(mut r) = response.try_borrow_mut(py) {
                 r.echo = Some((h.name.clone(), id.clone()));
@@ -184,6 +185,15 @@ pub fn serve(
     })
 }
 
+/// Gives the watchdog what the request's access line needs, should it answer or cut the
+/// request itself (`--timeout` with an access log or metrics; not for an HTTP/2 stream,
+/// whose 504 and line come from its connection).
+fn keep_copy(conn: &ConnInfo, request: &Request, started: Option<Instant>, id: Option<&[u8]>) {
+    if let Some(started) = started.filter(|_| conn.fd >= 0 && watchdog::copying()) {
+        watchdog::keep_copy(request.copied(conn, started, id));
+    }
+}
+
 /// Runs `f` (a turn of the app), answering a panic in the server's own code as an app error:
 /// logged with the request, 500 if nothing was sent, else the connection cut. The thread
 /// goes on serving.
@@ -219,12 +229,17 @@ fn guarded(
 pub fn resume(app: &App, exchange: Box<Exchange>, writable: bool) -> Served {
     let mut exchange = *exchange;
     Python::attach(|py| {
-        watchdog::request_resume(exchange.conn.fd, {
-            exchange
-                .response
-                .try_borrow(py)
-                .is_ok_and(|r| r.sink.as_ref().is_some_and(|s| s.raw_http()))
+        keep_copy(
+            &exchange.conn,
+            &exchange.request,
+            exchange.started,
+            exchange.request_id.as_deref(),
+        );
+        let (http, code, sent) = exchange.response.try_borrow(py).map_or((false, 0, 0), |r| {
+            let http = r.sink.as_ref().is_some_and(|s| s.raw_http());
+            (http, r.code, r.body_sent)
         });
+        watchdog::request_resume(exchange.conn.fd, http, code, sent);
         let congested = exchange.response.try_borrow_mut(py).is_ok_and(|mut r| {
             if !writable {
                 log::debug!(
@@ -325,7 +340,8 @@ fn after_python(py: Python<'_>, app: &App, exchange: Exchange) -> Served {
     let keep_alive = r.keep_alive();
     let sink = r.sink.take();
     r.input = None;
-    if let Some(started) = started {
+    let answered = sink.as_ref().is_some_and(|s| s.answered_by_transport());
+    if let Some(started) = started.filter(|_| !answered) {
         let target = request.target();
         let mut record = request.access_record(&conn, &target, &r.headers);
         record.status = r.code;

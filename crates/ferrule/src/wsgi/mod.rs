@@ -81,6 +81,21 @@ impl Request {
         }
     }
 
+    /// A copy of what the request's access line needs, for the watchdog (its head's bytes
+    /// shared, not copied; a front server's variables copied).
+    fn copied(
+        &self,
+        conn: &ConnInfo,
+        started: std::time::Instant,
+        request_id: Option<&[u8]>,
+    ) -> crate::access::Copied {
+        let of = match self {
+            Self::Fields(h) => crate::access::Of::Head(h),
+            Self::Cgi(c) => crate::access::Of::Cgi(&c.vars),
+        };
+        crate::access::Copied::new(of, conn.peer, started, request_id)
+    }
+
     /// What the access log says of the request; `target` holds the target.
     fn access_record<'a>(
         &'a self,

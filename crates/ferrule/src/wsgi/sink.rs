@@ -173,6 +173,11 @@ pub trait Sink: Send + Sync + 'static {
     /// The connection's socket carries HTTP/1 to the client: the watchdog may write its own
     /// 504 answer on it when the app overruns `--timeout`.
     fn raw_http(&self) -> bool;
+    /// The transport answered the request itself and wrote its access line (an HTTP/2
+    /// stream's 504 past `--timeout`): the bridge writes none.
+    fn answered_by_transport(&self) -> bool {
+        false
+    }
     /// For the transport to take back its own sink after the exchange.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }

@@ -28,7 +28,7 @@ impl StartResponse {
 
     /// Sends the head. `total`: the whole body's length, when the app gave it whole.
     fn send_head(&mut self, py: Python<'_>, total: Option<u64>) -> io::Result<()> {
-        let claimed = watchdog::claim_response();
+        let claimed = watchdog::claim_response(self.code);
         if let Some(input) = self.input.take() {
             // The body is not all read: if it is to be left unread, the connection closes
             // after this response, and the response says so.
@@ -106,6 +106,7 @@ impl StartResponse {
             BodyState::Open | BodyState::Unsent => len,
         };
         self.body_sent += n as u64;
+        watchdog::body_sent(self.body_sent);
         if n == 0 && len > 0 {
             return Ok(());
         }
@@ -134,6 +135,7 @@ impl StartResponse {
             BodyState::Open | BodyState::Unsent => count,
         };
         self.body_sent += count;
+        watchdog::body_sent(self.body_sent);
         self.sink()?.file(Gil(py), file, offset, count)
     }
 

@@ -51,6 +51,8 @@ pub struct State {
     pub aborted: bool,
     /// The client reset the stream or the connection went.
     pub gone: bool,
+    /// The edge thread answered 504 (`--timeout`) and wrote the access line.
+    pub timed_out: bool,
     /// An app thread waits on `room` (a condvar's wake is a system call: made only then).
     waiting: bool,
 }
@@ -364,6 +366,10 @@ impl Sink for H2Sink {
 
     fn raw_http(&self) -> bool {
         false
+    }
+
+    fn answered_by_transport(&self) -> bool {
+        self.out.lock().timed_out
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {

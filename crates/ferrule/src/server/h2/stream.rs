@@ -30,6 +30,8 @@ pub async fn serve(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
+    // The access line's clock (a line of the server's own, or the app's).
+    let started = crate::access::wanted().then(std::time::Instant::now);
     let (parts, recv) = request.into_parts();
     let length = parts
         .headers
@@ -37,20 +39,20 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let limits = &worker.app.limits;
-    if let Some(status) = over_limits(&parts, limits) {
-        simple(&mut respond, status);
-        return;
-    }
     let limit = limits.request_body;
-    if limit != 0 && length.is_some_and(|n| n > limit) {
-        simple(&mut respond, StatusCode::PAYLOAD_TOO_LARGE);
-        return;
-    }
+    let refused = over_limits(&parts, limits).or_else(|| {
+        (limit != 0 && length.is_some_and(|n| n > limit)).then_some(StatusCode::PAYLOAD_TOO_LARGE)
+    });
     let has_body = !recv.is_end_stream();
     let head = request_head(&parts, has_body, length);
+    if let Some(status) = refused {
+        simple(&mut respond, status);
+        log_own(&info, &head, status, started);
+        return;
+    }
     let timeout = worker.client_timeout;
     if let Some(resp) = crate::server::health::response(&worker, &head, false) {
-        answer_own(respond, resp, &worker, &info, &head).await;
+        answer_own(respond, resp, &worker, &info, &head, started).await;
         return;
     }
     if let Some(statics) = worker.statics.as_deref() {
@@ -59,7 +61,7 @@ pub async fn serve(
             req.field(name, value);
         }
         if let Decision::Respond(resp) = statics.decide(&req) {
-            answer_own(respond, resp, &worker, &info, &head).await;
+            answer_own(respond, resp, &worker, &info, &head, started).await;
             return;
         }
     }
@@ -77,6 +79,9 @@ pub async fn serve(
         Arc::clone(&worker),
         inline,
     ));
+    // For a line of the server's own once the app has the request (504, a refused stream):
+    // a copy of the head (its bytes shared), only when a line is wanted.
+    let copy = started.map(|at| (head.clone(), at, info.clone()));
     let request = wsgi::Request::Fields(head);
     let sink: Box<dyn wsgi::sink::Sink> = match &worker.compress {
         Some(c) => crate::server::compress::wrap(c, request.accept_encoding(), sink),
@@ -110,10 +115,32 @@ pub async fn serve(
             None => false,
         };
         if !sent {
+            // The worker is stopping and takes no more calls: the client may try again.
             out.client_gone();
+            simple(&mut respond, StatusCode::SERVICE_UNAVAILABLE);
+            if let Some((head, at, info)) = &copy {
+                log_own(info, head, StatusCode::SERVICE_UNAVAILABLE, Some(*at));
+            }
+            return;
         }
     }
-    send_response(respond, &out, timeout, worker.request_timeout).await;
+    if send_response(respond, &out, timeout, worker.request_timeout).await {
+        if let Some((head, at, info)) = &copy {
+            log_own(info, head, StatusCode::GATEWAY_TIMEOUT, Some(*at));
+        }
+    }
+}
+
+/// The access line of an answer of the server's own without a body (a refusal, a 504).
+fn log_own(
+    info: &ConnInfo,
+    head: &RequestHead,
+    status: StatusCode,
+    started: Option<std::time::Instant>,
+) {
+    if let Some(started) = started {
+        crate::server::statics::log_access(info, head, status.as_u16(), 0, started);
+    }
 }
 
 /// The request head the bridge sees: `:authority` as Host, cookies joined with `; `
@@ -179,8 +206,8 @@ async fn answer_own(
     worker: &Worker,
     info: &ConnInfo,
     head: &RequestHead,
+    started: Option<std::time::Instant>,
 ) {
-    let started = crate::access::wanted().then(std::time::Instant::now);
     let (status, len) = (resp.status, resp.body_len());
     let sent = send_static(
         respond,
@@ -266,13 +293,14 @@ fn simple(respond: &mut SendResponse<Bytes>, status: StatusCode) {
     let _ = respond.send_response(r, true);
 }
 
-/// Sends the response as the app queues it, until its end (or the stream's).
+/// Sends the response as the app queues it, until its end (or the stream's). True when the
+/// app gave no head within `--timeout` and the stream was answered 504.
 async fn send_response(
     mut respond: SendResponse<Bytes>,
     out: &Outbound,
     timeout: Duration,
     request_timeout: Duration,
-) {
+) -> bool {
     // `--timeout`: a call that gives no head in time is answered 504 here, counted from the
     // dispatch, so before the watchdog (which counts from the call and cannot write on a
     // connection other streams share) dumps the stacks and retires the worker.
@@ -286,7 +314,7 @@ async fn send_response(
             if s.aborted {
                 drop(s);
                 respond.send_reset(Reason::INTERNAL_ERROR);
-                return;
+                return false;
             }
             if let Some(h) = s.head.take() {
                 let end = s.no_body || (s.finished && s.queue.is_empty());
@@ -304,27 +332,37 @@ async fn send_response(
             () = ready => {}
             _ = reset => {
                 out.client_gone();
-                return;
+                return false;
             }
             () = expired => {
+                {
+                    let mut s = out.lock();
+                    if s.head.is_some() || s.aborted {
+                        // The app answered meanwhile.
+                        continue;
+                    }
+                    // The app's access line is not written: this answer's is.
+                    s.timed_out = true;
+                }
                 simple(&mut respond, StatusCode::GATEWAY_TIMEOUT);
                 out.client_gone();
-                return;
+                return true;
             }
         }
     };
     let Ok(mut send) = respond.send_response(head, end) else {
         out.client_gone();
-        return;
+        return false;
     };
     if end {
         // A body the app still gives (to a HEAD, say) is dropped.
         out.client_gone();
-        return;
+        return false;
     }
     if send_body(&mut send, out, timeout).await.is_err() {
         out.client_gone();
     }
+    false
 }
 
 /// The stream ended early: reset, client gone, or stalled past the timeout.
