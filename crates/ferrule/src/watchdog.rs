@@ -38,6 +38,9 @@ struct Slot {
     phase: AtomicU8,
     /// The connection speaks HTTP to the client: a 504 can be written on it.
     http: AtomicBool,
+    /// A side thread of the inline worker (server/side.rs): stuck, it holds only itself,
+    /// not the event loop.
+    off_loop: AtomicBool,
 }
 
 thread_local! {
@@ -57,6 +60,7 @@ fn slot() -> &'static Slot {
             fd: AtomicI32::new(-1),
             phase: AtomicU8::new(IDLE),
             http: AtomicBool::new(true),
+            off_loop: AtomicBool::new(false),
         }));
         SLOTS
             .lock()
@@ -84,6 +88,12 @@ fn request_on(fd: RawFd, http: bool, phase: u8) {
     s.fd.store(fd, Ordering::Release);
     s.http.store(http, Ordering::Release);
     s.phase.store(phase, Ordering::Release);
+}
+
+/// This thread is a side thread of the inline worker, not its event loop: a request stuck
+/// on it is handled as one on an app thread (the worker stops gracefully).
+pub fn off_loop() {
+    slot().off_loop.store(true, Ordering::Release);
 }
 
 /// The request on this thread is over. True if the watchdog took it over (timed out).
@@ -149,7 +159,8 @@ pub fn stuck_count() -> usize {
 pub struct Settings {
     pub timeout: Duration,
     pub graceful: Duration,
-    /// The app runs on the event loop thread: nothing else can progress once it is stuck.
+    /// The app runs on the event loop thread: nothing else can progress once a request on
+    /// it is stuck (one on a side thread, see `off_loop`, holds only its thread).
     pub inline: bool,
     pub server_header: bool,
 }
@@ -163,6 +174,7 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
         .spawn(move || {
             let mut fired_at: Option<u64> = None;
             loop {
+                let mut loop_stuck = false;
                 std::thread::sleep(tick);
                 let now = now_ms();
                 let slots: Vec<&'static Slot> = SLOTS
@@ -180,9 +192,10 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
                     }
                     take_over(s, &settings, now - since);
                     fired_at.get_or_insert(now);
+                    loop_stuck |= !s.off_loop.load(Ordering::Acquire);
                 }
                 if let Some(at) = fired_at {
-                    if settings.inline {
+                    if settings.inline && loop_stuck {
                         // The event loop itself is stuck: no other request can finish.
                         exit_now();
                     }
