@@ -17,6 +17,7 @@ import pytest
 from conftest import read_all, read_response
 from test_body_buffering import gateway_request, post_head
 from test_gateway_wire import END, STDIN, STDOUT, fcgi_record, fcgi_request, read_records, stdout_of
+from test_metrics import METRICS_RE, value
 from test_slowloris import ANSWERED_WITHIN, answered_in
 
 # More than the inline worker reads ahead on a streaming path (64 KiB): the app gets it as it
@@ -350,3 +351,19 @@ def test_a_graceful_stop_waits_for_a_request_on_a_side_thread(serve, tmp_path):
     assert status == b"HTTP/1.1 200 OK"
     assert out.decode().split() == expected(up.body)
     assert srv.wait(20) == 0
+
+
+def test_metrics_count_side_threads_as_app_threads_and_their_requests_as_busy(serve, tmp_path):
+    """The app-threads gauges: the loop's own thread, plus each side thread once started;
+    a request reading its body on a side thread is busy there."""
+    srv = serve("upload:app", "--no-request-buffering", "--metrics-bind", "127.0.0.1:0")
+    url = srv.wait_for_log(METRICS_RE).group(1)
+    assert answered_in(srv) < ANSWERED_WITHIN
+    assert (value(url, "ferrule_app_threads_busy"), value(url, "ferrule_app_threads_idle")) == (0, 1)
+    up = Uploader(srv, "/up/x", tmp_path / "first", 7)
+    wait_until(up.mark.exists, 20, "the upload streams")
+    assert (value(url, "ferrule_app_threads_busy"), value(url, "ferrule_app_threads_idle")) == (1, 1)
+    up.go.set()
+    uploads_arrive_whole([up])
+    wait_until(lambda: value(url, "ferrule_app_threads_busy") == 0, 10, "the side thread idle")
+    assert value(url, "ferrule_app_threads_idle") == 2
