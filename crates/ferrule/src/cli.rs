@@ -471,8 +471,8 @@ pub struct Cli {
 
     /// Do not buffer request bodies: the app reads `wsgi.input` as the client sends it, so a
     /// slow client holds an app thread (with --threads 1, one of up to 8 side threads the
-    /// worker starts for bodies still to come, never its event loop). Default: off (bodies
-    /// are buffered).
+    /// worker starts for bodies still to come, never its event loop; `wsgi.multithread` is
+    /// then true). Default: off (bodies are buffered).
     #[arg(long = "no-request-buffering")]
     pub no_request_buffering: bool,
 

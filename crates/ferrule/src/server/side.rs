@@ -14,6 +14,8 @@
 //! past that the connection's task waits for room, without holding the loop either way.
 //! The watchdog (`--timeout`) watches them as it watches app threads: a stuck side thread
 //! retires the worker gracefully, where a stuck event loop makes it exit at once.
+//! `--max-queue-wait` does not apply (it is an option of app threads). HTTP/2 streams are
+//! not sent here: an inline worker's stream still reads its body on the loop.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
