@@ -11,7 +11,6 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
 
 import h2.config
 import h2.connection
@@ -121,20 +120,13 @@ def test_curl_http2(h2srv, certs, tmp_path):
 
 def test_streams_of_one_connection_run_concurrently_with_threads(serve, certs):
     srv = serve("transport:app", "--threads", "4")
-    with httpx.Client(http1=False, http2=True, base_url=srv.url, timeout=30, trust_env=False) as c:
-        results: list[str] = []
-
-        def one():
-            results.append(c.get("/barrier?key=conc&n=3").text)
-
-        threads = [threading.Thread(target=one) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        ports = {c.get("/echo").json()["REMOTE_PORT"] for _ in range(2)}
-    assert results == ["met"] * 3
-    assert len(ports) == 1
+    # Three streams opened at once on one connection, written frame by frame (httpx's client
+    # shared by threads races on its HTTP/2 state, encode/httpx#3072; curl 7.88 fails parallel
+    # transfers with --http2-prior-knowledge before it sends them).
+    c = RawH2(srv)
+    sids = [c.request("/barrier?key=conc&n=3") for _ in range(3)]
+    assert c.responses(sids) == {sid: (200, b"met") for sid in sids}
+    c.close()
 
 
 def test_curl_with_http1_only_is_not_upgraded(serve):
@@ -203,6 +195,26 @@ class RawH2:
                     self.flush()
                 elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
                     return status, body
+
+    def responses(self, sids: list[int]) -> dict[int, tuple[int, bytes]]:
+        """Status and body of each of `sids`, read together (in whatever order they come)."""
+        got: dict[int, tuple[int, bytes]] = {sid: (0, b"") for sid in sids}
+        ended: set[int] = set()
+        while len(ended) < len(sids):
+            evs = self.events()
+            if not evs:
+                raise ConnectionError("closed")
+            for ev in evs:
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id in got:
+                    got[ev.stream_id] = (int(dict(ev.headers)[b":status"]), b"")
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id in got:
+                    status, body = got[ev.stream_id]
+                    got[ev.stream_id] = (status, body + ev.data)
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    self.flush()
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id in got:
+                    ended.add(ev.stream_id)
+        return got
 
     def until_goaway(self) -> h2.events.ConnectionTerminated | None:
         while True:

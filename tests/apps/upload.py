@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import threading
+import time
 
 
 def app(environ, start_response):
@@ -11,6 +13,13 @@ def app(environ, start_response):
                 how many entries the directory named by the query string holds meanwhile
     /up/...     reads one block of 4 KiB, creates the file named by the query string, then
                 reads the rest: "<sha256 hex> <length>"
+    /raise/...  reads one block of 4 KiB, creates the file named by the query string, then
+                raises RuntimeError
+    /hang/...   reads one block of 4 KiB, creates the file named by the query string, then
+                sleeps for a minute (for --timeout)
+    /partial/...  reads one block of 4 KiB, creates the file named by the query string, then
+                answers "partial", the rest of the body unread
+    /thread     the body read whole: "<the Python thread's name> <length>"
     anything else: the path, as text"""
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
@@ -23,6 +32,18 @@ def app(environ, start_response):
             n += len(block)
         files = len(os.listdir(query)) if query else 0
         out = f"{h.hexdigest()} {n} {files}".encode()
+    elif path == "/thread":
+        n = len(body.read())
+        out = f"{threading.current_thread().name} {n}".encode()
+    elif path.startswith(("/raise/", "/hang/", "/partial/")):
+        body.read(4096)
+        with open(query, "w") as f:
+            f.write("first block read\n")
+        if path.startswith("/raise/"):
+            raise RuntimeError("the app failed mid-upload")
+        if path.startswith("/hang/"):
+            time.sleep(60)
+        out = path.split("/")[1].encode()
     elif path.startswith("/up/"):
         h = hashlib.sha256()
         first = body.read(4096)

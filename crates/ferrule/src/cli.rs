@@ -469,13 +469,15 @@ pub struct Cli {
     #[arg(long = "body-spool-dir", value_name = "DIR")]
     pub body_spool_dir: Option<std::path::PathBuf>,
 
-    /// Do not buffer request bodies: the app reads `wsgi.input` as the client sends it
-    /// (a slow client then holds an app thread). Default: off (bodies are buffered).
+    /// Do not buffer request bodies: the app reads `wsgi.input` as the client sends it, so a
+    /// slow client holds an app thread (with --threads 1, one of up to 8 side threads the
+    /// worker starts for bodies still to come, never its event loop; `wsgi.multithread` is
+    /// then true). Default: off (bodies are buffered).
     #[arg(long = "no-request-buffering")]
     pub no_request_buffering: bool,
 
     /// Requests whose path is PREFIX or beneath it stream their body to the app as it arrives,
-    /// unbuffered (repeatable). Default: none.
+    /// unbuffered, as with --no-request-buffering (repeatable). Default: none.
     #[arg(long = "stream-uploads", value_name = "PREFIX")]
     pub stream_uploads: Vec<String>,
 

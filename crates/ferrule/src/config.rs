@@ -325,6 +325,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// Whether the inline worker (`--threads 1`) may run a request on a side thread
+    /// (`server/side.rs`): some bodies stream to the app (`--no-request-buffering`,
+    /// `--stream-uploads`, or a FastCGI bind, whose bodies always stream). Such a worker's
+    /// `wsgi.multithread` is true: two requests may be in the app at once.
+    #[must_use]
+    pub fn side_threads(&self) -> bool {
+        self.threads == 1
+            && (self.cli.no_request_buffering
+                || !self.cli.stream_uploads.is_empty()
+                || self.binds.iter().any(|b| b.protocol == Protocol::FastCgi))
+    }
+
     /// Checks the command line; the error names the bad option and the fix.
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let mut binds = cli

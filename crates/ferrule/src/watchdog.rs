@@ -49,6 +49,9 @@ struct Slot {
     /// ([`copying`]). Set and taken together with `phase` (under this lock) by the request's
     /// thread and by the watchdog, so that one of them writes the line, never both.
     copy: Mutex<Option<Copied>>,
+    /// A side thread of the inline worker (server/side.rs): stuck, it holds only itself,
+    /// not the event loop.
+    off_loop: AtomicBool,
 }
 
 impl Slot {
@@ -87,6 +90,7 @@ fn slot() -> &'static Slot {
             code: AtomicU16::new(0),
             sent: AtomicU64::new(0),
             copy: Mutex::new(None),
+            off_loop: AtomicBool::new(false),
         }));
         SLOTS
             .lock()
@@ -130,6 +134,12 @@ fn request_on(fd: RawFd, http: bool, phase: u8) {
 pub fn keep_copy(copy: Copied) {
     let old = slot().copy().replace(copy);
     drop(old);
+}
+
+/// This thread is a side thread of the inline worker, not its event loop: a request stuck
+/// on it is handled as one on an app thread (the worker stops gracefully).
+pub fn off_loop() {
+    slot().off_loop.store(true, Ordering::Release);
 }
 
 /// The request on this thread is over. True if the watchdog took it over (timed out): it
@@ -207,7 +217,8 @@ pub fn stuck_count() -> usize {
 pub struct Settings {
     pub timeout: Duration,
     pub graceful: Duration,
-    /// The app runs on the event loop thread: nothing else can progress once it is stuck.
+    /// The app runs on the event loop thread: nothing else can progress once a request on
+    /// it is stuck (one on a side thread, see `off_loop`, holds only its thread).
     pub inline: bool,
     pub server_header: bool,
 }
@@ -222,6 +233,7 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
         .spawn(move || {
             let mut fired_at: Option<u64> = None;
             loop {
+                let mut loop_stuck = false;
                 std::thread::sleep(tick);
                 let now = now_ms();
                 let slots: Vec<&'static Slot> = SLOTS
@@ -239,9 +251,10 @@ pub fn spawn(settings: Settings, stop: Box<dyn Fn() + Send>) {
                     }
                     take_over(s, &settings, now - since);
                     fired_at.get_or_insert(now);
+                    loop_stuck |= !s.off_loop.load(Ordering::Acquire);
                 }
                 if let Some(at) = fired_at {
-                    if settings.inline {
+                    if settings.inline && loop_stuck {
                         // The event loop itself is stuck: no other request can finish.
                         exit_now();
                     }

@@ -105,6 +105,42 @@ impl BodyReader {
         matches!(self.framing, Framing::Done)
     }
 
+    /// Whether reading the rest of the body waits for no client: it is all in the read buffer
+    /// (or what is there ends it early: malformed framing, FastCGI's ABORT_REQUEST), and no
+    /// `100 Continue` is still to be sent. The buffer is scanned, not consumed.
+    #[must_use]
+    pub fn arrived(&self) -> bool {
+        if self.continue_pending {
+            return false;
+        }
+        let mut at = 0;
+        match &self.framing {
+            Framing::Done => true,
+            Framing::Length(left) => self.rbuf.len() as u64 >= *left,
+            Framing::Chunked(dec) => {
+                let mut dec = dec.clone();
+                loop {
+                    match dec.decode(self.rbuf.get(at..).unwrap_or_default(), usize::MAX) {
+                        _ if dec.is_done() => return true,
+                        Ok((0, _)) => return false,
+                        Ok((used, _)) => at += used,
+                        Err(_) => return true,
+                    }
+                }
+            }
+            Framing::FastCgi(dec) => {
+                let mut dec = dec.clone();
+                loop {
+                    match dec.decode(self.rbuf.get(at..).unwrap_or_default(), usize::MAX) {
+                        Ok((_, Some(StdinEvent::End | StdinEvent::Abort))) | Err(_) => return true,
+                        Ok((0, _)) => return false,
+                        Ok((used, _)) => at += used,
+                    }
+                }
+            }
+        }
+    }
+
     /// Appends up to `max` (> 0) body bytes to `out`. `Ok(Some(0))`: the body has ended.
     /// `Ok(None)`: nothing is buffered and `block` is false (call again with the GIL released).
     pub fn read(
@@ -354,5 +390,63 @@ impl BodySource for BodyReader {
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrule_proto::fastcgi::{encode_record, encode_stream, encode_stream_end, RecordType};
+
+    fn http1(kind: BodyKind, bytes: &[u8], expect: bool) -> BodyReader {
+        let limits = Limits::default();
+        let rbuf = BytesMut::from(bytes);
+        BodyReader::new(-1, rbuf, kind, expect, &limits, Duration::from_secs(1))
+    }
+
+    fn fastcgi(bytes: &[u8]) -> BodyReader {
+        BodyReader::fastcgi(-1, BytesMut::from(bytes), 1, 0, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn a_length_body_has_arrived_when_the_buffer_holds_it() {
+        assert!(http1(BodyKind::Empty, b"", false).arrived());
+        assert!(!http1(BodyKind::Length(5), b"hell", false).arrived());
+        assert!(http1(BodyKind::Length(5), b"hello", false).arrived());
+        assert!(http1(BodyKind::Length(5), b"helloGET / HTTP/1.1", false).arrived());
+        // The client waits for 100 Continue before it sends the body.
+        assert!(!http1(BodyKind::Length(5), b"hello", true).arrived());
+    }
+
+    #[test]
+    fn a_chunked_body_has_arrived_with_its_last_chunk() {
+        assert!(!http1(BodyKind::Chunked, b"5\r\nhello\r\n", false).arrived());
+        assert!(!http1(BodyKind::Chunked, b"5\r\nhel", false).arrived());
+        let mut whole = http1(BodyKind::Chunked, b"5\r\nhello\r\n0\r\n\r\n", false);
+        assert!(whole.arrived());
+        // Scanning consumed nothing: the reader still reads the body.
+        let mut out = Vec::new();
+        assert_eq!(whole.read(&mut out, 64, false), Ok(Some(5)));
+        assert_eq!(out, b"hello");
+        // Malformed framing fails at once, without waiting for the client.
+        assert!(http1(BodyKind::Chunked, b"zz\r\n", false).arrived());
+    }
+
+    #[test]
+    fn a_fastcgi_body_has_arrived_with_its_empty_stdin_record_or_an_abort() {
+        let mut rec = Vec::new();
+        encode_stream(RecordType::Stdin, 1, b"hello", &mut rec);
+        assert!(!fastcgi(&rec).arrived());
+        // A management record on the way does not end the body.
+        let mut with_values = rec.clone();
+        encode_record(RecordType::GetValues as u8, 0, b"", &mut with_values);
+        assert!(!fastcgi(&with_values).arrived());
+        let mut whole = with_values.clone();
+        encode_stream_end(RecordType::Stdin, 1, &mut whole);
+        assert!(fastcgi(&whole).arrived());
+        let mut aborted = rec.clone();
+        encode_record(RecordType::AbortRequest as u8, 1, b"", &mut aborted);
+        assert!(fastcgi(&aborted).arrived());
+        assert!(!fastcgi(rec.get(..10).unwrap_or_default()).arrived());
     }
 }

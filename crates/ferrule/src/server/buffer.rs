@@ -5,7 +5,8 @@
 //! then reads it without waiting); a larger body is spooled to a temporary file, unlinked
 //! from its creation, and read back by [`SpooledBody`]. `--no-request-buffering` and
 //! `--stream-uploads PREFIX` keep the streaming `wsgi.input`, where the inline worker still
-//! reads a small body ahead (see [`PREREAD_BODY`]).
+//! reads a small body ahead (see [`PREREAD_BODY`]) and runs a request whose body has not
+//! arrived on a side thread (`server/side.rs`), never on its loop.
 use std::any::Any;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -27,11 +28,12 @@ use crate::wsgi::sink::{BodyError, BodySource};
 
 /// Largest request body (by its Content-Length, or as sent when chunked) the inline worker
 /// (`--threads 1`) reads in the event loop before it calls the app on a streaming path
-/// (`--no-request-buffering`, `--stream-uploads`). The app runs on the loop's thread, so a
-/// body it reads from a slow client would hold up every other connection meanwhile; a body
-/// this small is there, whole, when the app asks for it. Larger bodies and those sent after
-/// `Expect: 100-continue` (answered only when the app reads) stream to the app as it reads
-/// them. Not configurable: buffered paths use `--body-buffer-size` instead.
+/// (`--no-request-buffering`, `--stream-uploads`): read without holding the loop, the body is
+/// there, whole, when the app asks for it, and the request runs inline with no hand-off to a
+/// side thread. Larger bodies and those sent after `Expect: 100-continue` (answered only when
+/// the app reads) stream to the app as it reads them, on a side thread (`server/side.rs`)
+/// unless they have arrived. Not configurable: buffered paths use `--body-buffer-size`
+/// instead.
 pub const PREREAD_BODY: usize = 64 * 1024;
 
 /// Bytes asked of the socket per read while spooling a body: a quarter of the writes of 64
@@ -102,6 +104,11 @@ pub(super) enum Prepared {
     /// Nothing read ahead, or the whole body in the read buffer: the [`super::body::BodyReader`]
     /// reads it from there (`expect`: it still answers `100 Continue`).
     InBuffer { expect: bool },
+    /// A streaming path: the app reads the body as it comes, from the read buffer (what was
+    /// read ahead), then the socket (`expect`: it still answers `100 Continue`). The inline
+    /// worker runs the request on a side thread unless the body has arrived
+    /// ([`super::body::BodyReader::arrived`]).
+    Streams { expect: bool },
     /// The body in a spool file; the read buffer holds what followed it.
     Spooled(SpooledBody),
     /// The body is refused (malformed framing, over `--limit-request-body`): answer this
@@ -315,8 +322,11 @@ pub(super) async fn prepare_gateway(
     if limit > 0 && n > limit {
         return Prepared::Refused(ParseError::BodyTooLarge);
     }
-    if n == 0 || !worker.buffering.buffers_path(path) {
+    if n == 0 {
         return Prepared::InBuffer { expect: false };
+    }
+    if !worker.buffering.buffers_path(path) {
+        return Prepared::Streams { expect: false };
     }
     let mut timer = Timer::new(Instant::now() + worker.client_timeout);
     let mut read = BodyRead {
@@ -360,7 +370,7 @@ impl BodyRead<'_> {
     async fn stream_ahead(&mut self, head: &RequestHead, rbuf: &mut BytesMut) -> Prepared {
         let expect = head.expect_continue;
         if self.worker.pool.is_some() || expect {
-            return Prepared::InBuffer { expect };
+            return Prepared::Streams { expect };
         }
         let read = match head.body {
             BodyKind::Length(n) if n <= PREREAD_BODY as u64 => {
@@ -375,7 +385,7 @@ impl BodyRead<'_> {
             _ => Ok(()),
         };
         match read {
-            Ok(()) => Prepared::InBuffer { expect },
+            Ok(()) => Prepared::Streams { expect },
             Err(stop) => stop.into(),
         }
     }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::body::BodyReader;
 use super::buffer::{self, Prepared};
-use super::exchange::{on_pool_quiet, start, until_done, Ready, Turn};
+use super::exchange::{on_pool, on_pool_quiet, on_side, start, until_done, Ready, Turn};
 use super::handback::Handback;
 use super::head::{read_head, HeadRead, StopWatch, Timer};
 use super::health;
@@ -575,10 +575,11 @@ async fn serve_requests(
         // read only for a request with a body, and only when a line or metrics want it).
         let began = (head.body != ferrule_proto::http1::BodyKind::Empty && crate::access::wanted())
             .then(std::time::Instant::now);
-        let (expect, spooled) =
+        let (expect, spooled, streams) =
             match buffer::prepare(worker, stream, &head, &mut rbuf, &mut timer).await {
-                Prepared::InBuffer { expect } => (expect, None),
-                Prepared::Spooled(body) => (false, Some(body)),
+                Prepared::InBuffer { expect } => (expect, None, false),
+                Prepared::Streams { expect } => (expect, None, true),
+                Prepared::Spooled(body) => (false, Some(body), false),
                 Prepared::Refused(e) => {
                     debug!("refused request body from {}: {e}", info.peer_label());
                     let status = e.status();
@@ -616,9 +617,12 @@ async fn serve_requests(
         .with_min_rate(worker.buffering.stream_min_rate);
         sink.reset(worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive));
         let request = wsgi::Request::Fields(head);
-        let turn = if worker.pool.is_none() {
+        let side = streams && on_side(worker, &reader);
+        let turn = if worker.pool.is_none() && !side {
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader, spooled, None)
+        } else if side {
+            on_pool(worker, Ready::new(&info, request, sink, reader, spooled)).await?
         } else {
             let back = back.get_or_insert_with(|| Arc::new(Handback::new(Arc::clone(slot))));
             let ready = Ready::new(&info, request, sink, reader, spooled);

@@ -116,7 +116,13 @@ fn settle(
     let rbuf = match (reader, rbuf) {
         (Some(mut r), _) => {
             if keep_alive && !r.is_done() {
-                keep_alive = r.drain(DRAIN_LIMIT);
+                // Waiting for the client with the GIL let go (an app or side thread holds it
+                // between a request's end and its next job).
+                keep_alive = if r.arrived() {
+                    r.drain(DRAIN_LIMIT)
+                } else {
+                    wsgi::threads::without_gil(|| r.drain(DRAIN_LIMIT))
+                };
             }
             std::mem::take(&mut r.rbuf)
         }
@@ -181,13 +187,29 @@ impl Ready {
     }
 }
 
-/// Runs a request on an app thread (`--threads` > 1). None: the worker could not run it.
-pub(super) async fn on_pool(worker: &Arc<Worker>, ready: Ready) -> Option<Turn> {
+/// Whether the inline worker runs a request whose body streams (`reader`) on a side thread
+/// (`side.rs`): the app would wait on the loop for body bytes still to come.
+pub(super) fn on_side(worker: &Worker, reader: &BodyReader) -> bool {
+    worker.pool.is_none() && !reader.arrived()
+}
+
+/// Runs a request on an app thread (`--threads` > 1), or on a side thread of the inline
+/// worker (`side.rs`: a body still to come). None: the worker could not run it.
+pub(super) async fn on_pool(worker: &Arc<Worker>, mut ready: Ready) -> Option<Turn> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let inline = worker.pool.is_none();
+    if inline {
+        ready.sink.off_loop();
+    }
     let job = ready.job(worker, move |_, turn| {
         let _ = tx.send(turn);
     });
-    if !worker.send_job(job).await {
+    let sent = if inline {
+        worker.side.send(job).await
+    } else {
+        worker.send_job(job).await
+    };
+    if !sent {
         return None;
     }
     rx.await.ok()

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::body::BodyReader;
 use super::buffer::{self, Prepared, SpooledBody};
 use super::conn::{linger, refuse, Stream, READ_BUF};
-use super::exchange::{on_pool, start, until_done, Finished, Ready};
+use super::exchange::{on_pool, on_side, start, until_done, Finished, Ready};
 use super::sink::{StreamSink, Wire};
 use super::Worker;
 use crate::config::Protocol;
@@ -84,10 +84,11 @@ pub(super) async fn serve_one(
     // When the body began, for the access line of a body refused or too slow.
     let began = (content_length > 0 && crate::access::wanted()).then(std::time::Instant::now);
     let asked = |cgi| super::statics::Asked::Cgi(cgi);
-    let spooled =
+    let (spooled, streams) =
         match buffer::prepare_gateway(worker, &mut stream, content_length, path, &mut rbuf).await {
-            Prepared::InBuffer { .. } => None,
-            Prepared::Spooled(body) => Some(body),
+            Prepared::InBuffer { .. } => (None, false),
+            Prepared::Streams { .. } => (None, true),
+            Prepared::Spooled(body) => (Some(body), false),
             Prepared::Refused(e) => {
                 debug!("refused request body from {}: {e}", info.peer_label());
                 let status = e.status();
@@ -124,8 +125,9 @@ pub(super) async fn serve_one(
         Wire::Http1(Version::Http10),
         false,
     )));
+    let side = streams && on_side(worker, &reader);
     if let Some(mut finished) =
-        exchange(worker, &stream, &info, request, sink, reader, spooled).await
+        exchange(worker, &stream, &info, request, sink, reader, spooled, side).await
     {
         worker.request_done();
         if !stream
@@ -185,7 +187,10 @@ pub(super) async fn serve_fastcgi(
             }
             None => Box::new(StreamSink::new(worker.sink_settings(fd, wire, keep_conn))),
         };
-        let Some(finished) = exchange(worker, &stream, &info, request, fresh, reader, None).await
+        // FastCGI bodies always stream: STDIN not all arrived waits for the front server.
+        let side = on_side(worker, &reader);
+        let Some(finished) =
+            exchange(worker, &stream, &info, request, fresh, reader, None, side).await
         else {
             return;
         };
@@ -281,7 +286,12 @@ fn body_kind(content_length: u64) -> BodyKind {
     }
 }
 
-/// Runs one request through the app (inline, or on an app thread) until its response is done.
+/// Runs one request through the app (inline, on an app thread, or on a side thread when
+/// `side`) until its response is done.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one request's parts, passed on whole"
+)]
 async fn exchange(
     worker: &Arc<Worker>,
     stream: &Stream,
@@ -290,8 +300,9 @@ async fn exchange(
     sink: Box<StreamSink>,
     reader: BodyReader,
     spooled: Option<SpooledBody>,
+    side: bool,
 ) -> Option<Finished> {
-    let turn = if worker.pool.is_none() {
+    let turn = if worker.pool.is_none() && !side {
         start(worker, info, request, sink, reader, spooled, None)
     } else {
         let ready = Ready::new(info, request, sink, reader, spooled);

@@ -28,6 +28,7 @@ pub mod listener;
 pub mod outbox;
 mod pressure;
 pub mod rate;
+mod side;
 pub mod sink;
 pub mod statics;
 pub mod tls;
@@ -42,6 +43,9 @@ pub struct Worker {
     pub header_timeout: Option<Duration>,
     /// App threads, when `--threads` > 1; None runs the app on the I/O thread.
     pub pool: Option<async_channel::Sender<Job>>,
+    /// The inline worker's side threads, for requests whose streamed body is still to come
+    /// (none started until one is).
+    side: side::Side,
     active: AtomicUsize,
     idle: Notify,
     /// Requests served, for `--max-requests`.
@@ -223,6 +227,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
         header_timeout: (cfg.cli.header_timeout > 0)
             .then(|| Duration::from_secs(cfg.cli.header_timeout)),
         pool,
+        side: side::Side::new(),
         active: AtomicUsize::new(0),
         idle: Notify::new(),
         served: AtomicU64::new(0),

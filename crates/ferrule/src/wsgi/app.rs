@@ -208,7 +208,8 @@ pub fn build_app(py: Python<'_>, cfg: &Config, loaded: Loaded) -> Result<App, Ap
     let mounts = (!mounts.is_empty()).then(|| Box::new(Mounts::new(py, &cfg.root_path, mounts)));
     let settings = environ::BaseSettings {
         root_path: &cfg.root_path,
-        multithread: cfg.threads > 1,
+        // App threads, or the inline worker's side threads for streamed bodies.
+        multithread: cfg.threads > 1 || cfg.side_threads(),
         multiprocess: cfg.workers > 1,
     };
     let environ = environ::EnvironBase::new(py, &settings).map_err(|e| AppError::raised(py, &e))?;

@@ -7,7 +7,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 
 use super::app::{self, AppError};
@@ -160,8 +159,4 @@ pub fn exec_self() -> Result<(), PythonError> {
     .map_err(PythonError::from)
 }
 
-/// Runs `f` with the GIL released, from a thread that holds it (the worker with app threads
-/// runs its event loop so: the loop's thread never waits for the GIL).
-pub fn without_gil<T: Ungil>(f: impl FnOnce() -> T + Ungil) -> T {
-    Python::attach(|py| py.detach(f))
-}
+pub use super::threads::without_gil;

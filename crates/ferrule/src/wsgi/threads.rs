@@ -5,6 +5,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use pyo3::marker::Ungil;
 use pyo3::Python;
 
 use crate::log::error;
@@ -76,6 +77,13 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
+}
+
+/// Runs `f` with the GIL released, from a thread that holds it: the worker with app threads
+/// runs its event loop so (the loop's thread never waits for the GIL), and an app or side
+/// thread drains a request body the app left unread so.
+pub fn without_gil<T: Ungil>(f: impl FnOnce() -> T + Ungil) -> T {
+    Python::attach(|py| py.detach(f))
 }
 
 /// Waits until this thread can take the GIL, and lets go of it at once: the heartbeat's proof

@@ -156,6 +156,15 @@ impl StreamSink {
         *deferred = None;
     }
 
+    /// The response is made on a side thread of the inline worker (`server/side.rs`): it is
+    /// written as on an app thread, waiting for the socket with the GIL released, nothing
+    /// left to the loop. Call after `new` or `reset`, before the response.
+    pub fn off_loop(&mut self) {
+        self.set.inline = false;
+        self.coalesce = false;
+        self.defer_last = false;
+    }
+
     /// The socket failed, or the response was cut short: the front server must see it so
     /// (FastCGI: no END_REQUEST). After ABORT_REQUEST the request still ends properly.
     #[must_use]
