@@ -11,6 +11,7 @@ plus system, /proc/PID/stat), which moves less than req/s when the machine is sh
 a server's processes count: uWSGI's HTTP router, as well as its worker, serves each request.
 
   python django_page.py --rounds 3 --duration 5
+  python django_page.py --before /tmp/base   # adds ferrule-threads-before: another build
   python django_page.py --only ferrule-threads ferrule-inline --paths /plain/
 """
 
@@ -192,10 +193,15 @@ def wrk(port: int, path: str, conns: int, duration: int) -> tuple[float, float, 
     return float(rps[1]), ms(p50[1]), ms(p99[1]), int(total[1]), errors
 
 
+# Servers that import `ferrule` from another directory (`--before`): name -> directory.
+ELSEWHERE: dict[str, str] = {}
+
+
 def measure(name: str, root: Path, paths: list[str], conns: int, duration: int) -> dict[str, tuple]:
     """One server started, each path loaded in turn: path -> (req/s, p50, p99, cs/req, errors,
     CPU us/req)."""
-    env = {"PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
+    path = os.pathsep.join([*filter(None, [ELSEWHERE.get(name)]), str(root)])
+    env = {"PYTHONPATH": path, "DJANGO_SETTINGS_MODULE": "benchsite.settings"}
     out: dict[str, tuple] = {}
     with Server(name, template=SERVERS[name], env=env, cwd=root) as server:
         pids = tree(server.proc.pid)
@@ -217,7 +223,17 @@ def main() -> None:
     ap.add_argument("--paths", nargs="+", default=["/items/", "/plain/"])
     ap.add_argument("--only", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     ap.add_argument("--no-write", action="store_true", help="print, do not write results/django.md")
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run ferrule-threads-before: `--threads 4` importing ferrule from DIR (an unpacked "
+        "wheel of another commit), for a before/after in one run",
+    )
     args = ap.parse_args()
+    if args.before:
+        SERVERS["ferrule-threads-before"] = SERVERS["ferrule-threads"]
+        ELSEWHERE["ferrule-threads-before"] = str(Path(args.before).resolve())
+        args.only.insert(1, "ferrule-threads-before")
     results: dict[str, dict[str, list[tuple]]] = {s: {p: [] for p in args.paths} for s in args.only}
     with tempfile.TemporaryDirectory(prefix="django-bench-") as tmp:
         root = Path(tmp)
