@@ -410,8 +410,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub http2_max_concurrent_streams: u32,
 
-    /// HTTP/2: the request body bytes a client may send on one stream before the app reads
-    /// them (the stream's initial flow-control window).
+    /// HTTP/2: the request body bytes a client may send on one stream before the server
+    /// (buffering) or the app (a streamed body) reads them (the stream's initial
+    /// flow-control window).
     #[arg(long = "http2-initial-stream-window", value_name = "BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
     pub http2_initial_stream_window: u32,
@@ -458,8 +459,8 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_connections: u64,
 
-    /// Request bodies (HTTP/1) kept in memory up to this many bytes while the event loop reads
-    /// them before calling the app; a larger body is spooled to an unlinked temporary file in
+    /// Request bodies (HTTP/1 and HTTP/2) kept in memory up to this many bytes while the
+    /// server reads them before calling the app; a larger body is spooled to an unlinked temporary file in
     /// --body-spool-dir (up to --limit-request-body).
     #[arg(long = "body-buffer-size", value_name = "BYTES", default_value_t = DEFAULT_BODY_BUFFER_SIZE)]
     pub body_buffer_size: u64,

@@ -1,4 +1,5 @@
-//! Request body buffering on HTTP/1, uwsgi and SCGI: the event loop reads a request's body before the app is
+//! Request body buffering on HTTP/1, uwsgi and SCGI (HTTP/2 buffers on the edge thread with
+//! the same options and spool files: `h2::body::buffer`): the event loop reads a request's body before the app is
 //! called (as waitress and nginx's `proxy_request_buffering` do), so that a client sending
 //! slowly holds a connection task, never an app thread or the inline worker's loop. Up to
 //! `--body-buffer-size` stays in the connection's read buffer (the ordinary [`BodyReader`]
@@ -65,7 +66,7 @@ impl Buffering {
 
     /// Whether the body of a request for `target` (a path, or an absolute-form target) is
     /// buffered before the app runs.
-    fn buffers_path(&self, target: &[u8]) -> bool {
+    pub(super) fn buffers_path(&self, target: &[u8]) -> bool {
         self.enabled
             && !self
                 .stream_prefixes
@@ -402,6 +403,12 @@ enum Scanned {
 }
 
 fn spool_failed(worker: &Worker, e: &io::Error) -> Prepared {
+    log_spool_failure(worker, e);
+    Prepared::Failed
+}
+
+/// Logs (without repeating itself) that a spool file could not be created or written.
+pub(super) fn log_spool_failure(worker: &Worker, e: &io::Error) {
     static FAILED: Repeated = Repeated::new();
     FAILED.log(Level::Error, || {
         format!(
@@ -409,14 +416,14 @@ fn spool_failed(worker: &Worker, e: &io::Error) -> Prepared {
             worker.buffering.spool_dir.display()
         )
     });
-    Prepared::Failed
 }
 
-fn open_spool(worker: &Worker) -> Option<File> {
+/// A new spool file in `--body-spool-dir`; None (logged) if it cannot be created.
+pub(super) fn open_spool(worker: &Worker) -> Option<File> {
     match spool_file(&worker.buffering.spool_dir) {
         Ok(f) => Some(f),
         Err(e) => {
-            spool_failed(worker, &e);
+            log_spool_failure(worker, &e);
             None
         }
     }

@@ -14,8 +14,8 @@
 //! past that the connection's task waits for room, without holding the loop either way.
 //! The watchdog (`--timeout`) watches them as it watches app threads: a stuck side thread
 //! retires the worker gracefully, where a stuck event loop makes it exit at once.
-//! `--max-queue-wait` does not apply (it is an option of app threads). HTTP/2 streams are
-//! not sent here: an inline worker's stream still reads its body on the loop.
+//! `--max-queue-wait` does not apply (it is an option of app threads). HTTP/2 streams on a
+//! streaming path whose body is still to come are sent here too, from the edge thread.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -79,9 +79,20 @@ impl Side {
     /// as many threads as jobs in flight (or the most) leave none of them waiting behind a
     /// busy thread while another could start.
     fn grow(&self, wanted: usize) {
-        // Only the worker's loop sends jobs: no other thread starts threads meanwhile.
-        let mut started = self.started.load(Ordering::Acquire);
-        while started < wanted {
+        // The worker's loop (HTTP/1, the gateways) and the edge thread (HTTP/2 streams) both
+        // send jobs: a thread is started by whichever claims its number.
+        loop {
+            let started = self.started.load(Ordering::Acquire);
+            if started >= wanted {
+                return;
+            }
+            if self
+                .started
+                .compare_exchange(started, started + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
             let rx = self.rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrule-side-{started}"))
@@ -91,12 +102,11 @@ impl Side {
                 });
             if let Err(e) = spawned {
                 error!("cannot start side app thread {started}: {e}");
-                break;
+                self.started.fetch_sub(1, Ordering::AcqRel);
+                return;
             }
-            started += 1;
-            self.started.store(started, Ordering::Release);
             // The loop's own thread and the side threads started.
-            crate::metrics::app_threads(1 + started as u64);
+            crate::metrics::app_threads(2 + started as u64);
         }
     }
 }

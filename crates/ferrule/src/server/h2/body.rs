@@ -1,17 +1,24 @@
-//! An HTTP/2 request body: DATA frames, received on the edge thread, handed to the app's
-//! `wsgi.input` as it reads. The stream's flow-control window is given back only as the
-//! buffered bytes are taken, so a client can never make the server hold more than the window
-//! and [`IN_BUFFER`] of one stream.
+//! An HTTP/2 request body, DATA frames received on the edge thread. Buffered (the default,
+//! as on HTTP/1: [`buffer`]), the whole body is read before the app is called, in memory up
+//! to `--body-buffer-size` and spooled to a temporary file beyond, the window granted as it
+//! arrives. Streamed (`--no-request-buffering`, `--stream-uploads`: [`pump`]), it is handed
+//! to the app's `wsgi.input` as it reads: the stream's flow-control window is given back
+//! only as the buffered bytes are taken, so a client can never make the server hold more than
+//! the window and [`IN_BUFFER`] of one stream.
 use std::any::Any;
 use std::collections::VecDeque;
+use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use ferrule_proto::ParseError;
 use h2::RecvStream;
 use tokio::sync::Notify;
 
+use crate::server::buffer::{log_spool_failure, open_spool, SpooledBody};
+use crate::server::rate::MinRate;
+use crate::server::Worker;
 use crate::wsgi::sink::{BodyError, BodySource};
 
 /// Body bytes received and not yet read by the app, most, per stream; the client's window is
@@ -39,6 +46,8 @@ pub struct Inbound {
     arrived: Condvar,
     /// The pump waits here for room.
     room: Notify,
+    /// The edge thread may wait here for the body's end (or failure).
+    done: Notify,
 }
 
 impl Inbound {
@@ -47,7 +56,44 @@ impl Inbound {
             state: Mutex::new(State::default()),
             arrived: Condvar::new(),
             room: Notify::new(),
+            done: Notify::new(),
         })
+    }
+
+    /// A body received whole (`len` bytes in `queue`).
+    fn whole(queue: VecDeque<Bytes>, len: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                queue,
+                buffered: len,
+                ended: true,
+                ..State::default()
+            }),
+            arrived: Condvar::new(),
+            room: Notify::new(),
+            done: Notify::new(),
+        })
+    }
+
+    /// Whether the whole body is here (or it failed): the app would not wait for it.
+    pub fn arrived(&self) -> bool {
+        let s = self.lock();
+        s.ended || s.error.is_some()
+    }
+
+    /// Waits up to `within` for the whole body (or its failure); false if it is still to
+    /// come then.
+    pub async fn arrival(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let done = self.done.notified();
+            if self.arrived() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return self.arrived();
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -61,6 +107,7 @@ impl Inbound {
         let mut s = self.lock();
         s.error.get_or_insert(e);
         self.wake(s);
+        self.done.notify_one();
     }
 
     /// Wakes the app if it waits for the body.
@@ -71,6 +118,85 @@ impl Inbound {
             self.arrived.notify_all();
         }
     }
+}
+
+/// Why a stream's body was not buffered.
+pub enum Unbuffered {
+    /// Over `--limit-request-body`: 413.
+    TooLarge,
+    /// Slower than `--body-min-rate`: 408.
+    TooSlow,
+    /// A spool file could not be created or written: 500.
+    Failed,
+    /// The client reset the stream, left, or sent nothing within the client timeout.
+    Closed,
+}
+
+/// Reads a stream's whole body on the edge thread before the app is called (request
+/// buffering, as `server/buffer.rs` does on HTTP/1), the window granted as the bytes arrive:
+/// in memory up to `--body-buffer-size`, spooled to an unnamed temporary file beyond.
+/// `--limit-request-body` is checked at every frame, `--body-min-rate` over the time spent
+/// waiting for the client, and each wait is bounded by the client timeout.
+pub async fn buffer(
+    worker: &Worker,
+    mut recv: RecvStream,
+    length: Option<u64>,
+) -> Result<Box<dyn BodySource>, Unbuffered> {
+    let limit = worker.app.limits.request_body;
+    let memory = worker.buffering.memory as u64;
+    let mut rate = MinRate::start(worker.buffering.min_rate);
+    // Copied out of the frames: a frame's bytes may share (and hold) a larger read buffer.
+    let mut held = BytesMut::new();
+    let mut total: u64 = 0;
+    let mut spool: Option<std::fs::File> = None;
+    loop {
+        let began = rate.is_some().then(Instant::now);
+        let data = match tokio::time::timeout(worker.client_timeout, recv.data()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(data))) => data,
+            Ok(Some(Err(_))) | Err(_) => return Err(Unbuffered::Closed),
+        };
+        let n = data.len();
+        total = total.saturating_add(n as u64);
+        if limit != 0 && total > limit {
+            return Err(Unbuffered::TooLarge);
+        }
+        let _ = recv.flow_control().release_capacity(n);
+        if let (Some(r), Some(began)) = (rate.as_mut(), began) {
+            if !r.record(n, began.elapsed()) {
+                return Err(Unbuffered::TooSlow);
+            }
+        }
+        if spool.is_none() && total > memory {
+            let mut file = open_spool(worker).ok_or(Unbuffered::Failed)?;
+            spool_write(worker, &mut file, &held)?;
+            held = BytesMut::new();
+            spool = Some(file);
+        }
+        match spool.as_mut() {
+            Some(file) => spool_write(worker, file, &data)?,
+            None => held.extend_from_slice(&data),
+        }
+    }
+    Ok(match spool {
+        Some(file) => Box::new(SpooledBody::new(file, total)),
+        None => {
+            let len = held.len();
+            let mut queue = VecDeque::new();
+            if len > 0 {
+                queue.push_back(held.freeze());
+            }
+            let inbound = Inbound::whole(queue, len);
+            Box::new(H2Body::new(inbound, length, worker.client_timeout))
+        }
+    })
+}
+
+fn spool_write(worker: &Worker, file: &mut std::fs::File, b: &[u8]) -> Result<(), Unbuffered> {
+    file.write_all(b).map_err(|e| {
+        log_spool_failure(worker, &e);
+        Unbuffered::Failed
+    })
 }
 
 /// Moves the stream's DATA into `inbound` as the app makes room, on the edge thread.
@@ -97,6 +223,7 @@ pub async fn pump(mut recv: RecvStream, inbound: Arc<Inbound>, limit: u64) {
                 let mut s = inbound.lock();
                 s.ended = true;
                 inbound.wake(s);
+                inbound.done.notify_one();
                 return;
             }
             Some(Err(e)) => {

@@ -12,7 +12,6 @@ use std::thread::LocalKey;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
 
-use super::body::H2Body;
 use super::sink::Outbound;
 use crate::net::ConnInfo;
 use crate::server::Worker;
@@ -23,7 +22,7 @@ pub struct InlineJob {
     pub request: wsgi::Request,
     pub info: ConnInfo,
     pub sink: Box<dyn wsgi::sink::Sink>,
-    pub body: Option<Box<H2Body>>,
+    pub body: Option<Box<dyn wsgi::sink::BodySource>>,
     pub out: Arc<Outbound>,
 }
 
@@ -186,7 +185,6 @@ pub async fn inline_loop(worker: Arc<Worker>) {
                 body,
                 out,
             } = job;
-            let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
             match wsgi::serve(&worker.app, &info, request, sink, body, None) {
                 wsgi::Served::Done(_) => worker.request_done(),
                 wsgi::Served::Waiting(exchange) => {

@@ -1,6 +1,7 @@
 //! One HTTP/2 stream on the edge thread: its request made into the bridge's neutral request,
-//! handed to the app (an app thread, or the worker's loop when inline), its body pumped in and
-//! its response sent out as the windows allow.
+//! its body buffered (or, on a streaming path, pumped in as the app reads), handed to the app
+//! (an app thread; inline, the worker's loop, or a side thread for a streamed body still to
+//! come) and its response sent out as the windows allow.
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,12 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderValue, Request, Response, StatusCode};
 
-use super::body::{self, H2Body, Inbound};
+use super::body::{self, H2Body, Inbound, Unbuffered};
 use super::inline::InlineJob;
 use super::sink::{H2Sink, Item, Outbound};
 use crate::log::debug;
 use crate::net::ConnInfo;
+use crate::server::buffer::PREREAD_BODY;
 use crate::server::Worker;
 use crate::statics::{Body, Decision};
 use crate::wsgi;
@@ -65,13 +67,55 @@ pub async fn serve(
             return;
         }
     }
-    let body = has_body.then(|| {
+    // Buffered (the default): the whole body is read before the app is called. Streamed: the
+    // app reads it as it comes, and the inline worker runs a call whose body is still to come
+    // on a side thread (`server/side.rs`), never on its loop.
+    let streams = has_body && !worker.buffering.buffers_path(head.target());
+    let mut arrived = true;
+    let body: Option<Box<dyn wsgi::sink::BodySource>> = if !has_body {
+        None
+    } else if streams {
         let inbound = Inbound::new();
         tokio::spawn(body::pump(recv, Arc::clone(&inbound), limit));
-        Box::new(H2Body::new(inbound, length, timeout))
-    });
+        // As HTTP/1 does, the inline worker waits (here, not on its loop) for a small body
+        // to arrive whole, so that it runs inline without a hand-off to a side thread.
+        let small = length.is_some_and(|n| n <= PREREAD_BODY as u64);
+        arrived = worker.pool.is_none() && small && inbound.arrival(timeout).await;
+        Some(Box::new(H2Body::new(inbound, length, timeout)))
+    } else {
+        match body::buffer(&worker, recv, length).await {
+            Ok(b) => Some(b),
+            Err(why) => {
+                let status = match why {
+                    Unbuffered::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                    Unbuffered::TooSlow => {
+                        debug!(
+                            "{} sent its HTTP/2 request body slower than --body-min-rate; 408",
+                            info.peer_label()
+                        );
+                        StatusCode::REQUEST_TIMEOUT
+                    }
+                    Unbuffered::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+                    Unbuffered::Closed => {
+                        debug!(
+                            "{} stopped sending its HTTP/2 request body; resetting the stream",
+                            info.peer_label()
+                        );
+                        respond.send_reset(Reason::CANCEL);
+                        return;
+                    }
+                };
+                simple(&mut respond, status);
+                log_own(&info, &head, status, started);
+                return;
+            }
+        }
+    };
     let out = Outbound::new();
-    let inline = worker.pool.is_none();
+    // The inline worker runs the call on its loop, unless its body is still to come.
+    let pooled = worker.pool.is_some();
+    let side = !pooled && !arrived;
+    let inline = !pooled && !side;
     let sink = Box::new(H2Sink::new(
         Arc::clone(&out),
         worker.app.server_header,
@@ -98,21 +142,21 @@ pub async fn serve(
         };
         worker.h2_inline.submit(job);
     } else {
-        // Handed to an app thread without waiting for its end (the response says when).
+        // Handed to an app (or side) thread without waiting for its end (the response says
+        // when).
         let w = Arc::clone(&worker);
         // From here the stream waits for an app thread (`--max-queue-wait`).
         let queued = Some(std::time::Instant::now());
         let waiting = crate::metrics::queued();
         let job: crate::wsgi::threads::Job = Box::new(move || {
             drop(waiting);
-            let body = body.map(|b| b as Box<dyn wsgi::sink::BodySource>);
             // Waiting never comes back: an app thread waits for room itself.
             drop(wsgi::serve(&w.app, &info, request, sink, body, queued));
             w.request_done();
         });
         let sent = match &worker.pool {
             Some(pool) => pool.send(job).await.is_ok(),
-            None => false,
+            None => worker.side.send(job).await,
         };
         if !sent {
             // The worker is stopping and takes no more calls: the client may try again.
