@@ -149,6 +149,32 @@ def test_an_http2_upload_over_the_buffer_size_is_spooled_and_arrives_whole(serve
     c.close()
 
 
+def test_the_streams_of_one_connection_share_the_memory_buffer(serve_both, tmp_path):
+    """--body-buffer-size bounds the bodies a connection holds in memory, all its streams
+    together: of three 40 KiB bodies buffered at once, the first stays in memory and the next
+    two are spooled (with the spool directory gone, they get 500); alone, the same body is
+    kept in memory again."""
+    spool = tmp_path / "spool"
+    srv = serve_both("upload:app", "--body-spool-dir", str(spool))
+    body = b"b" * 40_000
+    c = Client(srv)
+    sids = [c.post("/sha", len(body)) for _ in range(3)]
+    for sid in sids:
+        c.send(sid, body, end=False)  # False once the server answered the stream
+    for sid in sids:
+        try:
+            c.conn.end_stream(sid)
+        except h2.exceptions.StreamClosedError:
+            pass  # answered and reset by the server already
+    c.flush()
+    assert [c.answer(sid)[0] for sid in sids] == [200, 500, 500]
+    sid = c.post("/sha", len(body))
+    assert c.send(sid, body)
+    status, out = c.answer(sid)
+    assert (status, out.decode().split()[:2]) == (200, [sha(body), str(len(body))])
+    c.close()
+
+
 def test_an_http2_body_growing_over_the_limit_gets_413_at_once(serve_both):
     """No Content-Length: the body passes --limit-request-body while still coming; 413 goes
     out then (the client has not ended its stream), and the connection serves the next."""

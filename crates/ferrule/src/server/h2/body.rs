@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,44 @@ use crate::wsgi::sink::{BodyError, BodySource};
 /// Body bytes received and not yet read by the app, most, per stream; the client's window is
 /// reopened as the app reads them.
 pub const IN_BUFFER: usize = 256 * 1024;
+
+/// The request bodies one connection holds in memory, all its streams together: a stream
+/// spools once they would pass `--body-buffer-size`, so that a connection with many streams
+/// holds no more in memory than an HTTP/1 connection with its one body.
+#[derive(Default)]
+pub struct Held(AtomicUsize);
+
+/// Bytes counted in a connection's [`Held`], given back when the body holding them goes.
+struct Reserved {
+    held: Arc<Held>,
+    n: usize,
+}
+
+impl Reserved {
+    /// Counts `n` more bytes, if the connection's total stays within `cap`.
+    fn more(&mut self, n: usize, cap: usize) -> bool {
+        let before = self.held.0.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > cap {
+            self.held.0.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        self.n += n;
+        true
+    }
+
+    /// Gives every byte back (the body went to a spool file).
+    fn release(&mut self) {
+        self.held
+            .0
+            .fetch_sub(std::mem::take(&mut self.n), Ordering::AcqRel);
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -48,6 +87,8 @@ pub struct Inbound {
     room: Notify,
     /// The edge thread may wait here for the body's end (or failure).
     done: Notify,
+    /// A buffered body's bytes in its connection's [`Held`], given back with it.
+    _reserved: Option<Reserved>,
 }
 
 impl Inbound {
@@ -57,11 +98,12 @@ impl Inbound {
             arrived: Condvar::new(),
             room: Notify::new(),
             done: Notify::new(),
+            _reserved: None,
         })
     }
 
-    /// A body received whole (`len` bytes in `queue`).
-    fn whole(queue: VecDeque<Bytes>, len: usize) -> Arc<Self> {
+    /// A body received whole (`len` bytes in `queue`, counted in `reserved`).
+    fn whole(queue: VecDeque<Bytes>, len: usize, reserved: Reserved) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 queue,
@@ -72,6 +114,7 @@ impl Inbound {
             arrived: Condvar::new(),
             room: Notify::new(),
             done: Notify::new(),
+            _reserved: Some(reserved),
         })
     }
 
@@ -134,19 +177,25 @@ pub enum Unbuffered {
 
 /// Reads a stream's whole body on the edge thread before the app is called (request
 /// buffering, as `server/buffer.rs` does on HTTP/1), the window granted as the bytes arrive:
-/// in memory up to `--body-buffer-size`, spooled to an unnamed temporary file beyond.
+/// in memory up to `--body-buffer-size` (for all the bodies of the connection together,
+/// `held`), spooled to an unnamed temporary file beyond.
 /// `--limit-request-body` is checked at every frame, `--body-min-rate` over the time spent
 /// waiting for the client, and each wait is bounded by the client timeout.
 pub async fn buffer(
     worker: &Worker,
     mut recv: RecvStream,
     length: Option<u64>,
+    held: &Arc<Held>,
 ) -> Result<Box<dyn BodySource>, Unbuffered> {
     let limit = worker.app.limits.request_body;
-    let memory = worker.buffering.memory as u64;
+    let memory = worker.buffering.memory;
+    let mut reserved = Reserved {
+        held: Arc::clone(held),
+        n: 0,
+    };
     let mut rate = MinRate::start(worker.buffering.min_rate);
     // Copied out of the frames: a frame's bytes may share (and hold) a larger read buffer.
-    let mut held = BytesMut::new();
+    let mut kept = BytesMut::new();
     let mut total: u64 = 0;
     let mut spool: Option<std::fs::File> = None;
     loop {
@@ -167,26 +216,27 @@ pub async fn buffer(
                 return Err(Unbuffered::TooSlow);
             }
         }
-        if spool.is_none() && total > memory {
+        if spool.is_none() && !reserved.more(n, memory) {
             let mut file = open_spool(worker).ok_or(Unbuffered::Failed)?;
-            spool_write(worker, &mut file, &held)?;
-            held = BytesMut::new();
+            spool_write(worker, &mut file, &kept)?;
+            kept = BytesMut::new();
+            reserved.release();
             spool = Some(file);
         }
         match spool.as_mut() {
             Some(file) => spool_write(worker, file, &data)?,
-            None => held.extend_from_slice(&data),
+            None => kept.extend_from_slice(&data),
         }
     }
     Ok(match spool {
         Some(file) => Box::new(SpooledBody::new(file, total)),
         None => {
-            let len = held.len();
+            let len = kept.len();
             let mut queue = VecDeque::new();
             if len > 0 {
-                queue.push_back(held.freeze());
+                queue.push_back(kept.freeze());
             }
-            let inbound = Inbound::whole(queue, len);
+            let inbound = Inbound::whole(queue, len, reserved);
             Box::new(H2Body::new(inbound, length, worker.client_timeout))
         }
     })

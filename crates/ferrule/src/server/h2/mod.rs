@@ -226,6 +226,8 @@ where
     if stopping {
         conn.graceful_shutdown();
     }
+    // The request bodies the connection's streams hold in memory (see `body::Held`).
+    let held = Arc::new(body::Held::default());
     loop {
         let ping = async {
             match pinger.as_mut() {
@@ -236,7 +238,8 @@ where
         tokio::select! {
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    tokio::spawn(stream::serve(Arc::clone(&worker), info.clone(), request, respond));
+                    let held = Arc::clone(&held);
+                    tokio::spawn(stream::serve(Arc::clone(&worker), info.clone(), request, respond, held));
                 }
                 Some(Err(e)) => {
                     if e.is_library() {

@@ -31,6 +31,7 @@ pub async fn serve(
     info: ConnInfo,
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
+    held: Arc<body::Held>,
 ) {
     // The access line's clock (a line of the server's own, or the app's).
     let started = crate::access::wanted().then(std::time::Instant::now);
@@ -83,7 +84,7 @@ pub async fn serve(
         arrived = worker.pool.is_none() && small && inbound.arrival(timeout).await;
         Some(Box::new(H2Body::new(inbound, length, timeout)))
     } else {
-        match body::buffer(&worker, recv, length).await {
+        match body::buffer(&worker, recv, length, &held).await {
             Ok(b) => Some(b),
             Err(why) => {
                 let status = match why {
