@@ -618,11 +618,11 @@ async fn serve_requests(
         sink.reset(worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive));
         let request = wsgi::Request::Fields(head);
         let side = streams && on_side(worker, &reader);
-        let turn = if worker.pool.is_none() && !side {
+        let turn = if side {
+            on_pool(worker, Ready::new(&info, request, sink, reader, spooled)).await?
+        } else if worker.pool.is_none() {
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader, spooled, None)
-        } else if side {
-            on_pool(worker, Ready::new(&info, request, sink, reader, spooled)).await?
         } else {
             let back = back.get_or_insert_with(|| Arc::new(Handback::new(Arc::clone(slot))));
             let ready = Ready::new(&info, request, sink, reader, spooled);

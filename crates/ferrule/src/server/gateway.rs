@@ -16,6 +16,7 @@ use super::buffer::{self, Prepared, SpooledBody};
 use super::conn::{linger, refuse, Stream, READ_BUF};
 use super::exchange::{on_pool, on_side, start, until_done, Finished, Ready};
 use super::sink::{StreamSink, Wire};
+use super::statics::Asked;
 use super::Worker;
 use crate::config::Protocol;
 use crate::log::{debug, error, warning};
@@ -83,7 +84,6 @@ pub(super) async fn serve_one(
         .unwrap_or(b"/");
     // When the body began, for the access line of a body refused or too slow.
     let began = (content_length > 0 && crate::access::wanted()).then(std::time::Instant::now);
-    let asked = |cgi| super::statics::Asked::Cgi(cgi);
     let (spooled, streams) =
         match buffer::prepare_gateway(worker, &mut stream, content_length, path, &mut rbuf).await {
             Prepared::InBuffer { .. } => (None, false),
@@ -92,7 +92,7 @@ pub(super) async fn serve_one(
             Prepared::Refused(e) => {
                 debug!("refused request body from {}: {e}", info.peer_label());
                 let status = e.status();
-                refuse(worker, &mut stream, status, &info, asked(&cgi), began).await;
+                refuse(worker, &mut stream, status, &info, Asked::Cgi(&cgi), began).await;
                 return;
             }
             Prepared::TooSlow => {
@@ -100,11 +100,11 @@ pub(super) async fn serve_one(
                     "{} sent a request body slower than --body-min-rate; 408",
                     info.peer_label()
                 );
-                refuse(worker, &mut stream, 408, &info, asked(&cgi), began).await;
+                refuse(worker, &mut stream, 408, &info, Asked::Cgi(&cgi), began).await;
                 return;
             }
             Prepared::Failed => {
-                refuse(worker, &mut stream, 500, &info, asked(&cgi), began).await;
+                refuse(worker, &mut stream, 500, &info, Asked::Cgi(&cgi), began).await;
                 return;
             }
             Prepared::Closed => return,

@@ -15,6 +15,7 @@ use super::Worker;
 use crate::access;
 use crate::net::{date, io as sio, ConnInfo};
 use crate::statics::{Body, Decision, Request, Response, Statics};
+use crate::wsgi::HeadOf;
 
 /// Largest file range read into the response head's buffer and sent with it in one write;
 /// larger ones go with sendfile(2) after the head. Not configurable.
@@ -254,51 +255,24 @@ pub(crate) fn log_refused(
     if !access::wanted() {
         return;
     }
-    let peer = || {
-        info.peer
-            .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-    };
-    let elapsed = began.map_or(std::time::Duration::ZERO, |b| b.elapsed());
     let partial;
     let target;
     let mut record = match asked {
         Asked::Raw(buf) => {
             partial = access::Partial::parse(buf);
-            partial.record(access::remote(peer))
+            partial.record(access::remote(|| {
+                info.peer
+                    .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+            }))
         }
-        Asked::Head(head) => access::Record {
-            remote: access::remote(peer),
-            method: head.method(),
-            target: head.target(),
-            version: head.version.as_str().as_bytes(),
-            fields: head,
-            response_headers: b"",
-            status: 0,
-            sent: 0,
-            elapsed,
-            request_id: None,
-        },
+        Asked::Head(head) => HeadOf::Http(head).access_record(info, head.target(), b""),
         Asked::Cgi(req) => {
             target = req.target();
-            access::Record {
-                remote: access::remote(|| {
-                    req.header(b"REMOTE_ADDR")
-                        .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned())
-                }),
-                method: req.method(),
-                target: &target,
-                version: req.protocol(),
-                fields: req,
-                response_headers: b"",
-                status: 0,
-                sent: 0,
-                elapsed,
-                request_id: None,
-            }
+            HeadOf::Cgi(req).access_record(info, &target, b"")
         }
     };
     record.status = code;
     record.sent = sent;
-    record.elapsed = elapsed;
+    record.elapsed = began.map_or(std::time::Duration::ZERO, |b| b.elapsed());
     access::write(&record);
 }

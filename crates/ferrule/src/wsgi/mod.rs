@@ -103,13 +103,39 @@ impl Request {
         target: &'a [u8],
         response_headers: &'a [u8],
     ) -> Record<'a> {
+        let head = match self {
+            Self::Fields(h) => HeadOf::Http(h),
+            Self::Cgi(c) => HeadOf::Cgi(c),
+        };
+        head.access_record(conn, target, response_headers)
+    }
+}
+
+/// A request's head as the access log reads it: HTTP/1's, or a front server's variables.
+#[derive(Clone, Copy)]
+pub enum HeadOf<'a> {
+    Http(&'a ferrule_proto::http1::RequestHead),
+    Cgi(&'a cgi::CgiRequest),
+}
+
+impl<'a> HeadOf<'a> {
+    /// What the access log says of the request (the status, bytes and time left for the
+    /// caller); `target` holds the target.
+    #[must_use]
+    pub fn access_record(
+        self,
+        conn: &ConnInfo,
+        target: &'a [u8],
+        response_headers: &'a [u8],
+    ) -> Record<'a> {
         let peer = || {
             conn.peer
                 .map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
         };
-        let (remote, version, fields): (String, &[u8], &dyn Fields) = match self {
-            Self::Fields(head) => (
+        let (remote, method, version, fields): (String, &[u8], &[u8], &dyn Fields) = match self {
+            Self::Http(head) => (
                 crate::access::remote(peer),
+                head.method(),
                 head.version.as_str().as_bytes(),
                 head,
             ),
@@ -118,13 +144,14 @@ impl Request {
                     req.header(b"REMOTE_ADDR")
                         .map_or_else(peer, |a| String::from_utf8_lossy(a).into_owned())
                 }),
+                req.method(),
                 req.protocol(),
                 req,
             ),
         };
         Record {
             remote,
-            method: self.method(),
+            method,
             target,
             version,
             fields,
