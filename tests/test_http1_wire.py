@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 from conftest import read_all, read_response
@@ -102,23 +103,22 @@ def test_pipelined_small_and_large_responses_keep_their_order_and_a_half_close_g
         assert read_response(s)[2] == b"/alone"
 
 
-@pytest.mark.parametrize("threads", ["1", "4"])
-def test_a_client_that_pipelines_and_never_reads_does_not_hold_up_others(wire, threads):
-    srv, _ = wire("--threads", threads, "--client-timeout", "5")
-    bad = srv.connect()
-    bad.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    bad.setblocking(False)
-    # Responses of ~4 KiB each until the server stops taking requests (its socket is full).
-    req = get("/" + "x" * 4000)
-    deadline = time.monotonic() + 10
+def send_until_stuck(sock: socket.socket, request: Callable[[int], bytes], limit: float = 20) -> int:
+    """Pipelines `request(i)` for i = 0, 1, ... until the server has taken nothing for
+    0.5 s (it stopped reading: its socket to us is full). Returns the bytes sent; the socket
+    is left blocking. A non-blocking send may take part of what it is given: the rest goes
+    next, so that the stream stays whole requests (a cut one would be a malformed request)."""
+    sock.setblocking(False)
+    deadline = time.monotonic() + limit
     stuck_since = None
-    unsent = b""
+    sent, unsent, i = 0, b"", 0
     while time.monotonic() < deadline:
+        if not unsent:
+            unsent = b"".join(request(i + k) for k in range(16))
+            i += 16
         try:
-            # A non-blocking send may take part of what it is given: the rest goes next, so
-            # that the stream stays whole requests (a cut one would be a malformed request).
-            unsent = unsent or req * 16
-            unsent = unsent[bad.send(unsent) :]
+            n = sock.send(unsent)
+            sent, unsent = sent + n, unsent[n:]
             stuck_since = None
         except BlockingIOError:
             stuck_since = stuck_since or time.monotonic()
@@ -126,6 +126,50 @@ def test_a_client_that_pipelines_and_never_reads_does_not_hold_up_others(wire, t
                 break
             time.sleep(0.01)
     assert stuck_since is not None, "the server never stopped taking requests"
+    sock.setblocking(True)
+    return sent
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_twenty_pipelined_requests_are_answered_in_order_by_either_worker(wire, threads):
+    srv, calls = wire("--threads", threads)
+    with srv.connect() as s:
+        s.sendall(b"".join(get(f"/req/{i}") for i in range(20)) + get("/gen") + get("/last"))
+        buf = bytearray()
+        bodies = [read_response(s, buf)[2] for _ in range(22)]
+    assert bodies == [f"/req/{i}".encode() for i in range(20)] + [b"part 0\npart 1\npart 2\n", b"/last"]
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_client_that_stops_reading_gets_every_response_in_order_when_it_reads_again(wire, threads):
+    """Small responses wait in the worker's outbox; once the client's socket is full, what is
+    left of them waits for the client, and the connection reads no more requests until it is
+    written. Then everything arrives in order: nothing lost, nothing out of order, whichever
+    thread began writing it."""
+    srv, _ = wire("--threads", threads)
+    s = socket.socket()
+    # A small receive window (set before connecting, so that it is the one announced; not so
+    # small that the kernel's silly-window avoidance slows the reading down afterwards).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect((srv.host, srv.port))
+    req = get("/0000/" + "x" * 3000)
+    sent = send_until_stuck(s, lambda i: get(f"/{i:04d}/" + "x" * 3000))
+    whole = sent // len(req)
+    s.settimeout(30)
+    buf = bytearray()
+    bodies = [read_response(s, buf)[2] for _ in range(whole)]
+    s.close()
+    assert bodies == [f"/{i:04d}/".encode() + b"x" * 3000 for i in range(whole)]
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_client_that_pipelines_and_never_reads_does_not_hold_up_others(wire, threads):
+    srv, _ = wire("--threads", threads, "--client-timeout", "5")
+    bad = srv.connect()
+    bad.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    # Responses of ~4 KiB each until the server stops taking requests (its socket is full).
+    req = get("/" + "x" * 4000)
+    send_until_stuck(bad, lambda _: req)
     started = time.monotonic()
     with srv.connect() as s:
         s.settimeout(15)

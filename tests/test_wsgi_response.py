@@ -31,6 +31,31 @@ def test_close_is_called_once_at_the_normal_end(serve_both):
     assert_closed_once(srv, tag)
 
 
+def test_app_threads_deliver_each_response_while_its_close_still_runs(serve):
+    """PEP 3333: a response is on its way while the app's close() runs. Four clients at once,
+    on app threads whose close() waits until another request releases them: each gets its
+    own response first (a small last write is held back a moment to join others, never for
+    the app's close()), and the release still gets through."""
+    srv = serve("pep:app", "--threads", "6")
+    socks = [srv.connect() for _ in range(4)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(get(f"/close_held?tag=c{i}"))
+        for i, s in enumerate(socks):
+            s.settimeout(10)
+            status, _, body = read_response(s)
+            assert (status, body) == (b"HTTP/1.1 200 OK", f"held c{i}".encode())
+        r = requests.get(srv.url + "/release_close", timeout=10)
+        assert (r.status_code, r.text) == (200, "released")
+        # The connections stay open and serve their next request once close() returned.
+        for i, s in enumerate(socks):
+            s.sendall(get(f"/close_normal?tag=n{i}"))
+            assert read_response(s)[2] == b"one,two"
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_close_is_called_once_when_the_app_fails_mid_stream_after_flushing_what_it_sent(serve_both):
     srv = serve_both("pep:app")
     tag = uuid.uuid4().hex

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -427,6 +428,33 @@ def close_error_before_headers(environ, start_response):
     return Tracked(environ, [b"never"], fail_at=0)
 
 
+class HeldClose:
+    """A one-block response whose close() waits (up to 30 s) for /release_close."""
+
+    released = threading.Event()
+
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def __iter__(self):
+        yield self.body
+
+    def close(self):
+        self.released.wait(30)
+
+
+def close_held(environ, start_response):
+    body = ("held " + _query(environ, "tag", "-")).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return HeldClose(body)
+
+
+def release_close(environ, start_response):
+    HeldClose.released.set()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "8")])
+    return [b"released"]
+
+
 def _endless():
     block = b"x" * 65536
     for _ in range(100_000):  # 6.5 GB: the client leaves long before
@@ -546,6 +574,8 @@ ROUTES = {
     "/empty_chunk_then_error": empty_chunk_then_error,
     "/empty_chunk_then_new_status": empty_chunk_then_new_status,
     "/close_normal": close_normal,
+    "/close_held": close_held,
+    "/release_close": release_close,
     "/close_error_mid_stream": close_error_mid_stream,
     "/close_error_before_headers": close_error_before_headers,
     "/close_client_gone": close_client_gone,

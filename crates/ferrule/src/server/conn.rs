@@ -615,7 +615,10 @@ async fn serve_requests(
             worker.client_timeout,
         )
         .with_min_rate(worker.buffering.stream_min_rate);
-        sink.reset(worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive));
+        let mut set = worker.sink_settings(fd, Wire::Http1(head.version), head.keep_alive);
+        // App threads leave a response's small last bytes in the outbox, as the loop does.
+        set.outbox = worker.pool.is_some();
+        sink.reset(set);
         let request = wsgi::Request::Fields(head);
         let side = streams && on_side(worker, &reader);
         let turn = if side {
@@ -624,7 +627,8 @@ async fn serve_requests(
             // Inline: no closure, no hand-off.
             start(worker, &info, request, sink, reader, spooled, None)
         } else {
-            let back = back.get_or_insert_with(|| Arc::new(Handback::new(Arc::clone(slot))));
+            let back =
+                back.get_or_insert_with(|| Arc::new(Handback::new(Arc::clone(slot), task.clone())));
             let ready = Ready::new(&info, request, sink, reader, spooled);
             if !on_pool_quiet(worker, ready, back).await {
                 return None;
@@ -643,6 +647,10 @@ async fn serve_requests(
             },
         };
         worker.request_done();
+        if let Some(ticket) = finished.queued.take() {
+            // An app thread left its last bytes in the outbox.
+            queued = Some(ticket);
+        }
         let stays_open = finished.keep_alive && !worker.keep_alive.is_zero();
         if stays_open && finished.sink.tail.is_none() {
             if let Some(bytes) = finished.sink.deferred.take() {

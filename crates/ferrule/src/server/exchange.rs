@@ -2,6 +2,7 @@
 //! inline or on an app thread, waited on while its response is congested, then settled (the
 //! unread body drained, FastCGI's end of the request) with the sink and the read buffer back.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -10,6 +11,7 @@ use super::buffer::SpooledBody;
 use super::conn::Stream;
 use super::fcgi_out;
 use super::handback::Handback;
+use super::outbox;
 use super::sink::StreamSink;
 use super::Worker;
 use crate::net::{io as sio, ConnInfo};
@@ -20,15 +22,20 @@ pub(super) struct Finished {
     pub keep_alive: bool,
     pub sink: Box<StreamSink>,
     pub rbuf: BytesMut,
+    /// The response's last bytes were left in the outbox by an app thread, with this ticket
+    /// (`outbox::waiting`).
+    pub queued: Option<u64>,
 }
 
 impl Turn {
     /// The response went out whole and the connection stays open: nothing for the
-    /// connection's task to do before the client's next request.
+    /// connection's task to do before the client's next request (none was read with this
+    /// one: a pipelined request is for the task to start at once).
     fn is_quiet(&self, worker: &Worker) -> bool {
         matches!(self, Turn::Done(f) if f.keep_alive
             && f.sink.deferred.is_none()
-            && f.sink.tail.is_none())
+            && f.sink.tail.is_none()
+            && f.rbuf.is_empty())
             && !worker.keep_alive.is_zero()
     }
 }
@@ -143,6 +150,7 @@ fn settle(
         keep_alive,
         sink,
         rbuf,
+        queued: None,
     })
 }
 
@@ -172,17 +180,22 @@ impl Ready {
         }
     }
 
-    /// The request as a job for an app thread, which gives its turn to `done`. It waits for
-    /// an app thread from now (`--max-queue-wait`).
-    fn job(self, worker: &Arc<Worker>, done: impl FnOnce(&Worker, Turn) + Send + 'static) -> Job {
+    /// The request as a job for an app thread, which gives its turn to `done` with the time
+    /// the request took there. It waits for an app thread from now (`--max-queue-wait`).
+    fn job(
+        self,
+        worker: &Arc<Worker>,
+        done: impl FnOnce(&Worker, Turn, Duration) + Send + 'static,
+    ) -> Job {
         let w = Arc::clone(worker);
-        let queued = Some(std::time::Instant::now());
+        let queued = Some(Instant::now());
         let waiting = crate::metrics::queued();
         Box::new(move || {
             drop(waiting);
+            let began = Instant::now();
             let r = self;
             let turn = start(&w, &r.info, r.request, r.sink, r.reader, r.spooled, queued);
-            done(&w, turn);
+            done(&w, turn, began.elapsed());
         })
     }
 }
@@ -201,7 +214,7 @@ pub(super) async fn on_pool(worker: &Arc<Worker>, mut ready: Ready) -> Option<Tu
     if inline {
         ready.sink.off_loop();
     }
-    let job = ready.job(worker, move |_, turn| {
+    let job = ready.job(worker, move |_, turn, _| {
         let _ = tx.send(turn);
     });
     let sent = if inline {
@@ -215,7 +228,8 @@ pub(super) async fn on_pool(worker: &Arc<Worker>, mut ready: Ready) -> Option<Tu
     rx.await.ok()
 }
 
-/// Runs an HTTP/1 request on an app thread, its result left in `back` (see `handback`).
+/// Runs an HTTP/1 request on an app thread, its result left in `back` (see `handback`); the
+/// response's last bytes, when the sink deferred them, go to the outbox (`outbox::push_aged`).
 /// False: the worker could not run it.
 pub(super) async fn on_pool_quiet(
     worker: &Arc<Worker>,
@@ -223,7 +237,14 @@ pub(super) async fn on_pool_quiet(
     back: &Arc<Handback>,
 ) -> bool {
     let putter = back.putter();
-    let job = ready.job(worker, move |w, turn| {
+    let job = ready.job(worker, move |w, mut turn, took| {
+        if let Turn::Done(f) = &mut turn {
+            if f.keep_alive && f.sink.tail.is_none() && !w.keep_alive.is_zero() {
+                if let (Some(task), Some(bytes)) = (putter.task(), f.sink.deferred.take()) {
+                    f.queued = Some(outbox::push_aged(f.sink.fd(), bytes, task, took));
+                }
+            }
+        }
         let quiet = turn.is_quiet(w);
         putter.put(turn, quiet);
     });

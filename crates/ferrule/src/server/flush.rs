@@ -9,7 +9,8 @@
 //! the worker takes them back and sends them with the next ones in one gathered write
 //! (`sendmsg`). The flusher never waits for a full socket: what the socket does not take goes
 //! back to the worker, whose connection task waits for the client (see
-//! `wsgi::Served::Waiting`).
+//! `wsgi::Served::Waiting`). App threads hand it a response's deferred last bytes while the
+//! app's `close()` runs, one slot per connection.
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
@@ -206,22 +207,26 @@ struct Job {
     armed: Instant,
 }
 
+/// The flusher's slots: one per connection whose app is producing its next block (the inline
+/// loop's one at a time, or one per app thread).
 #[derive(Default)]
 struct State {
-    job: Option<Job>,
+    /// Armed, not yet taken by the flusher.
+    jobs: Vec<Job>,
     /// The flusher sleeps until woken (no job armed for a while). Otherwise it wakes every
     /// [`DEADLINE`] on its own, so arming a job needs no wake-up (no futex, no context switch
     /// per request on a busy worker).
     parked: bool,
     /// When a job was last armed.
     last_arm: Option<Instant>,
-    /// The flusher took the job and is writing it.
-    writing: bool,
-    /// What the flusher wrote, handed back with the result (false: the socket took part).
-    done: Option<(Pending, io::Result<bool>)>,
+    /// The connections whose jobs the flusher took and is writing.
+    writing: Vec<RawFd>,
+    /// What the flusher wrote, per connection, handed back with the result (false: the
+    /// socket took part).
+    done: Vec<(RawFd, Pending, io::Result<bool>)>,
 }
 
-/// The worker's flusher thread and its one slot.
+/// The worker's flusher thread and its slots.
 pub struct Flusher {
     state: Mutex<State>,
     cv: Condvar,
@@ -253,45 +258,39 @@ impl Flusher {
     fn run(&self) {
         let mut st = self.lock();
         loop {
-            match st.job.as_ref().map(|j| j.armed) {
-                Some(armed) if armed.elapsed() >= DEADLINE => {
-                    // The app is still producing: send what it gave so far.
-                    let Some(mut job) = st.job.take() else {
-                        continue;
-                    };
-                    st.writing = true;
-                    drop(st);
-                    // Never waits for the socket: what it does not take now stays for the
-                    // worker, which waits for the client without holding up the others.
-                    let result = job.pending.write_now(job.fd);
-                    st = self.lock();
-                    st.writing = false;
-                    st.done = Some((job.pending, result));
-                    self.cv.notify_all();
-                }
-                None if st.last_arm.is_none_or(|t| t.elapsed() > PARK_AFTER) => {
-                    st.parked = true;
-                    st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
-                    st.parked = false;
-                }
-                // A job not yet due, or recent activity: tick.
-                Some(_) | None => {
-                    st = self
-                        .cv
-                        .wait_timeout(st, DEADLINE)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
+            if let Some(i) = st.jobs.iter().position(|j| j.armed.elapsed() >= DEADLINE) {
+                // The app is still producing: send what it gave so far.
+                let mut job = st.jobs.swap_remove(i);
+                st.writing.push(job.fd);
+                drop(st);
+                // Never waits for the socket: what it does not take now stays for the
+                // worker, which waits for the client without holding up the others.
+                let result = job.pending.write_now(job.fd);
+                st = self.lock();
+                st.writing.retain(|&fd| fd != job.fd);
+                st.done.push((job.fd, job.pending, result));
+                self.cv.notify_all();
+            } else if st.jobs.is_empty() && st.last_arm.is_none_or(|t| t.elapsed() > PARK_AFTER) {
+                st.parked = true;
+                st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.parked = false;
+            } else {
+                // Jobs not yet due, or recent activity: tick.
+                st = self
+                    .cv
+                    .wait_timeout(st, DEADLINE)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
         }
     }
 
-    /// Hands `pending` to the flusher while the app produces its next block. A ticking
-    /// flusher sees it within two [`DEADLINE`]s; a parked one is woken.
+    /// Hands `pending`, the connection on `fd`'s, to the flusher while the app produces its
+    /// next block. A ticking flusher sees it within two [`DEADLINE`]s; a parked one is woken.
     pub fn arm(&self, fd: RawFd, pending: Pending) {
         let mut st = self.lock();
         let now = Instant::now();
-        st.job = Some(Job {
+        st.jobs.push(Job {
             fd,
             pending,
             armed: now,
@@ -302,13 +301,13 @@ impl Flusher {
         }
     }
 
-    /// Takes the pending blocks back. `(pending, None)`: not written yet, go on coalescing;
-    /// `(pending, Some(result))`: the flusher wrote them, all (`Ok(true)`) or what the socket
-    /// took (`Ok(false)`: the rest is still in `pending`).
-    pub fn disarm(&self) -> (Pending, Option<io::Result<bool>>) {
+    /// Takes the connection on `fd`'s pending blocks back. `(pending, None)`: not written
+    /// yet, go on coalescing; `(pending, Some(result))`: the flusher wrote them, all
+    /// (`Ok(true)`) or what the socket took (`Ok(false)`: the rest is still in `pending`).
+    pub fn disarm(&self, fd: RawFd) -> (Pending, Option<io::Result<bool>>) {
         let mut st = self.lock();
         loop {
-            if let Some(taken) = Self::ready(&mut st) {
+            if let Some(taken) = Self::ready(&mut st, fd) {
                 return taken;
             }
             st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -318,17 +317,18 @@ impl Flusher {
     /// [`Flusher::disarm`] when it need not wait, which is almost always: the caller may
     /// hold the GIL (the flusher never takes it, and holds its lock only briefly). None:
     /// the flusher is writing them; call `disarm` with the GIL released.
-    pub fn disarm_now(&self) -> Option<(Pending, Option<io::Result<bool>>)> {
-        Self::ready(&mut self.lock())
+    pub fn disarm_now(&self, fd: RawFd) -> Option<(Pending, Option<io::Result<bool>>)> {
+        Self::ready(&mut self.lock(), fd)
     }
 
-    fn ready(st: &mut State) -> Option<(Pending, Option<io::Result<bool>>)> {
-        if let Some(job) = st.job.take() {
-            return Some((job.pending, None));
+    fn ready(st: &mut State, fd: RawFd) -> Option<(Pending, Option<io::Result<bool>>)> {
+        if let Some(i) = st.jobs.iter().position(|j| j.fd == fd) {
+            return Some((st.jobs.swap_remove(i).pending, None));
         }
-        if let Some((pending, result)) = st.done.take() {
+        if let Some(i) = st.done.iter().position(|d| d.0 == fd) {
+            let (_, pending, result) = st.done.swap_remove(i);
             return Some((pending, Some(result)));
         }
-        (!st.writing).then(|| (Pending::default(), Some(Ok(true))))
+        (!st.writing.contains(&fd)).then(|| (Pending::default(), Some(Ok(true))))
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::conn::Stream;
 use super::exchange::Turn;
 use super::head::StopWatch;
+use super::outbox;
 use super::pressure::ConnSlot;
 
 /// Where an app thread leaves a connection's result; one per connection, reused.
@@ -25,6 +26,8 @@ pub(super) struct Handback {
     /// The connection as `--worker-connections` sees it: a quiet result makes it idle (the
     /// first to close to make room) without waking the task.
     conn: Arc<ConnSlot>,
+    /// The connection's task, for the outbox to wake if its bytes get stuck there.
+    task: Waker,
 }
 
 #[derive(Default)]
@@ -38,10 +41,11 @@ struct Slot {
 }
 
 impl Handback {
-    pub(super) fn new(conn: Arc<ConnSlot>) -> Self {
+    pub(super) fn new(conn: Arc<ConnSlot>, task: Waker) -> Self {
         Self {
             slot: Mutex::default(),
             conn,
+            task,
         }
     }
 
@@ -94,6 +98,7 @@ impl Handback {
         // Bytes already there (a pipelined request, the client's end): ask for the result
         // now. Else the loop's readiness is cleared, so that only new bytes wake the task.
         let mut want = stop.stopping() || stream.has_unread();
+        let fd = stream.fd();
         let deadline = tokio::time::Instant::now() + idle;
         loop {
             let turn = std::future::poll_fn(|cx| self.poll_turn(cx, want));
@@ -106,6 +111,9 @@ impl Handback {
                 () = stream.readable() => {}
                 () = stop.stopped() => {}
                 () = self.conn.evicted() => {}
+                // Its last response's bytes did not all leave the outbox (the client reads
+                // slowly): the task writes the rest once it has the result.
+                () = outbox::stuck(fd) => {}
                 () = tokio::time::sleep_until(deadline) => {}
             }
             // Woken by something else: the result, when there, is claimed on the next poll;
@@ -129,6 +137,11 @@ pub(super) struct Putter {
 }
 
 impl Putter {
+    /// The connection's task (a putter holds its handback until it puts or drops).
+    pub(super) fn task(&self) -> Option<&Waker> {
+        self.back.as_ref().map(|b| &b.task)
+    }
+
     /// Leaves the result; `quiet`: complete, on a connection that stays open.
     pub(super) fn put(mut self, turn: Turn, quiet: bool) {
         if let Some(back) = self.back.take() {

@@ -129,6 +129,7 @@ impl Worker {
             server_header: self.app.server_header,
             timeout: self.client_timeout,
             inline: self.pool.is_none(),
+            outbox: false,
         }
     }
 
@@ -210,7 +211,7 @@ pub fn run(cfg: &Config, listeners: Vec<listener::Listener>, app: App) -> i32 {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrule-app-{i}"))
-                .spawn(move || threads::app_thread(&rx));
+                .spawn(move || threads::app_thread(&rx, outbox::flush_all));
             if let Err(e) = spawned {
                 error!("cannot start app thread {i}: {e}");
             }

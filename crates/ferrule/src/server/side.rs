@@ -98,7 +98,7 @@ impl Side {
                 .name(format!("ferrule-side-{started}"))
                 .spawn(move || {
                     crate::watchdog::off_loop();
-                    threads::app_thread(&rx);
+                    threads::app_thread(&rx, || ());
                 });
             if let Err(e) = spawned {
                 error!("cannot start side app thread {started}: {e}");

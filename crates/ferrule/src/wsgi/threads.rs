@@ -44,10 +44,19 @@ pub fn reacquire_gil() {
 /// The life of an app thread (`--threads` > 1): runs the jobs from `jobs` until the channel
 /// closes. It attaches to Python once for its whole life and detaches while it waits: a
 /// thread state made per request (and torn down after) would cost every request a fresh frame
-/// stack. Call it with the GIL released (a thread of its own).
-pub fn app_thread(jobs: &async_channel::Receiver<Job>) {
+/// stack. When no job is waiting it calls `idle` (detached: the worker writes what its
+/// outbox holds), then sleeps until one comes. Call it with the GIL released (a thread of
+/// its own).
+pub fn app_thread(jobs: &async_channel::Receiver<Job>, idle: fn()) {
     Python::attach(|py| {
-        while let Ok(job) = py.detach(|| jobs.recv_blocking()) {
+        let next = || match jobs.try_recv() {
+            Ok(job) => Ok(job),
+            Err(_) => {
+                idle();
+                jobs.recv_blocking()
+            }
+        };
+        while let Ok(job) = py.detach(next) {
             run_job(job);
         }
     });
@@ -115,7 +124,7 @@ mod tests {
     fn an_app_thread_survives_a_panicking_job() {
         Python::initialize();
         let (jobs_tx, jobs_rx) = async_channel::bounded::<Job>(4);
-        let thread = std::thread::spawn(move || app_thread(&jobs_rx));
+        let thread = std::thread::spawn(move || app_thread(&jobs_rx, || ()));
         let (tx, first) = std::sync::mpsc::channel::<u32>();
         let job: Job = Box::new(move || {
             let _keep = &tx;

@@ -63,6 +63,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// The inline worker: coalesce blocks, never wait for the socket, defer the last write.
     pub inline: bool,
+    /// An app thread's HTTP/1 response: its last write, when small, is left in the outbox
+    /// (`server/outbox.rs`) as the inline worker's is.
+    pub outbox: bool,
 }
 
 /// A byte-stream connection's response sink (see the module doc).
@@ -105,7 +108,7 @@ impl StreamSink {
         Self {
             set,
             coalesce: set.inline && !fastcgi,
-            defer_last: set.inline && !fastcgi,
+            defer_last: (set.inline || set.outbox) && !fastcgi,
             keep_alive: set.keep_alive,
             framing: Framing::Unset,
             head: Vec::new(),
@@ -142,7 +145,7 @@ impl StreamSink {
         let fastcgi = matches!(set.wire, Wire::FastCgi(_));
         *this_set = set;
         *coalesce = set.inline && !fastcgi;
-        *defer_last = set.inline && !fastcgi;
+        *defer_last = (set.inline || set.outbox) && !fastcgi;
         *keep_alive = set.keep_alive;
         *framing = Framing::Unset;
         head.clear();
@@ -163,6 +166,12 @@ impl StreamSink {
         self.set.inline = false;
         self.coalesce = false;
         self.defer_last = false;
+    }
+
+    /// The connection's descriptor.
+    #[must_use]
+    pub fn fd(&self) -> RawFd {
+        self.set.fd
     }
 
     /// The socket failed, or the response was cut short: the front server must see it so
@@ -680,9 +689,10 @@ impl Sink for StreamSink {
         let Some(f) = Flusher::get() else {
             return Ok(());
         };
-        let (mut pending, result) = match f.disarm_now() {
+        let fd = self.set.fd;
+        let (mut pending, result) = match f.disarm_now(fd) {
             Some(taken) => taken,
-            None => gil.unlocked(|| f.disarm()),
+            None => gil.unlocked(|| f.disarm(fd)),
         };
         let r = match result {
             None => {
