@@ -449,6 +449,18 @@ def close_held(environ, start_response):
     return HeldClose(body)
 
 
+def gen_held(environ, start_response):
+    """Yields its whole body, then waits (up to 30 s) for /release_close before it ends."""
+    body = ("held " + _query(environ, "tag", "-")).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+
+    def blocks():
+        yield body
+        HeldClose.released.wait(30)
+
+    return blocks()
+
+
 def release_close(environ, start_response):
     HeldClose.released.set()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "8")])
@@ -575,6 +587,7 @@ ROUTES = {
     "/empty_chunk_then_new_status": empty_chunk_then_new_status,
     "/close_normal": close_normal,
     "/close_held": close_held,
+    "/gen_held": gen_held,
     "/release_close": release_close,
     "/close_error_mid_stream": close_error_mid_stream,
     "/close_error_before_headers": close_error_before_headers,

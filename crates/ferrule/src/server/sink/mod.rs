@@ -704,11 +704,23 @@ impl Sink for StreamSink {
                 self.pending = pending;
                 Ok(())
             }
-            Some(Ok(false)) => {
-                // The socket took part: the rest waits for the client.
+            Some(Ok(false)) if self.coalesce || self.finished => {
+                // The socket took part: the rest waits for the client (inline), or is
+                // deferred again (below).
                 self.pending = pending;
                 self.blocked = true;
                 Ok(())
+            }
+            Some(Ok(false)) => {
+                // An app thread waits for the client, the GIL released, as for any write.
+                let timeout = self.set.timeout;
+                let res = gil.unlocked(|| pending.write(fd, timeout));
+                pending.clear();
+                self.pending = pending;
+                if res.is_err() {
+                    self.abort();
+                }
+                res
             }
             Some(Err(e)) => {
                 self.abort();
