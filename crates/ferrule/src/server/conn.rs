@@ -652,7 +652,7 @@ async fn serve_requests(
             queued = Some(ticket);
         }
         let stays_open = finished.keep_alive && !worker.keep_alive.is_zero();
-        if stays_open && finished.sink.tail.is_none() {
+        if finished.may_queue(worker) {
             if let Some(bytes) = finished.sink.deferred.take() {
                 queued = Some(outbox::push(fd, bytes, &task));
             }

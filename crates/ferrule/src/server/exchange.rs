@@ -2,7 +2,7 @@
 //! inline or on an app thread, waited on while its response is congested, then settled (the
 //! unread body drained, FastCGI's end of the request) with the sink and the read buffer back.
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 
@@ -27,16 +27,22 @@ pub(super) struct Finished {
     pub queued: Option<u64>,
 }
 
+impl Finished {
+    /// The connection stays open after this response and no file tail is left to send: its
+    /// last bytes, if deferred, may wait in the outbox.
+    pub(super) fn may_queue(&self, worker: &Worker) -> bool {
+        self.keep_alive && !worker.keep_alive.is_zero() && self.sink.tail.is_none()
+    }
+}
+
 impl Turn {
     /// The response went out whole and the connection stays open: nothing for the
     /// connection's task to do before the client's next request (none was read with this
     /// one: a pipelined request is for the task to start at once).
     fn is_quiet(&self, worker: &Worker) -> bool {
-        matches!(self, Turn::Done(f) if f.keep_alive
+        matches!(self, Turn::Done(f) if f.may_queue(worker)
             && f.sink.deferred.is_none()
-            && f.sink.tail.is_none()
             && f.rbuf.is_empty())
-            && !worker.keep_alive.is_zero()
     }
 }
 
@@ -181,11 +187,11 @@ impl Ready {
     }
 
     /// The request as a job for an app thread, which gives its turn to `done` with the time
-    /// the request took there. It waits for an app thread from now (`--max-queue-wait`).
+    /// the app thread began it. It waits for an app thread from now (`--max-queue-wait`).
     fn job(
         self,
         worker: &Arc<Worker>,
-        done: impl FnOnce(&Worker, Turn, Duration) + Send + 'static,
+        done: impl FnOnce(&Worker, Turn, Instant) + Send + 'static,
     ) -> Job {
         let w = Arc::clone(worker);
         let queued = Some(Instant::now());
@@ -195,7 +201,7 @@ impl Ready {
             let began = Instant::now();
             let r = self;
             let turn = start(&w, &r.info, r.request, r.sink, r.reader, r.spooled, queued);
-            done(&w, turn, began.elapsed());
+            done(&w, turn, began);
         })
     }
 }
@@ -237,11 +243,11 @@ pub(super) async fn on_pool_quiet(
     back: &Arc<Handback>,
 ) -> bool {
     let putter = back.putter();
-    let job = ready.job(worker, move |w, mut turn, took| {
+    let job = ready.job(worker, move |w, mut turn, began| {
         if let Turn::Done(f) = &mut turn {
-            if f.keep_alive && f.sink.tail.is_none() && !w.keep_alive.is_zero() {
+            if f.may_queue(w) {
                 if let (Some(task), Some(bytes)) = (putter.task(), f.sink.deferred.take()) {
-                    f.queued = Some(outbox::push_aged(f.sink.fd(), bytes, task, took));
+                    f.queued = Some(outbox::push_aged(f.sink.fd(), bytes, task, began));
                 }
             }
         }

@@ -104,13 +104,13 @@ pub fn push(fd: RawFd, bytes: Vec<u8>, task: &Waker) -> u64 {
     enter(fd, bytes, task, |o| o.entries.len() >= MAX_ENTRIES)
 }
 
-/// [`push`] for an app thread, whose request took `took`: writes the outbox when it is full,
-/// when its oldest bytes have waited [`MAX_AGE`], or when the request was that slow.
-pub fn push_aged(fd: RawFd, bytes: Vec<u8>, task: &Waker, took: Duration) -> u64 {
+/// [`push`] for an app thread, whose request began at `began`: writes the outbox when it is
+/// full, when its oldest bytes have waited [`MAX_AGE`], or when the request took that long.
+pub fn push_aged(fd: RawFd, bytes: Vec<u8>, task: &Waker, began: Instant) -> u64 {
     let now = Instant::now();
     enter(fd, bytes, task, |o| {
         let since = *o.since.get_or_insert(now);
-        o.entries.len() >= MAX_ENTRIES || took >= MAX_AGE || now - since >= MAX_AGE
+        o.entries.len() >= MAX_ENTRIES || now - began >= MAX_AGE || now - since >= MAX_AGE
     })
 }
 
