@@ -31,18 +31,20 @@ def test_close_is_called_once_at_the_normal_end(serve_both):
     assert_closed_once(srv, tag)
 
 
+@pytest.mark.parametrize("slow_ms", [0, 5])
 @pytest.mark.parametrize("path", ["/close_held", "/gen_held"])
-def test_app_threads_deliver_each_response_while_the_app_is_still_busy(serve, path):
+def test_app_threads_deliver_each_response_while_the_app_is_still_busy(serve, path, slow_ms):
     """PEP 3333: what the app gave is on its way while the app goes on (its iterable's
     close(), or a generator working after its last block). Four clients at once, on app
     threads that wait until another request releases them: each gets its own response first
-    (a small last write is held back a moment to join others, never for the app), and the
-    release still gets through."""
+    (a small last write is held back a moment to join others, never for the app; a request
+    that took `slow_ms` before its response has it written at once), and the release still
+    gets through."""
     srv = serve("pep:app", "--threads", "6")
     socks = [srv.connect() for _ in range(4)]
     try:
         for i, s in enumerate(socks):
-            s.sendall(get(f"{path}?tag=c{i}"))
+            s.sendall(get(f"{path}?tag=c{i}&slow_ms={slow_ms}"))
         for i, s in enumerate(socks):
             s.settimeout(10)
             status, _, body = read_response(s)

@@ -443,15 +443,22 @@ class HeldClose:
         self.released.wait(30)
 
 
+def _held_body(environ) -> bytes:
+    """The body of /close_held and /gen_held, made after `slow_ms` of work (a request that
+    took that long before its response)."""
+    time.sleep(int(_query(environ, "slow_ms", "0")) / 1000)
+    return ("held " + _query(environ, "tag", "-")).encode()
+
+
 def close_held(environ, start_response):
-    body = ("held " + _query(environ, "tag", "-")).encode()
+    body = _held_body(environ)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return HeldClose(body)
 
 
 def gen_held(environ, start_response):
     """Yields its whole body, then waits (up to 30 s) for /release_close before it ends."""
-    body = ("held " + _query(environ, "tag", "-")).encode()
+    body = _held_body(environ)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
 
     def blocks():

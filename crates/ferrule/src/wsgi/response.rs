@@ -2,6 +2,7 @@
 //! once, and the `write()` callable it returns. What is sent goes through the response's
 //! [`Sink`] (see `writer.rs`).
 use std::borrow::Cow;
+use std::time::Instant;
 
 use ferrule_proto::ascii::{parse_decimal, trim_ows};
 use ferrule_proto::http1::{is_field_value, is_token, response as enc};
@@ -50,6 +51,8 @@ pub struct StartResponse {
     pub close: bool,
     /// The request is over: `write()` refuses.
     pub(super) finished: bool,
+    /// When the app was called for this request (the transport's `Sink::app_busy` is told).
+    pub(super) began: Instant,
     /// Header tuples and names of earlier responses (kept when the response is recycled).
     known: KnownHeaders,
     /// The request's `wsgi.input` while its body is not all read (None for a request
@@ -117,6 +120,7 @@ impl StartResponse {
             overflow_logged: false,
             close: false,
             finished: false,
+            began: Instant::now(),
             known: KnownHeaders::default(),
             input: None,
             write_fn: None,
@@ -166,6 +170,7 @@ impl StartResponse {
             overflow_logged,
             close,
             finished,
+            began,
             known: _,
             input,
             write_fn: _,
@@ -186,6 +191,7 @@ impl StartResponse {
         *overflow_logged = false;
         *close = false;
         *finished = false;
+        *began = Instant::now();
         *input = None;
         *this_sink = Some(sink);
     }

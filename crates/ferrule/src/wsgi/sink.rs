@@ -8,6 +8,7 @@
 use std::any::Any;
 use std::io;
 use std::os::fd::RawFd;
+use std::time::Instant;
 
 use ferrule_proto::ParseError;
 use pyo3::prelude::*;
@@ -164,8 +165,8 @@ pub trait Sink: Send + Sync + 'static {
     /// the transport's connection task has waited for the client and resumes the exchange.
     fn congested(&self) -> bool;
     /// The app is about to work on its next block (or its `close()`): what is queued may go
-    /// out meanwhile.
-    fn app_busy(&mut self);
+    /// out meanwhile. `began`: when the app began this request.
+    fn app_busy(&mut self, began: Instant);
     /// The app is back: the transport takes back what it lent in [`Sink::app_busy`].
     fn app_back(&mut self, gil: Gil<'_>) -> io::Result<()>;
     /// The connection may serve another request after this response.

@@ -166,7 +166,7 @@ impl StartResponse {
     /// The app is about to produce its next block (or run `close()`).
     pub(super) fn app_busy(&mut self) {
         if let Some(s) = self.sink.as_mut() {
-            s.app_busy();
+            s.app_busy(self.began);
         }
     }
 

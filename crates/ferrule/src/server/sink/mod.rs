@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrule_proto::http1::response::{self as enc, Connection, ResponseHead, StatusLine};
 use ferrule_proto::http1::Version;
@@ -20,7 +20,7 @@ use ferrule_proto::http1::Version;
 use super::fcgi_out;
 
 mod file;
-use super::flush::{Flusher, Pending};
+use super::flush::{Flusher, Pending, DEADLINE};
 use crate::net::{date, io as sio};
 use crate::wsgi::sink::{Block, Gil, Head, Sink};
 
@@ -665,7 +665,7 @@ impl Sink for StreamSink {
         self.blocked
     }
 
-    fn app_busy(&mut self) {
+    fn app_busy(&mut self, began: Instant) {
         if let Some(d) = self.deferred.take() {
             // The deferred response goes to the flusher like a pending block, so that a slow
             // `close()` does not hold it back.
@@ -674,6 +674,23 @@ impl Sink for StreamSink {
         }
         if self.pending.is_empty() || self.broken || self.blocked {
             return;
+        }
+        if self.complete() && began.elapsed() >= DEADLINE {
+            // The response is whole and the request was slow: written with the next ones it
+            // would save nothing worth the wait, so it goes now, and the flusher is not kept
+            // ticking for it (what the socket does not take goes to the flusher as before).
+            match self.pending.write_now(self.set.fd) {
+                Ok(true) => {
+                    self.pending.clear();
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    crate::log::debug!("client connection lost: {e}");
+                    self.abort();
+                    return;
+                }
+            }
         }
         if let Some(f) = Flusher::get() {
             f.arm(self.set.fd, std::mem::take(&mut self.pending));
