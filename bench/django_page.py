@@ -9,6 +9,9 @@ involuntary, summed over the threads of all its processes from /proc/PID/task/*/
 and after the load, divided by the requests wrk counted) and its CPU time per request (user
 plus system, /proc/PID/stat), which moves less than req/s when the machine is shared. All of
 a server's processes count: uWSGI's HTTP router, as well as its worker, serves each request.
+Each round also times Django alone (its handler called in a loop in one process, no server
+and no sockets): the CPU per request below which no server can go, so the best ratio to a peer
+that a server costing nothing would reach.
 
   python django_page.py --rounds 3 --duration 5
   python django_page.py --before /tmp/base   # adds ferrule-threads-before: another build
@@ -140,6 +143,54 @@ def make_project(root: Path) -> None:
     subprocess.run([sys.executable, "-c", setup], cwd=root, env=env, check=True)
 
 
+# Django's own work per request, no server: the handler called in a loop with a fresh
+# environ, the response iterated and closed, as a server would. Prints CPU us per request.
+FLOOR = """
+import io, sys, time
+from benchsite.wsgi import application
+path, n = sys.argv[1], int(sys.argv[2])
+def start_response(status, headers, exc_info=None):
+    return lambda data: None
+def once():
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "40000", "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "wrk", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr, "wsgi.multithread": True,
+        "wsgi.multiprocess": False, "wsgi.run_once": False}
+    result = application(environ, start_response)
+    for _ in result:
+        pass
+    result.close()
+for _ in range(n // 5):
+    once()
+began = time.process_time()
+for _ in range(n):
+    once()
+print((time.process_time() - began) / n * 1e6)
+"""
+
+
+def floor(root: Path, path: str, seconds: float) -> float:
+    """CPU us per request of Django alone on PATH (FLOOR), pinned like the servers, run for
+    about SECONDS."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="benchsite.settings", PYTHONPATH=str(root))
+    cmd = ["taskset", "-c", "0"] if PINNED else []
+
+    def run(n: int) -> float:
+        out = subprocess.run(
+            [*cmd, sys.executable, "-c", FLOOR, path, str(n)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(out.stdout.strip())
+
+    return run(max(100, int(seconds * 1e6 / run(200))))
+
+
 def tree(pid: int) -> list[int]:
     """PID and its descendants."""
     out = [pid]
@@ -235,6 +286,7 @@ def main() -> None:
         ELSEWHERE["ferrule-threads-before"] = str(Path(args.before).resolve())
         args.only.insert(1, "ferrule-threads-before")
     results: dict[str, dict[str, list[tuple]]] = {s: {p: [] for p in args.paths} for s in args.only}
+    floors: dict[str, list[float]] = {p: [] for p in args.paths}
     with tempfile.TemporaryDirectory(prefix="django-bench-") as tmp:
         root = Path(tmp)
         make_project(root)
@@ -242,6 +294,8 @@ def main() -> None:
             for name in args.only:
                 for path, figures in measure(name, root, args.paths, args.conns, args.duration).items():
                     results[name][path].append(figures)
+            for path in args.paths:
+                floors[path].append(floor(root, path, args.duration))
     base = args.only[0]
     lines = [
         f"`wrk -t1 -c{args.conns}`, {args.duration} s per path, medians of {args.rounds} rounds "
@@ -262,6 +316,24 @@ def main() -> None:
                 f"{statistics.median(r[3] for r in rs):.1f} | {statistics.median(r[5] for r in rs):,.0f} | "
                 f"{sum(r[4] for r in rs)} |"
             )
+    lines += [
+        "",
+        "Django alone, its handler called in a loop without a server (a fresh environ per call, "
+        "the response iterated and closed), pinned to CPU 0, medians of the rounds: the CPU per "
+        "request no server can go below, and the ratio to each server's CPU per request that a "
+        "server costing nothing would reach.",
+        "",
+        "| path | Django alone, CPU us/req | "
+        + " | ".join(f"{name} CPU / alone" for name in args.only)
+        + " |",
+        "|---|---:|" + "---:|" * len(args.only),
+    ]
+    for path in args.paths:
+        alone = statistics.median(floors[path])
+        ratios = " | ".join(
+            f"{statistics.median(r[5] for r in results[name][path]) / alone:.2f}" for name in args.only
+        )
+        lines.append(f"| `{path}` | {alone:,.1f} | {ratios} |")
     body = "\n".join(lines)
     if args.no_write:
         print(body)
