@@ -124,14 +124,16 @@ def send_until_stuck(sock: socket.socket, request: Callable[[int], bytes], limit
 def test_twenty_pipelined_requests_are_answered_in_order_by_either_worker(wire, threads):
     """Each pipelined request is served as soon as the one before it is done (an app thread's
     result with a request read behind it wakes the connection: with the long keep-alive time
-    here, a result left for the client's next bytes would stall past the socket timeout)."""
+    here, a result left for the client's next bytes would stall past the socket timeout). A
+    slow request's response, written at once, still comes after the ones held back before it."""
     srv, calls = wire("--threads", threads, "--keep-alive", "60")
     with srv.connect() as s:
-        s.sendall(b"".join(get(f"/req/{i}") for i in range(20)) + get("/gen") + get("/last"))
+        s.sendall(b"".join(get(f"/req/{i}") for i in range(20)) + get("/gen") + get("/sleepy") + get("/last"))
         buf = bytearray()
-        bodies = [read_response(s, buf)[2] for _ in range(22)]
-    assert bodies == [f"/req/{i}".encode() for i in range(20)] + [b"part 0\npart 1\npart 2\n", b"/last"]
-    assert calls() == [f"GET /req/{i}" for i in range(20)] + ["GET /gen", "GET /last"]
+        bodies = [read_response(s, buf)[2] for _ in range(23)]
+    tail = [b"part 0\npart 1\npart 2\n", b"sleepy", b"/last"]
+    assert bodies == [f"/req/{i}".encode() for i in range(20)] + tail
+    assert calls() == [f"GET /req/{i}" for i in range(20)] + ["GET /gen", "GET /sleepy", "GET /last"]
 
 
 @pytest.mark.parametrize("threads", ["1", "4"])

@@ -4,6 +4,7 @@ Every call appends "METHOD TARGET" to the file named by FERRULE_WIRE_CALLS (when
 can prove the app was, or was not, called for a request."""
 
 import os
+import time
 
 
 def _record(environ):
@@ -24,6 +25,8 @@ def app(environ, start_response):
 
     /echo     the request body, read whole
     /gen      a generator response (no Content-Length)
+    /sleepy   after 5 ms of work, "sleepy" from a generator with a Content-Length (a request
+              slower than the flusher's deadline: its whole response is written at once)
     /noread   "ignored" without reading the body
     /write_then_read  "head;" through write(), then the request body, read whole
     /status/N status N with a body the server must not send for 204/304
@@ -37,6 +40,10 @@ def app(environ, start_response):
     if path == "/gen":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (f"part {i}\n".encode() for i in range(3))
+    if path == "/sleepy":
+        time.sleep(0.005)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        return (b for b in [b"sleepy"])
     if path == "/noread":
         return _plain(start_response, "200 OK", b"ignored")
     if path == "/write_then_read":
