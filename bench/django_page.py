@@ -257,9 +257,9 @@ def measure(name: str, root: Path, paths: list[str], conns: int, duration: int) 
     with Server(name, template=SERVERS[name], env=env, cwd=root) as server:
         pids = tree(server.proc.pid)
         for path in paths:
-            # Warm up each path just before it is measured: the first second after another
-            # path (the switch from /items/ to /plain/) has stalls of up to 90 ms in every
-            # server, which would otherwise set /plain/'s p99.
+            # Warm up each path just before it is measured: when wrk stops, the requests it
+            # had sent are still served (32 of /items/, about 90 ms), and the next path's
+            # first second would carry that stall into its p99.
             wrk(server.port, path, conns, 1)
             before, cpu = switches(pids), cpu_seconds(pids)
             rps, p50, p99, total, errors = wrk(server.port, path, conns, duration)
