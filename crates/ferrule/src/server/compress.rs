@@ -12,7 +12,6 @@ use std::io::{self, Write};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::Compress;
 use crate::statics::encoding::{choose, weights, Coding};
@@ -278,8 +277,8 @@ impl Sink for CompressSink {
         self.inner.congested()
     }
 
-    fn app_busy(&mut self, began: Instant) {
-        self.inner.app_busy(began);
+    fn app_busy(&mut self) {
+        self.inner.app_busy();
     }
 
     fn app_back(&mut self, gil: Gil<'_>) -> io::Result<()> {

@@ -2,6 +2,7 @@
 //! inline or on an app thread, waited on while its response is congested, then settled (the
 //! unread body drained, FastCGI's end of the request) with the sink and the read buffer back.
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -32,6 +33,21 @@ impl Finished {
     /// last bytes, if deferred, may wait in the outbox.
     pub(super) fn may_queue(&self, worker: &Worker) -> bool {
         self.keep_alive && !worker.keep_alive.is_zero() && self.sink.tail.is_none()
+    }
+
+    /// An app thread's: leaves the response's deferred last bytes, if they may wait, in the
+    /// outbox (`outbox::push_aged`, aged from when the app began the request), the
+    /// connection's `task` to wake if they get stuck there.
+    fn queue_deferred(&mut self, worker: &Worker, task: &Waker) {
+        let Some(began) = self.sink.began() else {
+            return;
+        };
+        if !self.may_queue(worker) {
+            return;
+        }
+        if let Some(bytes) = self.sink.deferred.take() {
+            self.queued = Some(outbox::push_aged(self.sink.fd(), bytes, task, began));
+        }
     }
 }
 
@@ -64,7 +80,7 @@ pub(super) fn start(
     sink: Box<StreamSink>,
     mut reader: BodyReader,
     spooled: Option<SpooledBody>,
-    queued: Option<std::time::Instant>,
+    queued: Option<Instant>,
 ) -> Turn {
     // A request without a body gets the shared empty `wsgi.input`, a spooled one reads its
     // file; the read buffer (what followed the head, or the spooled body) stays here.
@@ -186,22 +202,17 @@ impl Ready {
         }
     }
 
-    /// The request as a job for an app thread, which gives its turn to `done` with the time
-    /// the app thread began it. It waits for an app thread from now (`--max-queue-wait`).
-    fn job(
-        self,
-        worker: &Arc<Worker>,
-        done: impl FnOnce(&Worker, Turn, Instant) + Send + 'static,
-    ) -> Job {
+    /// The request as a job for an app thread, which gives its turn to `done`. It waits for
+    /// an app thread from now (`--max-queue-wait`).
+    fn job(self, worker: &Arc<Worker>, done: impl FnOnce(&Worker, Turn) + Send + 'static) -> Job {
         let w = Arc::clone(worker);
         let queued = Some(Instant::now());
         let waiting = crate::metrics::queued();
         Box::new(move || {
             drop(waiting);
-            let began = Instant::now();
             let r = self;
             let turn = start(&w, &r.info, r.request, r.sink, r.reader, r.spooled, queued);
-            done(&w, turn, began);
+            done(&w, turn);
         })
     }
 }
@@ -220,7 +231,7 @@ pub(super) async fn on_pool(worker: &Arc<Worker>, mut ready: Ready) -> Option<Tu
     if inline {
         ready.sink.off_loop();
     }
-    let job = ready.job(worker, move |_, turn, _| {
+    let job = ready.job(worker, move |_, turn| {
         let _ = tx.send(turn);
     });
     let sent = if inline {
@@ -243,13 +254,9 @@ pub(super) async fn on_pool_quiet(
     back: &Arc<Handback>,
 ) -> bool {
     let putter = back.putter();
-    let job = ready.job(worker, move |w, mut turn, began| {
-        if let Turn::Done(f) = &mut turn {
-            if f.may_queue(w) {
-                if let (Some(task), Some(bytes)) = (putter.task(), f.sink.deferred.take()) {
-                    f.queued = Some(outbox::push_aged(f.sink.fd(), bytes, task, began));
-                }
-            }
+    let job = ready.job(worker, move |w, mut turn| {
+        if let (Turn::Done(f), Some(task)) = (&mut turn, putter.task()) {
+            f.queue_deferred(w, task);
         }
         let quiet = turn.is_quiet(w);
         putter.put(turn, quiet);

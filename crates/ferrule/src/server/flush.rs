@@ -10,9 +10,9 @@
 //! (`sendmsg`). The flusher never waits for a full socket: what the socket does not take goes
 //! back to the worker, whose connection task waits for the client (see
 //! `wsgi::Served::Waiting`). App threads hand it a response's deferred last bytes while the
-//! app's `close()` runs, one slot per connection. A whole response of a request that took
-//! [`DEADLINE`] or more is not handed over but written at once (`StreamSink::app_busy`):
-//! batching it with others would save nothing worth the flusher's ticks.
+//! app's `close()` runs, one slot per connection. A request that took [`DEADLINE`] or more
+//! defers nothing (`StreamSink::may_defer`), so its `close()` does not arm the flusher:
+//! batching its response with others would save nothing worth the flusher's ticks.
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};

@@ -51,7 +51,7 @@ pub struct StartResponse {
     pub close: bool,
     /// The request is over: `write()` refuses.
     pub(super) finished: bool,
-    /// When the app was called for this request (the transport's `Sink::app_busy` is told).
+    /// When the app was called for this request (the transport is told with the head).
     pub(super) began: Instant,
     /// Header tuples and names of earlier responses (kept when the response is recycled).
     known: KnownHeaders,

@@ -49,6 +49,9 @@ pub struct Head<'a> {
     pub no_body: bool,
     /// The connection is to close after this response (the request body is left unread).
     pub close: bool,
+    /// When the app was called for this request. A transport that holds a response's last
+    /// bytes back, to send them with other responses, writes a slow request's at once.
+    pub began: Instant,
 }
 
 /// A block of the response body, usually memory of a `bytes` object the app returned.
@@ -165,8 +168,8 @@ pub trait Sink: Send + Sync + 'static {
     /// the transport's connection task has waited for the client and resumes the exchange.
     fn congested(&self) -> bool;
     /// The app is about to work on its next block (or its `close()`): what is queued may go
-    /// out meanwhile. `began`: when the app began this request.
-    fn app_busy(&mut self, began: Instant);
+    /// out meanwhile.
+    fn app_busy(&mut self);
     /// The app is back: the transport takes back what it lent in [`Sink::app_busy`].
     fn app_back(&mut self, gil: Gil<'_>) -> io::Result<()>;
     /// The connection may serve another request after this response.

@@ -96,7 +96,7 @@ impl Sink for FakeSink {
     fn congested(&self) -> bool {
         false
     }
-    fn app_busy(&mut self, _began: std::time::Instant) {}
+    fn app_busy(&mut self) {}
     fn app_back(&mut self, _gil: Gil<'_>) -> io::Result<()> {
         Ok(())
     }

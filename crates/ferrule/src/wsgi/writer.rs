@@ -67,6 +67,7 @@ impl StartResponse {
             state_length: state_length && length.is_some(),
             no_body,
             close: self.close,
+            began: self.began,
         };
         let sink = self.sink.as_mut().ok_or_else(gone)?;
         if !claimed {
@@ -166,7 +167,7 @@ impl StartResponse {
     /// The app is about to produce its next block (or run `close()`).
     pub(super) fn app_busy(&mut self) {
         if let Some(s) = self.sink.as_mut() {
-            s.app_busy(self.began);
+            s.app_busy();
         }
     }
 

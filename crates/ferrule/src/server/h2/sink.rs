@@ -350,7 +350,7 @@ impl Sink for H2Sink {
         self.inline && self.out.full()
     }
 
-    fn app_busy(&mut self, _began: Instant) {
+    fn app_busy(&mut self) {
         if self.untold {
             self.tell();
         }

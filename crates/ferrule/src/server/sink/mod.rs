@@ -81,6 +81,8 @@ pub struct StreamSink {
     head: Vec<u8>,
     /// The body is complete (`finish`): its last bytes may be deferred.
     finished: bool,
+    /// When the app began the request (from the head).
+    began: Option<Instant>,
     /// The socket failed: nothing more can be sent.
     broken: bool,
     /// FastCGI: the front server sent ABORT_REQUEST; the app's output stops.
@@ -113,6 +115,7 @@ impl StreamSink {
             framing: Framing::Unset,
             head: Vec::new(),
             finished: false,
+            began: None,
             broken: false,
             aborted: false,
             tail: None,
@@ -134,6 +137,7 @@ impl StreamSink {
             framing,
             head,
             finished,
+            began,
             broken,
             aborted,
             tail,
@@ -150,6 +154,7 @@ impl StreamSink {
         *framing = Framing::Unset;
         head.clear();
         *finished = false;
+        *began = None;
         *broken = false;
         *aborted = false;
         *tail = None;
@@ -166,6 +171,12 @@ impl StreamSink {
         self.set.inline = false;
         self.coalesce = false;
         self.defer_last = false;
+    }
+
+    /// When the app began the request (once the head is out).
+    #[must_use]
+    pub fn began(&self) -> Option<Instant> {
+        self.began
     }
 
     /// The connection's descriptor.
@@ -199,13 +210,16 @@ impl StreamSink {
         self.finished || matches!(self.framing, Framing::Length(0) | Framing::NoBody)
     }
 
-    /// Whether `more` bytes, the response's last, may join what is deferred.
+    /// Whether `more` bytes, the response's last, may join what is deferred. A request that
+    /// took [`DEADLINE`] or more defers nothing: sent with the next responses it would save
+    /// nothing worth the wait, and its `close()` would keep the flusher ticking for it.
     fn may_defer(&self, more: usize) -> bool {
         self.defer_last
             && !self.broken
             && !self.blocked
             && self.complete()
             && self.deferred.as_ref().map_or(0, Vec::len) + more <= DEFER_MAX
+            && self.began.is_some_and(|b| b.elapsed() < DEADLINE)
     }
 
     /// Leaves `parts` (the response's last bytes) to the connection's task, after what is
@@ -233,6 +247,7 @@ impl StreamSink {
 
     /// Encodes the head into `self.head`, choosing the framing.
     fn encode_head(&mut self, h: &Head<'_>) {
+        self.began = Some(h.began);
         if h.close {
             self.keep_alive = false;
         }
@@ -665,7 +680,7 @@ impl Sink for StreamSink {
         self.blocked
     }
 
-    fn app_busy(&mut self, began: Instant) {
+    fn app_busy(&mut self) {
         if let Some(d) = self.deferred.take() {
             // The deferred response goes to the flusher like a pending block, so that a slow
             // `close()` does not hold it back.
@@ -674,23 +689,6 @@ impl Sink for StreamSink {
         }
         if self.pending.is_empty() || self.broken || self.blocked {
             return;
-        }
-        if self.complete() && began.elapsed() >= DEADLINE {
-            // The response is whole and the request was slow: written with the next ones it
-            // would save nothing worth the wait, so it goes now, and the flusher is not kept
-            // ticking for it (what the socket does not take goes to the flusher as before).
-            match self.pending.write_now(self.set.fd) {
-                Ok(true) => {
-                    self.pending.clear();
-                    return;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    crate::log::debug!("client connection lost: {e}");
-                    self.abort();
-                    return;
-                }
-            }
         }
         if let Some(f) = Flusher::get() {
             f.arm(self.set.fd, std::mem::take(&mut self.pending));
